@@ -1,0 +1,70 @@
+"""Exception hierarchy of the binding engine.
+
+Two families, because they end in different places:
+
+* ``ConfigError``: something is wrong with ``config.yaml``. It is raised at start
+  or on reload and refuses the config; it never reaches a sender.
+* ``RequestError``: one request failed. The engine turns it into an error reply
+  (``is_error: true``) and never lets it end a subscription. ``retryable`` tells
+  the retry middleware whether trying again can possibly succeed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class BindingsError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem in a config file: where (dotted path and line) and what."""
+
+    location: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.location}: {self.message}" if self.location else f"{where}{self.message}"
+
+
+class ConfigError(BindingsError):
+    """A config was refused; ``problems`` lists every reason, not only the first."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class RequestError(BindingsError):
+    """A single request failed; the sender gets ``str(error)`` in the reply."""
+
+    retryable: bool = False
+
+
+class InvalidRequestError(RequestError):
+    """The request itself is wrong (body, metadata, method): retrying cannot help."""
+
+
+class TargetError(RequestError):
+    """The target's backend refused or failed the operation.
+
+    ``code`` is the backend's own error code (``NoSuchKey``, ``SlowDown`` ...) and
+    ``status`` its HTTP status when there is one; both stay in the message so a
+    sender can branch on them without a second field in the wire format.
+    """
+
+    def __init__(self, message: str, *, code: str = "", status: int | None = None, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.retryable = retryable
+
+
+class RequestTimeoutError(RequestError):
+    """The request ran past its deadline; a later attempt may succeed."""
+
+    retryable = True

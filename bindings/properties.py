@@ -1,0 +1,84 @@
+"""Declaring a component's fields once.
+
+Every source, target and middleware describes its ``properties`` (and every
+method its request metadata) as a pydantic model whose fields carry type,
+default, description and example. Validation, the JSON Schema, ``validate``
+messages, docs and secret redaction are all derived from that one declaration.
+
+kubemq-targets writes every value as a quoted string (``"3"``, ``"true"``), and
+operators write plain YAML scalars; both are accepted: strings are coerced to
+the declared type and numbers to strings where a string is declared.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bindings.errors import ConfigProblem
+
+SECRET_MARK = "secret"
+
+
+def field(default: Any = ..., *, description: str, example: Any = None, secret: bool = False, **kwargs: Any) -> Any:
+    """A declared property: ``default`` of ``...`` means required.
+
+    ``secret=True`` marks values that must never be logged, echoed or shown on
+    ``/bindings``; redaction reads this mark instead of guessing from names.
+    """
+    extra: dict[str, Any] = {SECRET_MARK: True} if secret else {}
+    examples = [example] if example is not None else None
+    return Field(default, description=description, examples=examples, json_schema_extra=extra or None, **kwargs)
+
+
+class Properties(BaseModel):
+    """Base of every ``properties`` block: unknown keys are refused, so typos show."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_default(cls, values: Any) -> Any:
+        # kubemq-targets treats "" as "not set" (its parse helpers fall back to the default).
+        if isinstance(values, dict):
+            return {k: v for k, v in values.items() if v is not None and v != ""}
+        return values
+
+    @classmethod
+    def secret_fields(cls) -> frozenset[str]:
+        """Names (and aliases) of the fields declared ``secret``."""
+        names: set[str] = set()
+        for name, info in cls.model_fields.items():
+            extra = info.json_schema_extra
+            if isinstance(extra, dict) and extra.get(SECRET_MARK):
+                names.add(name)
+                if info.alias:
+                    names.add(info.alias)
+        return frozenset(names)
+
+    @classmethod
+    def parse(cls, values: dict[str, Any], location: str) -> tuple[Any, list[ConfigProblem]]:
+        """Validate ``values``; on failure return every problem, located under ``location``."""
+        try:
+            return cls.model_validate(values), []
+        except ValidationError as exc:
+            return None, problems_from(exc, location, cls)
+
+
+def problems_from(exc: ValidationError, location: str, model: type[Properties]) -> list[ConfigProblem]:
+    """Turn pydantic's errors into located problems, never echoing a secret value."""
+    secret_fields = model.secret_fields()
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        path = ".".join(str(part) for part in error["loc"])
+        full = f"{location}.{path}" if path else location
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown property; valid properties: " + ", ".join(model.model_fields)
+        elif error["type"] == "missing":
+            message = "required property is missing"
+        elif error["loc"] and str(error["loc"][0]) in secret_fields:
+            message = "invalid value (hidden: secret)"
+        problems.append(ConfigProblem(full, message))
+    return problems

@@ -1,0 +1,140 @@
+"""The target interface and the method table targets dispatch with.
+
+A target is small: ``init`` once with its validated properties, ``handle`` each
+request, ``close`` at the end. Most targets are a table of methods: each method
+is a handler plus the declaration of the request metadata it reads, so the
+metadata is parsed and checked once, before the handler runs, and the handler
+receives typed values instead of parsing strings itself.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from bindings.context import RequestContext, TargetContext
+from bindings.errors import InvalidRequestError
+from bindings.properties import Properties
+from bindings.wire import Request, Response
+
+METHOD_KEY = "method"
+
+
+class Target(abc.ABC):
+    """A binding's destination. Subclasses set ``kind`` and ``properties_model``."""
+
+    kind: ClassVar[str]
+    properties_model: ClassVar[type[Properties]]
+    summary: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    async def init(self, properties: Any, context: TargetContext) -> None:
+        """Connect and prepare; raise to fail the binding's start."""
+
+    @abc.abstractmethod
+    async def handle(self, request: Request, context: RequestContext) -> Response:
+        """Serve one request; raise ``RequestError`` subclasses for failures."""
+
+    async def close(self) -> None:
+        """Release what ``init`` acquired. Called once; must not raise."""
+
+
+class RequestMetadata(BaseModel):
+    """Base of a method's metadata declaration.
+
+    Metadata values are always strings on the wire; they are coerced to the
+    declared types. Keys the method does not declare are ignored, as
+    kubemq-targets ignores them.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_absent(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            return {k: v for k, v in values.items() if v != ""}
+        return values
+
+
+MetadataT = TypeVar("MetadataT", bound=RequestMetadata)
+Handler = Callable[[Any, Any, Request, RequestContext], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Method(Generic[MetadataT]):
+    """One operation: its name, its metadata declaration and its handler."""
+
+    name: str
+    metadata: type[MetadataT]
+    handler: Handler
+    summary: str
+
+
+class MethodTable:
+    """The explicit list of a target's operations, in a stable order.
+
+    Registration order is the order shown to users (in errors and docs), so
+    list compatibility methods first and additions after them.
+    """
+
+    def __init__(self) -> None:
+        self._methods: dict[str, Method[Any]] = {}
+
+    def method(self, name: str, metadata: type[RequestMetadata], summary: str) -> Callable[[Handler], Handler]:
+        """Decorator registering ``handler(target, metadata, request, context)`` as ``name``."""
+
+        def register(handler: Handler) -> Handler:
+            if name in self._methods:
+                raise ValueError(f"method {name!r} registered twice")
+            self._methods[name] = Method(name, metadata, handler, summary)
+            return handler
+
+        return register
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._methods)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._methods.values())
+
+    def resolve(self, request: Request, defaults: Mapping[str, str] | None = None) -> tuple[Method[Any], Any]:
+        """Find the request's method and parse its metadata, or say exactly what is wrong.
+
+        ``defaults`` fill metadata keys the request leaves out (a target-level
+        default bucket, for instance); the request always wins.
+        """
+        name = request.metadata.get(METHOD_KEY, "")
+        method = self._methods.get(name)
+        if method is None:
+            raise InvalidRequestError(
+                "invalid method type, method type should be one of the following: " + ", ".join(self._methods)
+            )
+        values: dict[str, str] = {**(defaults or {}), **request.metadata}
+        try:
+            return method, method.metadata.model_validate(values)
+        except ValidationError as exc:
+            raise InvalidRequestError(_describe(exc, name)) from None
+
+    async def dispatch(self, owner: Any, request: Request, context: RequestContext, defaults: Mapping[str, str] | None = None) -> Response:
+        """Resolve and run the request's method on ``owner`` (the target)."""
+        method, metadata = self.resolve(request, defaults)
+        context.method = method.name
+        return await method.handler(owner, metadata, request, context)
+
+
+def _describe(exc: ValidationError, method: str) -> str:
+    """kubemq-targets' wording for a missing key, pydantic's for a bad value; all problems, one line."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        key = ".".join(str(p) for p in error["loc"]) or "metadata"
+        if error["type"] == "missing":
+            parts.append(f"error parsing {key}, value of key {key} cannot be empty (required by {method})")
+        else:
+            parts.append(f"error parsing {key}, {error['msg'].lower()}")
+    return "; ".join(parts)

@@ -1,0 +1,140 @@
+"""The kubemq-targets wire format: request and response bodies.
+
+A request travels as the body of a KubeMQ message::
+
+    {"metadata": {"method": "get_item", ...}, "data": "<base64>"}
+
+and every reply body is::
+
+    {"metadata": {...}, "data": "<base64>" | null, "is_error": bool, "error": "..."}
+
+The parse rules copy kubemq-targets' ``types.ParseRequest`` exactly, quirks
+included, because senders written for it must get the same result here: a
+body that is not JSON is not an error but raw ``data``; a ``data`` string that
+is not valid base64 is taken as its UTF-8 bytes; a ``data`` object is
+re-encoded as JSON; any other ``data`` type is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bindings.errors import InvalidRequestError
+
+# Go type names, because the error text is part of what senders may match on.
+_GO_TYPE_NAMES = {bool: "bool", int: "float64", float: "float64", list: "[]interface {}"}
+
+
+@dataclass(slots=True)
+class Request:
+    """A parsed request: string metadata plus the raw payload bytes."""
+
+    metadata: dict[str, str] = field(default_factory=dict)
+    data: bytes = b""
+
+    def to_json(self) -> bytes:
+        """Encode as a kubemq-targets request body (what a sender puts on the wire)."""
+        body: dict[str, Any] = {}
+        if self.metadata:
+            body["metadata"] = self.metadata
+        if self.data:
+            body["data"] = base64.b64encode(self.data).decode("ascii")
+        return json.dumps(body, separators=(",", ":")).encode()
+
+
+@dataclass(slots=True)
+class Response:
+    """A reply. ``data`` is None for "no data", which the wire shows as ``null``."""
+
+    metadata: dict[str, str] = field(default_factory=dict)
+    data: bytes | None = None
+    is_error: bool = False
+    error: str = ""
+
+    @classmethod
+    def ok(cls, data: bytes | None = None, **metadata: str) -> Response:
+        """A success reply: metadata ``result: ok`` plus the given keys, as kubemq-targets sends."""
+        return cls(metadata={"result": "ok", **metadata}, data=data)
+
+    @classmethod
+    def failure(cls, error: BaseException | str) -> Response:
+        """An error reply; kubemq-targets sends empty metadata and null data with it."""
+        return cls(is_error=True, error=str(error))
+
+    def to_json(self) -> bytes:
+        """Encode the reply body.
+
+        The base64 payload is spliced in rather than passed through ``json.dumps``
+        so a large object is not copied into a Python ``str`` and escaped once more.
+        """
+        metadata = json.dumps(dict(sorted(self.metadata.items())), separators=(",", ":")).encode()
+        data = b"null" if self.data is None else b'"' + base64.b64encode(self.data) + b'"'
+        tail = json.dumps({"is_error": self.is_error, "error": self.error}, separators=(",", ":")).encode()
+        return b"".join((b'{"metadata":', metadata, b',"data":', data, b",", tail[1:]))
+
+    @classmethod
+    def from_json(cls, body: bytes) -> Response:
+        """Decode a reply body (used by the ``send`` client and by tests)."""
+        raw = json.loads(body)
+        data = raw.get("data")
+        return cls(
+            metadata=dict(raw.get("metadata") or {}),
+            data=None if data is None else base64.b64decode(data),
+            is_error=bool(raw.get("is_error", False)),
+            error=str(raw.get("error") or ""),
+        )
+
+
+def parse_request(body: bytes) -> Request:
+    """Parse a request body with kubemq-targets' rules (see the module docstring).
+
+    Raises ``InvalidRequestError`` only where kubemq-targets fails too: an empty
+    body, or a ``data`` field that is neither string, object nor null.
+    """
+    if not body:
+        raise InvalidRequestError("invalid request format, empty request")
+    try:
+        decoded = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return Request(data=bytes(body))
+    if decoded is None:
+        return Request()
+    if not isinstance(decoded, dict):
+        return Request(data=bytes(body))
+    metadata = decoded.get("metadata")
+    if metadata is None:
+        metadata = {}
+    if not _is_string_map(metadata):
+        return Request(data=bytes(body))
+    return Request(metadata=dict(metadata), data=_decode_data(decoded.get("data")))
+
+
+def _is_string_map(value: object) -> bool:
+    return isinstance(value, Mapping) and all(isinstance(v, str) for v in value.values())
+
+
+def _decode_data(value: object) -> bytes:
+    if value is None:
+        return b""
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value.replace("\r", "").replace("\n", ""), validate=True)
+        except (binascii.Error, ValueError):
+            return value.encode()
+    if isinstance(value, dict):
+        # Go re-marshals a map: keys sorted, compact, HTML characters escaped.
+        return _go_json(value)
+    type_name = _GO_TYPE_NAMES.get(type(value), type(value).__name__)
+    raise InvalidRequestError(f"invalid request format, invalid data format, {type_name}")
+
+
+def _go_json(value: object) -> bytes:
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    for char, escape in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escape)
+    return text.encode()
