@@ -1,0 +1,121 @@
+"""Lifecycle of the embedded KubeMQ-compatible broker: bind, serve, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from types import TracebackType
+
+import grpc
+from kubemq.grpc import kubemq_pb2_grpc
+
+from .routing import KINDS, Kind, SubscriptionRegistry
+from .servicer import BrokerServicer
+
+log = logging.getLogger("bindings.broker")
+
+# The real server's Grpc.BodyLimit default; grpc.aio would otherwise cap receives at 4 MiB.
+MAX_MESSAGE_BYTES = 100 * 1024 * 1024
+
+_SERVER_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    # Without this a second broker could silently share a busy port.
+    ("grpc.so_reuseport", 0),
+]
+
+_SUBSCRIBER_POLL_SECONDS = 0.01
+
+
+class EmbeddedBroker:
+    """A gRPC server that the official KubeMQ SDK accepts as a KubeMQ server."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, auth_token: str | None = None) -> None:
+        self._host = host
+        self._requested_port = port
+        self._auth_token = auth_token
+        self._registry = SubscriptionRegistry()
+        self._server: grpc.aio.Server | None = None
+        self._port: int | None = None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("broker is not started")
+        return self._port
+
+    @property
+    def address(self) -> str:
+        return f"{self._host}:{self.port}"
+
+    async def start(self) -> None:
+        """Bind and start serving; with port 0 the OS picks a free port (see :attr:`port`)."""
+        if self._server is not None:
+            raise RuntimeError("broker is already started")
+        server = grpc.aio.server(options=_SERVER_OPTIONS)
+        kubemq_pb2_grpc.add_kubemqServicer_to_server(
+            BrokerServicer(self._registry, auth_token=self._auth_token), server
+        )
+        self._port = server.add_insecure_port(f"{self._host}:{self._requested_port}")
+        await server.start()
+        self._server = server
+        log.info("embedded kubemq broker listening on %s", self.address)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop serving; subscriber streams end at once, other calls get ``grace`` seconds."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._registry.close_all()
+        await server.stop(grace)
+        log.info("embedded kubemq broker on %s:%s stopped", self._host, self._port)
+
+    async def wait_for_subscribers(
+        self, channel: str, count: int = 1, *, kind: str = "queries", timeout: float = 10.0
+    ) -> None:
+        """Wait until ``count`` subscribers of ``kind`` would receive a message sent to ``channel``.
+
+        Subscriptions are not acknowledged on the wire, so this is how a test
+        knows it may send without racing the subscriber's registration.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        subscription_kind: Kind = kind  # type: ignore[assignment]
+        async with asyncio.timeout(timeout):
+            while self._registry.count(subscription_kind, channel) < count:
+                await asyncio.sleep(_SUBSCRIBER_POLL_SECONDS)
+
+    async def __aenter__(self) -> EmbeddedBroker:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+async def serve_forever(host: str, port: int, auth_token: str | None) -> None:
+    """Run a broker until cancelled, SIGINT or SIGTERM, then stop it cleanly (for the CLI)."""
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Only possible in the main thread; elsewhere cancellation is the way to stop.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop_requested.set)
+            handled.append(signum)
+    broker = EmbeddedBroker(host=host, port=port, auth_token=auth_token)
+    try:
+        await broker.start()
+        log.info("kubemq broker ready at %s (auth %s)", broker.address, "on" if auth_token else "off")
+        await stop_requested.wait()
+    finally:
+        await broker.stop(grace=1.0)
+        for signum in handled:
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,127 @@
+"""Fixtures for the embedded broker tests: a fresh broker per test and SDK clients on it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+import grpc
+import pytest
+from kubemq import (
+    AsyncCancellationToken,
+    AsyncCQClient,
+    CommandReceived,
+    CommandResponse,
+    CommandsSubscription,
+    QueriesSubscription,
+    QueryReceived,
+    QueryResponse,
+    RetryPolicy,
+)
+from kubemq.grpc import kubemq_pb2_grpc
+
+from bindings.broker import EmbeddedBroker
+
+logging.getLogger("kubemq").setLevel(logging.ERROR)
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[EmbeddedBroker]:
+    async with EmbeddedBroker() as running:
+        yield running
+
+
+@pytest.fixture
+async def stub(broker: EmbeddedBroker) -> AsyncIterator[kubemq_pb2_grpc.kubemqStub]:
+    """A raw stub, to see the server's statuses without the SDK's client-side checks."""
+    async with grpc.aio.insecure_channel(broker.address) as channel:
+        yield kubemq_pb2_grpc.kubemqStub(channel)
+
+
+@contextlib.asynccontextmanager
+async def cq_client(address: str, client_id: str, **options: object) -> AsyncIterator[AsyncCQClient]:
+    """A connected SDK client that never retries, so a test sees every call exactly once."""
+    client = AsyncCQClient(
+        address=address,
+        client_id=client_id,
+        connection_pool_size=1,
+        retry_policy=RetryPolicy(max_retries=0),
+        **options,
+    )
+    await client.connect()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@contextlib.asynccontextmanager
+async def responder(
+    broker: EmbeddedBroker,
+    client_id: str,
+    channel: str,
+    reply: Callable[[AsyncCQClient, QueryReceived | CommandReceived], Awaitable[None]],
+    *,
+    kind: str = "queries",
+    group: str | None = None,
+    token: str | None = None,
+    **options: object,
+) -> AsyncIterator[None]:
+    """An SDK subscriber answering with ``reply``; the test waits for its registration."""
+    async with cq_client(broker.address, client_id, auth_token=token, **options) as client:
+        token = AsyncCancellationToken()
+
+        async def handle(received: QueryReceived | CommandReceived) -> None:
+            await reply(client, received)
+
+        if kind == "queries":
+            subscription = QueriesSubscription(
+                channel=channel, group=group, on_receive_query_callback=lambda _: None
+            )
+            running = client.subscribe_queries_with_callback(
+                subscription, handle, cancellation_token=token, max_concurrent_callbacks=8
+            )
+        else:
+            subscription = CommandsSubscription(
+                channel=channel, group=group, on_receive_command_callback=lambda _: None
+            )
+            running = client.subscribe_commands_with_callback(
+                subscription, handle, cancellation_token=token, max_concurrent_callbacks=8
+            )
+        task = asyncio.create_task(running)
+        try:
+            yield
+        finally:
+            token.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 5)
+
+
+def echo_reply(tag: str) -> Callable[[AsyncCQClient, QueryReceived | CommandReceived], Awaitable[None]]:
+    """A reply that echoes the body and names the responder, so tests see who answered."""
+
+    async def reply(client: AsyncCQClient, received: QueryReceived | CommandReceived) -> None:
+        if isinstance(received, QueryReceived):
+            response = QueryResponse(
+                query_received=received, is_executed=True, body=b"echo:" + received.body, metadata=tag
+            )
+        else:
+            response = CommandResponse(
+                command_received=received, is_executed=True, body=b"ignored", metadata=tag
+            )
+        await client.send_response(response)
+
+    return reply
+
+
+async def internal_error(call: Awaitable[object]) -> grpc.aio.AioRpcError:
+    """Await a raw stub call that must fail the way the real server fails: INTERNAL."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    assert caught.value.code() == grpc.StatusCode.INTERNAL, caught.value
+    return caught.value

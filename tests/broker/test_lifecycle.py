@@ -1,0 +1,117 @@
+"""Start/stop, restart on the same port, Ping, auth and message size limits."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import grpc
+import pytest
+from kubemq import KubeMQAuthenticationError, QueryMessage, QueryResponse
+from kubemq.grpc import kubemq_pb2 as pb
+from kubemq.grpc import kubemq_pb2_grpc
+
+from bindings.broker import EmbeddedBroker
+
+from .conftest import cq_client, echo_reply, responder
+
+HUNDRED_MIB = 100 * 1024 * 1024
+
+
+async def test_ping_reports_a_supported_version_and_sane_times(stub) -> None:
+    result = await stub.Ping(pb.Empty())
+    major, minor, _ = (int(part) for part in result.Version.split("."))
+    assert (2, 4) <= (major, minor) <= (2, 6)
+    assert result.ServerStartTime > 0
+    assert result.ServerUpTimeSeconds >= 0
+    assert result.Host
+
+
+async def test_restart_on_the_same_port_serves_new_clients() -> None:
+    first = EmbeddedBroker()
+    await first.start()
+    port = first.port
+    await first.stop()
+    await first.stop()  # idempotent
+    async with EmbeddedBroker(port=port) as second:
+        assert second.address == f"127.0.0.1:{port}"
+        async with responder(second, "responder", "q", echo_reply("again")):
+            await second.wait_for_subscribers("q")
+            async with cq_client(second.address, "sender") as sender:
+                response = await sender.send_query(QueryMessage(channel="q", body=b"x", timeout_in_seconds=5))
+    assert response.metadata == "again"
+
+
+async def test_busy_port_is_refused() -> None:
+    async with EmbeddedBroker() as running:
+        with pytest.raises(RuntimeError):
+            await EmbeddedBroker(port=running.port).start()
+
+
+async def test_stop_ends_subscriber_streams_as_unavailable() -> None:
+    broker = EmbeddedBroker()
+    await broker.start()
+    try:
+        async with grpc.aio.insecure_channel(broker.address) as channel:
+            stream = kubemq_pb2_grpc.kubemqStub(channel).SubscribeToRequests(
+                pb.Subscribe(SubscribeTypeData=pb.Subscribe.Queries, ClientID="c", Channel="q")
+            )
+            await broker.wait_for_subscribers("q")
+            await asyncio.wait_for(broker.stop(grace=5), 2)  # must not wait for the open stream
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stream.read()
+    finally:
+        await broker.stop()
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert caught.value.details() == "Error 409: server is in shutdown mode"
+
+
+async def test_wait_for_subscribers_times_out(broker: EmbeddedBroker) -> None:
+    with pytest.raises(TimeoutError):
+        await broker.wait_for_subscribers("nobody", kind="commands", timeout=0.05)
+    with pytest.raises(ValueError):
+        await broker.wait_for_subscribers("x", kind="topics")
+
+
+async def test_auth_token_accepted_and_refused() -> None:
+    async with EmbeddedBroker(auth_token="s3cret") as broker:
+        async with responder(broker, "responder", "q", echo_reply("authed"), token="s3cret"):
+            await broker.wait_for_subscribers("q")
+            async with cq_client(broker.address, "good", auth_token="s3cret") as good:
+                response = await good.send_query(QueryMessage(channel="q", body=b"x", timeout_in_seconds=5))
+            assert response.metadata == "authed"
+            # SDK 4.1.5 sends no token with Ping, so connect() succeeds; the first real call fails.
+            async with cq_client(broker.address, "bad", auth_token="wrong") as bad:
+                with pytest.raises(KubeMQAuthenticationError, match="Error 421: authentication verification failed, "):
+                    await bad.send_query(QueryMessage(channel="q", body=b"x", timeout_in_seconds=5))
+            async with cq_client(broker.address, "anonymous") as anonymous:
+                with pytest.raises(KubeMQAuthenticationError):
+                    await anonymous.send_query(QueryMessage(channel="q", body=b"x", timeout_in_seconds=5))
+
+
+async def test_auth_is_checked_on_ping_when_a_token_is_sent() -> None:
+    async with EmbeddedBroker(auth_token="s3cret") as broker:
+        async with grpc.aio.insecure_channel(broker.address) as channel:
+            stub = kubemq_pb2_grpc.kubemqStub(channel)
+            assert (await stub.Ping(pb.Empty(), metadata=(("authorization", "s3cret"),))).Version
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.Ping(pb.Empty(), metadata=(("authorization", "wrong"),))
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert caught.value.details() == "Error 421: authentication verification failed, invalid authorization token"
+
+
+async def test_sixty_mib_body_passes_through(broker: EmbeddedBroker) -> None:
+    body = bytes(range(256)) * (60 * 1024 * 1024 // 256)
+    limits = dict(max_send_size=HUNDRED_MIB, max_receive_size=HUNDRED_MIB)
+
+    async def digest(client, query) -> None:
+        # Reply small: the 60 MiB already crossed the broker both ways (in from sender, out to us).
+        await client.send_response(
+            QueryResponse(query_received=query, is_executed=True, body=hashlib.sha256(query.body).digest())
+        )
+
+    async with responder(broker, "responder", "big", digest, **limits):
+        await broker.wait_for_subscribers("big")
+        async with cq_client(broker.address, "sender", **limits) as sender:
+            response = await sender.send_query(QueryMessage(channel="big", body=body, timeout_in_seconds=30))
+    assert response.body == hashlib.sha256(body).digest()
