@@ -11,7 +11,7 @@ Two families, because they end in different places:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 class BindingsError(Exception):
@@ -20,15 +20,23 @@ class BindingsError(Exception):
 
 @dataclass(frozen=True)
 class ConfigProblem:
-    """One problem in a config file: where (dotted path and line) and what."""
+    """One problem in a config file: where (dotted path, line, binding) and what."""
 
     location: str
     message: str
     line: int | None = None
+    binding: str | None = None
 
     def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line else ""
-        return f"{where}{self.location}: {self.message}" if self.location else f"{where}{self.message}"
+        text = f"{self.location}: {self.message}" if self.location else self.message
+        if self.line:
+            text = f"line {self.line}: {text}"
+        if self.binding:
+            text += f" (binding {self.binding!r})"
+        return text
+
+    def at(self, line: int | None, binding: str | None) -> ConfigProblem:
+        return replace(self, line=self.line or line, binding=self.binding or binding)
 
 
 class ConfigError(BindingsError):

@@ -48,14 +48,7 @@ class Properties(BaseModel):
     @classmethod
     def secret_fields(cls) -> frozenset[str]:
         """Names (and aliases) of the fields declared ``secret``."""
-        names: set[str] = set()
-        for name, info in cls.model_fields.items():
-            extra = info.json_schema_extra
-            if isinstance(extra, dict) and extra.get(SECRET_MARK):
-                names.add(name)
-                if info.alias:
-                    names.add(info.alias)
-        return frozenset(names)
+        return secret_fields(cls)
 
     @classmethod
     def parse(cls, values: dict[str, Any], location: str) -> tuple[Any, list[ConfigProblem]]:
@@ -66,19 +59,36 @@ class Properties(BaseModel):
             return None, problems_from(exc, location, cls)
 
 
-def problems_from(exc: ValidationError, location: str, model: type[Properties]) -> list[ConfigProblem]:
+def secret_fields(model: type[BaseModel]) -> frozenset[str]:
+    """Names (and aliases) of a model's fields declared ``secret``."""
+    names: set[str] = set()
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and extra.get(SECRET_MARK):
+            names.update(n for n in (name, info.alias) if n)
+    return frozenset(names)
+
+
+def format_location(parts: tuple[str | int, ...] | list[str | int], prefix: str = "") -> str:
+    """``("bindings", 0, "name")`` -> ``bindings[0].name``, as operators read paths."""
+    text = prefix
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def problems_from(exc: ValidationError, location: str, model: type[BaseModel]) -> list[ConfigProblem]:
     """Turn pydantic's errors into located problems, never echoing a secret value."""
-    secret_fields = model.secret_fields()
+    secrets = secret_fields(model)
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
-        path = ".".join(str(part) for part in error["loc"])
-        full = f"{location}.{path}" if path else location
+        full = format_location(error["loc"], location)
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown property; valid properties: " + ", ".join(model.model_fields)
         elif error["type"] == "missing":
             message = "required property is missing"
-        elif error["loc"] and str(error["loc"][0]) in secret_fields:
+        elif error["loc"] and str(error["loc"][0]) in secrets:
             message = "invalid value (hidden: secret)"
         problems.append(ConfigProblem(full, message))
     return problems

@@ -1,0 +1,88 @@
+"""The HTTP API: health, readiness, metrics and the bindings' state.
+
+``/ready`` means something here: 200 only when every binding has its target
+initialised and its source subscribed, else 503 with each binding's reason,
+so Kubernetes sends no traffic to (and does not count as available) a replica
+that cannot serve.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bindings.context import RequestContext
+from bindings.engine import Engine
+
+ENGINE_KEY = web.AppKey("engine", Engine)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(data, indent=2, default=str), status=status, content_type="application/json")
+
+
+async def health(_: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def ready(request: web.Request) -> web.Response:
+    is_ready, reasons = request.app[ENGINE_KEY].readiness()
+    if is_ready:
+        return web.Response(text="ready")
+    return _json({"ready": False, "bindings": reasons}, status=503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE_KEY]
+    engine.readiness()  # refresh the readiness gauge at scrape time
+    body = generate_latest(engine.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def bindings(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE_KEY]
+    return _json([binding.status() for binding in engine.bindings.values()])
+
+
+async def binding_stats(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE_KEY]
+    return _json([stats.as_dict() for stats in engine.metrics.stats.values()])
+
+
+async def binding_request(request: web.Request) -> web.Response:
+    """kubemq-targets' ``POST /bindings/request``: run a request through a binding, bypassing its source."""
+    engine = request.app[ENGINE_KEY]
+    try:
+        payload = await request.json()
+        name = str(payload["binding"])
+        body = json.dumps(payload["payload"]).encode()
+    except (ValueError, KeyError, TypeError) as exc:
+        return _json({"error": f"invalid request, {exc}"}, status=400)
+    binding = engine.bindings.get(name)
+    if binding is None:
+        return _json({"error": f"no such binding, {name}"}, status=404)
+    outcome = await binding.process(body, RequestContext(binding=name, request_id=request.headers.get("X-Request-Id", ""), source_kind="http"))
+    return web.Response(body=outcome.response.to_json(), content_type="application/json")
+
+
+def create_app(engine: Engine) -> web.Application:
+    app = web.Application(client_max_size=100 * 1024 * 1024)
+    app[ENGINE_KEY] = engine
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/bindings", bindings)
+    app.router.add_get("/bindings/stats", binding_stats)
+    app.router.add_post("/bindings/request", binding_request)
+    return app
+
+
+async def start_api(engine: Engine, host: str, port: int) -> web.AppRunner:
+    """Start serving; the caller awaits ``runner.cleanup()`` to stop."""
+    runner = web.AppRunner(create_app(engine), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

@@ -1,0 +1,208 @@
+"""Loading and validating ``config.yaml`` (the kubemq-targets schema).
+
+Validation happens in two layers: the file's shape (``Config``), then each
+binding's source, target and middleware properties against the model their
+kind declares. Every problem is collected, located by dotted path and YAML
+line, and reported together, so one ``validate`` run shows all of them.
+``${VAR}`` and ``${VAR:-default}`` in property values are expanded from the
+environment first, so secrets can come from Kubernetes Secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bindings.errors import ConfigError, ConfigProblem
+from bindings.middleware import MiddlewareProperties
+from bindings.properties import Properties, problems_from
+from bindings.registry import Registry
+
+ENV_PATTERN = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+DEFAULT_API_PORT = 8080
+
+
+class ComponentConfig(BaseModel):
+    """A binding's ``source`` or ``target`` block."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field(description="Component kind, e.g. `kubemq.query` or `aws.s3`.", min_length=1)
+    name: str = Field("", description="Free-form name shown in logs and `/bindings`.")
+    properties: dict[str, Any] = Field(default_factory=dict, description="Kind-specific properties.")
+
+
+class BindingConfig(BaseModel):
+    """One binding: requests from ``source`` go to ``target`` through the middleware in ``properties``."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="Unique binding name.", min_length=1)
+    source: ComponentConfig
+    target: ComponentConfig
+    properties: dict[str, Any] = Field(default_factory=dict, description="Middleware: logging, retry, rate limit.")
+
+
+class Config(BaseModel):
+    """The whole file. Top-level keys are camelCase, as kubemq-targets writes them."""
+
+    model_config = ConfigDict(extra="forbid")
+    apiPort: int = Field(DEFAULT_API_PORT, ge=0, le=65535, description="HTTP API port (health, readiness, metrics, bindings); 0 disables it.")
+    apiHost: str = Field("0.0.0.0", description="Address the HTTP API binds to.")
+    logLevel: Literal["debug", "info", "warning", "error"] = Field("info", description="Global log level.")
+    logFormat: Literal["auto", "json", "console"] = Field("auto", description="`auto`: console on a terminal, JSON lines otherwise.")
+    drainTimeoutSeconds: float = Field(25.0, ge=0, le=3600, description="On shutdown or a binding restart, how long in-flight requests may finish.")
+    embeddedBrokerPort: int = Field(50000, ge=0, le=65535, description="Port of the built-in development broker started for `address: embedded`.")
+    bindings: list[BindingConfig] | None = Field(default=None, description="The bindings; none is allowed (the process then only serves its API).")
+
+
+@dataclass(frozen=True)
+class ResolvedComponent:
+    kind: str
+    name: str
+    properties: Any  # the kind's validated Properties model
+
+
+@dataclass(frozen=True)
+class ResolvedBinding:
+    """A binding whose every property is validated and typed."""
+
+    name: str
+    source: ResolvedComponent
+    target: ResolvedComponent
+    middleware: MiddlewareProperties
+    fingerprint: str  # equal fingerprints mean an unchanged binding (hot reload keeps it running)
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    settings: Config
+    bindings: list[ResolvedBinding]
+
+
+def load_config(path: str | Path, registry: Registry) -> ResolvedConfig:
+    """Read, expand and validate a config file; raise ``ConfigError`` listing every problem."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem("", f"cannot read config file {str(path)!r}: {exc.strerror}")]) from None
+    return parse_config(text, registry)
+
+
+def parse_config(text: str, registry: Registry) -> ResolvedConfig:
+    """Validate config text (YAML or JSON)."""
+    data, lines = _load_yaml(text)
+    try:
+        config = Config.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        raise ConfigError([_locate(p, lines) for p in problems_from(exc, "", Config)]) from None
+
+    problems: list[ConfigProblem] = []
+    resolved: list[ResolvedBinding] = []
+    seen: set[str] = set()
+    for index, binding in enumerate(config.bindings or []):
+        location = f"bindings[{index}]"
+        found: list[ConfigProblem] = []
+        if binding.name in seen:
+            found.append(ConfigProblem(f"{location}.name", f"duplicated binding name {binding.name!r}"))
+        seen.add(binding.name)
+        source = _resolve_component(binding.source, registry.sources, f"{location}.source", "source", found)
+        target = _resolve_component(binding.target, registry.targets, f"{location}.target", "target", found)
+        middleware = _validate(MiddlewareProperties, binding.properties, f"{location}.properties", found)
+        problems.extend(_locate(p, lines, binding.name) for p in found)
+        if not found:
+            fingerprint = binding.model_dump_json()
+            resolved.append(ResolvedBinding(binding.name, source, target, middleware, _expanded_fingerprint(fingerprint)))
+    if problems:
+        raise ConfigError(problems)
+    return ResolvedConfig(config, resolved)
+
+
+def _resolve_component(component: ComponentConfig, kinds: dict[str, Any], location: str, role: str, found: list[ConfigProblem]) -> Any:
+    cls = kinds.get(component.kind)
+    if cls is None:
+        valid = ", ".join(dict.fromkeys(c.kind for c in kinds.values()))
+        found.append(ConfigProblem(f"{location}.kind", f"invalid kind {component.kind!r} for {role}; valid kinds: {valid}"))
+        return None
+    properties = _validate(cls.properties_model, component.properties, f"{location}.properties", found)
+    return ResolvedComponent(cls.kind, component.name, properties)
+
+
+def _validate(model: type[Properties], values: dict[str, Any], location: str, found: list[ConfigProblem]) -> Any:
+    parsed, problems = model.parse(_expand_env(values, location, found), location)
+    found.extend(problems)
+    return parsed
+
+
+def _expand_env(values: dict[str, Any], location: str, found: list[ConfigProblem]) -> dict[str, Any]:
+    expanded = {}
+    for key, value in values.items():
+        if isinstance(value, str):
+            value = _expand_value(value, f"{location}.{key}", found)
+        expanded[key] = value
+    return expanded
+
+
+def _expand_value(value: str, location: str, found: list[ConfigProblem]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        found.append(ConfigProblem(location, f"environment variable {name} is not set (use ${{{name}:-default}} for a fallback)"))
+        return ""
+
+    return ENV_PATTERN.sub(replace, value)
+
+
+def _expanded_fingerprint(serialized: str) -> str:
+    # Env values are part of the binding: a rotated secret restarts the binding.
+    return ENV_PATTERN.sub(lambda m: f"{m.group(0)}={os.environ.get(m.group(1) or '', '')}", serialized)
+
+
+# YAML with line numbers -------------------------------------------------------
+
+
+def _load_yaml(text: str) -> tuple[Any, dict[tuple[str | int, ...], int]]:
+    """Parse YAML and remember the line of every key and list item."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError([ConfigProblem("", f"invalid YAML: {getattr(exc, 'problem', None) or exc}", line)]) from None
+    lines: dict[tuple[str | int, ...], int] = {}
+    if node is not None:
+        _index_lines(node, (), lines)
+    return data, lines
+
+
+def _index_lines(node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, str(key.value))
+            lines[child] = key.start_mark.line + 1
+            _index_lines(value, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for position, item in enumerate(node.value):
+            _index_lines(item, (*path, position), lines)
+
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _locate(problem: ConfigProblem, lines: dict[tuple[str | int, ...], int], binding: str | None = None) -> ConfigProblem:
+    """Attach the line of the deepest existing ancestor of the problem's path."""
+    path: tuple[str | int, ...] = tuple(int(index) if index else name for name, index in _PATH_PART.findall(problem.location))
+    while path and path not in lines:
+        path = path[:-1]
+    return problem.at(lines.get(path), binding)

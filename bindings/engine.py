@@ -1,0 +1,196 @@
+"""Bindings and the engine that runs them.
+
+A binding joins one source to one target through its middleware chain. It
+starts in the background: the target is initialised (retried with backoff, as
+kubemq-targets retries a failing binding) and then the source subscribes. The
+engine owns the set of bindings and applies a new config binding by binding:
+unchanged bindings keep running untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from bindings import middleware
+from bindings.config import ResolvedBinding, ResolvedConfig
+from bindings.context import RequestContext, TargetContext
+from bindings.errors import RequestError
+from bindings.metrics import Metrics
+from bindings.redaction import redact
+from bindings.registry import Registry
+from bindings.source import Outcome, Source
+from bindings.target import Target
+from bindings.wire import Request, Response, parse_request
+
+log = structlog.get_logger("bindings.engine")
+INIT_RETRY_MAX_SECONDS = 30.0
+EMBEDDED = "embedded"
+
+
+class Binding:
+    """One running binding: source -> middleware -> target."""
+
+    def __init__(self, spec: ResolvedBinding, registry: Registry, metrics: Metrics, embedded_address: str | None = None) -> None:
+        self.spec = spec
+        self.metrics = metrics
+        source_properties = spec.source.properties
+        if getattr(source_properties, "address", None) == EMBEDDED:
+            if embedded_address is None:
+                raise RuntimeError("address 'embedded' needs the embedded broker, which is not running")
+            source_properties = source_properties.model_copy(update={"address": embedded_address})
+        self.source: Source = registry.sources[spec.source.kind](source_properties, spec.name)
+        self.target: Target = registry.targets[spec.target.kind]()
+        self.target_ready = False
+        self.last_error: str | None = None
+        self._starter: asyncio.Task[None] | None = None
+        labels = {"binding": spec.name, "source_kind": spec.source.kind, "target_kind": spec.target.kind}
+        self._chain = middleware.build(self._call_target, spec.middleware, metrics, labels)
+        self._parse: Callable[[bytes], Request] = (
+            (lambda body: Request(data=bytes(body))) if getattr(source_properties, "do_not_parse_payload", False) else parse_request
+        )
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def ready(self) -> bool:
+        return self.target_ready and self.source.ready
+
+    def not_ready_reason(self) -> str:
+        if not self.target_ready:
+            return f"target not initialised: {self.last_error or 'starting'}"
+        if self.source.status.failed:
+            return f"source gave up: {self.source.status.last_error}"
+        if not self.source.ready:
+            return f"source not subscribed: {self.source.status.last_error or 'connecting'}"
+        return ""
+
+    async def start(self) -> None:
+        """Begin starting in the background; readiness tells when it is done."""
+        self._starter = asyncio.create_task(self._start_when_possible(), name=f"start-{self.name}")
+
+    async def _start_when_possible(self) -> None:
+        attempt = 0
+        context = TargetContext(binding=self.name, max_concurrency=self.source.max_concurrency, log=log.bind(binding=self.name))
+        while True:
+            attempt += 1
+            try:
+                await self.target.init(self.spec.target.properties, context)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported on /ready and /bindings, retried
+                self.last_error = str(exc) or type(exc).__name__
+                log.error("target init failed", binding=self.name, attempt=attempt, error=self.last_error)
+                with contextlib.suppress(Exception):
+                    await self.target.close()
+                await asyncio.sleep(min(INIT_RETRY_MAX_SECONDS, 2 ** min(attempt - 1, 5)))
+        self.target_ready = True
+        self.last_error = None
+        await self.source.start(self.process)
+        log.info("binding started", binding=self.name, source=self.spec.source.kind, target=self.spec.target.kind)
+
+    async def stop(self, drain_timeout: float) -> None:
+        """Stop receiving, let in-flight requests finish (up to ``drain_timeout``), close the target."""
+        if self._starter is not None:
+            self._starter.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._starter
+        await self.source.stop(drain_timeout)
+        with contextlib.suppress(Exception):
+            await self.target.close()
+        self.target_ready = False
+        self.metrics.forget(self.name)
+        log.info("binding stopped", binding=self.name)
+
+    async def process(self, body: bytes, context: RequestContext) -> Outcome:
+        """Parse, run the chain, and turn every failure into an error reply."""
+        try:
+            request = self._parse(body)
+            return Outcome(await self._chain(request, context))
+        except RequestError as exc:
+            return Outcome(Response.failure(exc), exc)
+        except Exception as exc:  # noqa: BLE001 - a bug must not end the subscription
+            log.exception("unexpected error", binding=self.name, request_id=context.request_id)
+            error = RequestError(f"internal error: {type(exc).__name__}: {exc}")
+            return Outcome(Response.failure(error), error)
+
+    async def _call_target(self, request: Request, context: RequestContext) -> Response:
+        return await self.target.handle(request, context)
+
+    def status(self) -> dict[str, Any]:
+        """What ``/bindings`` shows: state and config, every secret redacted."""
+        source_status = self.source.status
+        return {
+            "binding": self.name,
+            "ready": self.ready,
+            "reason": self.not_ready_reason() or None,
+            "source_type": self.spec.source.kind,
+            "source_name": self.spec.source.name,
+            "source_connection": source_status.connection,
+            "source_connected": source_status.connected,
+            "source_last_error": source_status.last_error,
+            "target_type": self.spec.target.kind,
+            "target_name": self.spec.target.name,
+            "target_last_error": self.last_error,
+            "in_flight": getattr(self.source, "in_flight", 0),
+            "source_config": redact(self.spec.source.properties),
+            "target_config": redact(self.spec.target.properties),
+            "properties": redact(self.spec.middleware),
+        }
+
+
+class Engine:
+    """Owns the running bindings and applies configs to them."""
+
+    def __init__(self, registry: Registry, metrics: Metrics, *, embedded_address: str | None = None) -> None:
+        self.registry = registry
+        self.metrics = metrics
+        self.embedded_address = embedded_address
+        self.bindings: dict[str, Binding] = {}
+        self.config: ResolvedConfig | None = None
+
+    async def apply(self, config: ResolvedConfig, drain_timeout: float) -> dict[str, list[str]]:
+        """Make the running bindings match ``config``; returns what changed.
+
+        Unchanged bindings keep running; changed ones are stopped (after their
+        in-flight requests) and started anew; removed ones stop; new ones start.
+        """
+        wanted = {spec.name: spec for spec in config.bindings}
+        changes: dict[str, list[str]] = {"started": [], "restarted": [], "stopped": [], "unchanged": []}
+        for name, running in list(self.bindings.items()):
+            spec = wanted.get(name)
+            if spec is not None and spec.fingerprint == running.spec.fingerprint:
+                changes["unchanged"].append(name)
+                continue
+            await running.stop(drain_timeout)
+            del self.bindings[name]
+            changes["restarted" if spec is not None else "stopped"].append(name)
+        for name, spec in wanted.items():
+            if name in self.bindings:
+                continue
+            binding = Binding(spec, self.registry, self.metrics, self.embedded_address)
+            self.bindings[name] = binding
+            await binding.start()
+            if name not in changes["restarted"]:
+                changes["started"].append(name)
+        self.config = config
+        return changes
+
+    async def stop(self, drain_timeout: float) -> None:
+        """Stop every binding at once, each draining its in-flight requests."""
+        await asyncio.gather(*(binding.stop(drain_timeout) for binding in self.bindings.values()))
+        self.bindings.clear()
+
+    def readiness(self) -> tuple[bool, dict[str, str]]:
+        """Ready when every binding is; otherwise the reason of each one that is not."""
+        reasons = {name: binding.not_ready_reason() for name, binding in self.bindings.items() if not binding.ready}
+        for name, binding in self.bindings.items():
+            self.metrics.binding_ready.labels(name).set(1 if binding.ready else 0)
+        return not reasons, reasons

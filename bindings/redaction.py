@@ -1,0 +1,36 @@
+"""Hiding secrets from anything a person can read: ``/bindings``, logs, errors.
+
+Fields declared ``secret=True`` are always hidden. Names that look like
+secrets (``*key*``, ``*secret*``, ``*token*``, ``*password*``) are hidden too,
+so a property added later without the mark still does not leak.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+
+from bindings.properties import secret_fields
+
+MASK = "*****"
+SECRET_NAME = re.compile(r"(key|secret|token|password|passwd|credential|authorization)", re.IGNORECASE)
+# Keys that match the pattern but are not secrets.
+NOT_SECRET = frozenset({"key", "item_name", "max_keys"})
+
+
+def is_secret_name(name: str) -> bool:
+    return name not in NOT_SECRET and bool(SECRET_NAME.search(name))
+
+
+def redact(properties: BaseModel | dict[str, Any] | None) -> dict[str, Any]:
+    """A JSON-ready copy of ``properties`` with every secret-like value masked (empty ones stay empty)."""
+    if properties is None:
+        return {}
+    if isinstance(properties, BaseModel):
+        declared = secret_fields(type(properties))
+        values = properties.model_dump(mode="json")
+    else:
+        declared, values = frozenset(), dict(properties)
+    return {name: (MASK if value not in ("", None) and (name in declared or is_secret_name(name)) else value) for name, value in values.items()}

@@ -1,0 +1,75 @@
+"""The JSON Schema of ``config.yaml``, derived from the same declarations that validate it.
+
+Editors (VS Code's YAML extension, for one) use it to complete and check
+binding files as they are typed. Each source/target block is an ``if kind ==
+X then properties follow X's model`` rule, so properties are checked per kind.
+Property values may be strings (as kubemq-targets writes them) or plain
+scalars, so every typed property also accepts a string.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bindings.config import Config
+from bindings.middleware import MiddlewareProperties
+from bindings.properties import Properties
+from bindings.registry import Registry
+
+SCHEMA_ID = "https://github.com/kubemq-s3/kubemq-s3/config.schema.json"
+
+
+def config_schema(registry: Registry) -> dict[str, Any]:
+    schema = Config.model_json_schema()
+    defs = schema.setdefault("$defs", {})
+    defs["ComponentConfig"] = _component(defs["ComponentConfig"])
+    binding = defs["BindingConfig"]
+    binding["properties"]["source"] = _kinds(registry.sources, "source")
+    binding["properties"]["target"] = _kinds(registry.targets, "target")
+    binding["properties"]["properties"] = _properties(MiddlewareProperties)
+    return {"$schema": "http://json-schema.org/draft-07/schema#", "$id": SCHEMA_ID, "title": "kubemq-s3 config", **schema}
+
+
+def _component(component: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in component.items() if key != "title"}
+
+
+def _kinds(kinds: dict[str, Any], role: str) -> dict[str, Any]:
+    names = list(kinds)
+    rules = []
+    for name, cls in kinds.items():
+        rules.append({"if": {"properties": {"kind": {"const": name}}}, "then": {"properties": {"properties": _properties(cls.properties_model)}}})
+    return {
+        "type": "object",
+        "description": f"The binding's {role}.",
+        "required": ["kind"],
+        "additionalProperties": False,
+        "properties": {
+            "kind": {"enum": names, "description": f"{role.capitalize()} kind."},
+            "name": {"type": "string", "description": "Free-form name shown in logs and `/bindings`."},
+            "properties": {"type": "object"},
+        },
+        "allOf": rules,
+    }
+
+
+def _properties(model: type[Properties]) -> dict[str, Any]:
+    schema = model.model_json_schema(by_alias=False)
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+        _also_string(prop)
+    for name, info in model.model_fields.items():
+        for alias in getattr(info.validation_alias, "choices", None) or []:
+            if alias != name:
+                schema["properties"][alias] = {**schema["properties"][name], "description": f"Spelling accepted for `{name}`."}
+    return schema
+
+
+def _also_string(prop: dict[str, Any]) -> None:
+    """kubemq-targets quotes every value ("3", "true"): allow a string wherever a number or bool is declared."""
+    if prop.get("type") in ("integer", "number", "boolean"):
+        prop["anyOf"] = [{"type": prop.pop("type")}, {"type": "string"}]
+        for bound in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            if bound in prop:
+                prop["anyOf"][0][bound] = prop.pop(bound)

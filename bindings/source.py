@@ -1,0 +1,76 @@
+"""The source interface: where a binding's requests come from.
+
+A source receives messages (from KubeMQ), hands each message body to the
+binding's ``RequestHandler`` and delivers the outcome the way its pattern
+wants (a query reply, a command ack, a queue ack or reject ...). The handler
+never raises: failures come back as an ``Outcome`` whose response is an error
+reply, with the original error kept for sources that must decide on it.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from bindings.context import RequestContext
+from bindings.errors import RequestError
+from bindings.properties import Properties
+from bindings.wire import Response
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What handling one request produced."""
+
+    response: Response
+    error: RequestError | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+RequestHandler = Callable[[bytes, RequestContext], Awaitable[Outcome]]
+
+
+@dataclass(slots=True)
+class SourceStatus:
+    """What ``/ready`` and ``/bindings`` show about a source."""
+
+    connection: str = ""
+    connected: bool = False
+    last_error: str | None = None
+    failed: bool = False
+
+
+class Source(abc.ABC):
+    """A binding's origin of requests. Subclasses set ``kind`` and ``properties_model``."""
+
+    kind: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    properties_model: ClassVar[type[Properties]]
+    summary: ClassVar[str] = ""
+
+    def __init__(self, properties: Any, binding: str) -> None:
+        self.properties = properties
+        self.binding = binding
+        self.status = SourceStatus()
+
+    @property
+    def max_concurrency(self) -> int:
+        """How many requests this source may run at once (sizes the target's pool)."""
+        return int(getattr(self.properties, "max_concurrency", 1))
+
+    @abc.abstractmethod
+    async def start(self, handler: RequestHandler) -> None:
+        """Begin receiving in the background; return promptly (connection retries go on)."""
+
+    @abc.abstractmethod
+    async def stop(self, drain_timeout: float) -> None:
+        """Stop taking new messages, let in-flight ones finish (up to ``drain_timeout``), release all."""
+
+    @property
+    def ready(self) -> bool:
+        return self.status.connected and not self.status.failed

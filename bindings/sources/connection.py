@@ -1,0 +1,86 @@
+"""KubeMQ connection properties shared by every source kind, and the SDK client settings built from them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from kubemq import ClientConfig, RetryPolicy
+from pydantic import field_validator, model_validator
+
+from bindings.properties import Properties, field
+
+MIB = 1024 * 1024
+# The KubeMQ server's own body limit; the SDK's 4 MiB default would silently refuse real objects.
+SERVER_MESSAGE_LIMIT = 100 * MIB
+
+
+class ConnectionProperties(Properties):
+    """How to reach KubeMQ and what to subscribe to (kubemq-targets names)."""
+
+    address: str = field(
+        description="KubeMQ gRPC address `host:port`, or `embedded` to start the built-in development broker.",
+        example="kubemq-cluster-grpc.kubemq:50000",
+    )
+    client_id: str = field("", description="Client id shown by KubeMQ; a random one when empty. With `sources > 1` each gets a `-<n>` suffix.", example="kubemq-s3")
+    auth_token: str = field("", description="KubeMQ JWT auth token, sent as the `authorization` metadata.", example="${KUBEMQ_TOKEN}", secret=True)
+    channel: str = field(description="Channel to receive requests on.", example="query.aws.s3")
+    group: str = field("", description="Subscription group: each request goes to one member, so replicas share the load. Random when empty and `sources > 1`.", example="kubemq-s3")
+    sources: int = field(1, ge=1, le=1024, description="Parallel subscriptions (each its own client) in this process.", example=1)
+    auto_reconnect: bool = field(True, description="Re-subscribe after the connection to KubeMQ is lost.", example=True)
+    reconnect_interval_seconds: float = field(0, ge=0, le=1_000_000, description="First delay before re-subscribing (0 means 1 s); doubles per failure up to 30 s.", example=1)
+    max_reconnects: int = field(0, ge=0, description="Give up after this many consecutive failed re-subscribes (0: never give up).", example=0)
+    max_concurrency: int = field(32, ge=1, le=1000, description="Requests handled at once per binding; further messages wait (backpressure) instead of piling up.", example=32)
+    max_message_size: int = field(SERVER_MESSAGE_LIMIT, ge=MIB, le=2**31 - 1, description="Largest gRPC message sent or received, in bytes (the KubeMQ server's limit is 100 MiB).", example=SERVER_MESSAGE_LIMIT)
+    do_not_parse_payload: bool = field(False, description="Pass the whole message body to the target as `data`, with empty metadata.", example=False)
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, value: str) -> str:
+        if value == "embedded":
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep or not host:
+            raise ValueError("no valid host found (expected host:port)")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("no valid port found (expected host:port)")
+        return value
+
+    @field_validator("channel")
+    @classmethod
+    def _check_channel(cls, value: str) -> str:
+        if any(c.isspace() for c in value):
+            raise ValueError("no white spaces are allowed")
+        if value.endswith("."):
+            raise ValueError("cannot end with '.'")
+        return value
+
+    @model_validator(mode="after")
+    def _shared_group_for_parallel_sources(self) -> ConnectionProperties:
+        # Several subscriptions without a group would each get every request.
+        if self.sources > 1 and not self.group:
+            object.__setattr__(self, "group", str(uuid.uuid4()))
+        if not self.client_id:
+            object.__setattr__(self, "client_id", f"kubemq-s3-{uuid.uuid4().hex[:8]}")
+        return self
+
+    def client_config(self, index: int) -> ClientConfig:
+        """SDK settings for subscription ``index`` (0-based)."""
+        client_id = self.client_id if self.sources == 1 else f"{self.client_id}-{index}"
+        options: dict[str, Any] = {
+            "address": self.address,
+            "client_id": client_id,
+            "max_send_size": self.max_message_size,
+            "max_receive_size": self.max_message_size,
+            "connection_pool_size": 1,
+            # Our own loop re-subscribes; SDK-level retries of replies would only add duplicates.
+            "retry_policy": RetryPolicy(max_retries=1),
+        }
+        if self.auth_token:
+            options["auth_token"] = self.auth_token
+        return ClientConfig(**options)
+
+    @property
+    def connection(self) -> str:
+        """``address/channel`` as kubemq-targets shows a source connection."""
+        return f"{self.address}/{self.channel}"

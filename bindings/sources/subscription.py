@@ -1,0 +1,184 @@
+"""Long-running KubeMQ subscriptions that survive the broker going away.
+
+The SDK does not re-subscribe by itself after a connection drop (its stream
+just ends), so each subscription runs in its own loop here: connect, subscribe,
+serve, and when the stream ends or fails, wait with backoff and do it again.
+A semaphore bounds in-flight requests: when it is full the loop stops reading,
+so backpressure reaches KubeMQ instead of piling up tasks in memory.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Generic, TypeVar
+
+import structlog
+from kubemq import ClientConfig
+
+from bindings.context import RequestContext
+from bindings.source import RequestHandler, Source
+from bindings.sources.connection import ConnectionProperties
+
+MessageT = TypeVar("MessageT")
+ClientT = TypeVar("ClientT")
+MAX_BACKOFF_SECONDS = 30.0
+
+log = structlog.get_logger("bindings.sources")
+
+
+class SubscriptionSource(Source, Generic[ClientT, MessageT]):
+    """Base of the stream-based sources (query, command, events, events-store).
+
+    A subclass says how to build its SDK client, how to open its stream, how
+    to read a message's body and deadline, and how to deliver the outcome.
+    """
+
+    properties: ConnectionProperties
+
+    def __init__(self, properties: ConnectionProperties, binding: str) -> None:
+        super().__init__(properties, binding)
+        self.status.connection = properties.connection
+        self._slots = asyncio.Semaphore(properties.max_concurrency)
+        self._clients: dict[int, ClientT] = {}
+        self._loops: list[asyncio.Task[None]] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._live_streams = 0
+        self._stopping = asyncio.Event()
+        self._handler: RequestHandler | None = None
+
+    # What a source kind defines -------------------------------------------------
+
+    @abc.abstractmethod
+    def new_client(self, config: ClientConfig) -> ClientT:
+        """An unconnected SDK client for this pattern."""
+
+    @abc.abstractmethod
+    def open_stream(self, client: ClientT, index: int, stop: asyncio.Event) -> AsyncIterator[MessageT]:
+        """The subscription's message stream; it must end when ``stop`` is set."""
+
+    @abc.abstractmethod
+    def describe(self, message: MessageT) -> tuple[str, bytes, float | None]:
+        """The message's id, body and timeout in seconds (None when it has none)."""
+
+    @abc.abstractmethod
+    async def deliver(self, client: ClientT, message: MessageT, outcome: Any) -> None:
+        """Send the outcome back the way this pattern does (reply, ack, publish ...)."""
+
+    # Lifecycle ------------------------------------------------------------------
+
+    async def start(self, handler: RequestHandler) -> None:
+        self._handler = handler
+        self._stopping.clear()
+        self._loops = [
+            asyncio.create_task(self._subscription_loop(index), name=f"{self.binding}-{self.kind}-{index}")
+            for index in range(self.properties.sources)
+        ]
+
+    async def stop(self, drain_timeout: float) -> None:
+        self._stopping.set()
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops = []
+        if self._in_flight:
+            _, pending = await asyncio.wait(set(self._in_flight), timeout=drain_timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("drain timed out", binding=self.binding, cancelled=len(pending))
+                await asyncio.gather(*pending, return_exceptions=True)
+        for client in self._clients.values():
+            with contextlib.suppress(Exception):
+                await client.close()  # type: ignore[attr-defined]
+        self._clients.clear()
+        self.status.connected = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    # The loop -------------------------------------------------------------------
+
+    async def _subscription_loop(self, index: int) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                client = await self._connected_client(index)
+                await self._consume(client, index)
+                failures = 0  # the stream ran and ended: the server went away
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
+                failures += 1
+                self.status.last_error = str(exc) or type(exc).__name__
+                await self._drop_client(index)
+                log.warning("subscription failed", binding=self.binding, source=self.kind, error=self.status.last_error, attempt=failures)
+            if not self.properties.auto_reconnect:
+                self.status.failed = True
+                return
+            if self.properties.max_reconnects and failures >= self.properties.max_reconnects:
+                self.status.failed = True
+                log.error("giving up re-subscribing", binding=self.binding, attempts=failures)
+                return
+            await self._backoff(failures)
+
+    async def _connected_client(self, index: int) -> ClientT:
+        client = self._clients.get(index)
+        if client is None:
+            client = self.new_client(self.properties.client_config(index))
+            await client.connect()  # type: ignore[attr-defined]
+            self._clients[index] = client
+        return client
+
+    async def _drop_client(self, index: int) -> None:
+        client = self._clients.pop(index, None)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.close()  # type: ignore[attr-defined]
+
+    async def _consume(self, client: ClientT, index: int) -> None:
+        self._live_streams += 1
+        self.status.connected = True
+        try:
+            async for message in self.open_stream(client, index, self._stopping):
+                await self._slots.acquire()
+                task = asyncio.create_task(self._serve(index, message))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+        finally:
+            self._live_streams -= 1
+            self.status.connected = self._live_streams > 0
+
+    async def _backoff(self, failures: int) -> None:
+        base = self.properties.reconnect_interval_seconds or 1.0
+        delay = min(max(base, MAX_BACKOFF_SECONDS), base * 2 ** max(failures - 1, 0))
+        delay *= random.uniform(0.8, 1.0)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def _serve(self, index: int, message: MessageT) -> None:
+        """Handle one message; nothing raised here may end the subscription."""
+        assert self._handler is not None
+        try:
+            request_id, body, timeout = self.describe(message)
+            deadline = time.monotonic() + timeout if timeout else None
+            context = RequestContext(binding=self.binding, request_id=request_id or uuid.uuid4().hex, source_kind=self.kind, deadline=deadline)
+            outcome = await self._handler(body, context)
+            # Reply on the newest connection: the one the message came on may have been replaced.
+            client = self._clients.get(index)
+            if client is None:
+                log.warning("connection lost before reply", binding=self.binding, request_id=context.request_id)
+                return
+            await self.deliver(client, message, outcome)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - logged; the subscription goes on
+            log.error("could not deliver outcome", binding=self.binding, source=self.kind, error=str(exc) or type(exc).__name__)
+        finally:
+            self._slots.release()

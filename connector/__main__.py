@@ -1,0 +1,7 @@
+"""``python -m connector`` is ``kubemq-s3``."""
+
+import sys
+
+from connector.cli import main
+
+sys.exit(main())

@@ -1,0 +1,130 @@
+"""The ``kubemq-s3`` command line: run, validate, schema, broker, send."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from bindings.errors import ConfigError
+
+DEFAULT_CONFIG = os.environ.get("KUBEMQ_S3_CONFIG", "config.yaml")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kubemq-s3", description="KubeMQ <-> S3 connector, wire-compatible with kubemq-targets' aws.s3 target.")
+    commands = parser.add_subparsers(title="commands")
+
+    run = commands.add_parser("run", help="run the connector")
+    run.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="config file (default: %(default)s, or $KUBEMQ_S3_CONFIG)")
+    run.set_defaults(func=_run)
+
+    validate = commands.add_parser("validate", help="check a config file and list every problem with its line")
+    validate.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    validate.set_defaults(func=_validate)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of config.yaml")
+    schema.set_defaults(func=_schema)
+
+    broker = commands.add_parser("broker", help="run the embedded KubeMQ-compatible development broker")
+    broker.add_argument("--host", default="127.0.0.1")
+    broker.add_argument("--port", type=int, default=50000)
+    broker.add_argument("--auth-token", default=os.environ.get("KUBEMQ_AUTH_TOKEN") or None, help="require this token (default: $KUBEMQ_AUTH_TOKEN, none)")
+    broker.set_defaults(func=_broker)
+
+    send = commands.add_parser("send", help="send one kubemq-targets request with the official SDK and print the reply")
+    send.add_argument("--address", default=os.environ.get("KUBEMQ_ADDRESS", "localhost:50000"))
+    send.add_argument("--channel", default="query.aws.s3")
+    send.add_argument("-m", "--metadata", action="append", default=[], metavar="KEY=VALUE", help="request metadata, repeatable")
+    data = send.add_mutually_exclusive_group()
+    data.add_argument("--data-file", type=Path, help="file whose bytes are the request data")
+    data.add_argument("--data-text", help="text that is the request data")
+    send.add_argument("--timeout", type=int, default=30, help="seconds to wait for the reply")
+    send.add_argument("--auth-token", default=os.environ.get("KUBEMQ_AUTH_TOKEN") or None)
+    send.add_argument("--output", type=Path, help="write the reply's data bytes to this file instead of printing them")
+    send.set_defaults(func=_send)
+    return parser
+
+
+def _registry():  # type: ignore[no-untyped-def]
+    from connector.app import registry
+
+    return registry()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bindings.runtime import Runtime
+
+    try:
+        return asyncio.run(Runtime(args.config, _registry()).run())
+    except ConfigError as exc:
+        _print_problems(args.config, exc)
+        return 1
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from bindings.config import load_config
+
+    try:
+        config = load_config(args.config, _registry())
+    except ConfigError as exc:
+        _print_problems(args.config, exc)
+        return 1
+    print(f"{args.config}: valid ({len(config.bindings)} binding{'s' if len(config.bindings) != 1 else ''})")
+    return 0
+
+
+def _schema(_: argparse.Namespace) -> int:
+    from bindings.schema import config_schema
+
+    print(json.dumps(config_schema(_registry()), indent=2))
+    return 0
+
+
+def _broker(args: argparse.Namespace) -> int:
+    from bindings import logs
+    from bindings.broker import serve_forever
+
+    logs.configure("info")
+    asyncio.run(serve_forever(args.host, args.port, args.auth_token))
+    return 0
+
+
+def _send(args: argparse.Namespace) -> int:
+    from bindings.client import send_request
+
+    metadata: dict[str, str] = {}
+    for item in args.metadata:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"error: metadata {item!r} is not KEY=VALUE", file=sys.stderr)
+            return 2
+        metadata[key] = value
+    data = args.data_file.read_bytes() if args.data_file else (args.data_text.encode() if args.data_text is not None else b"")
+    return asyncio.run(send_request(args.address, args.channel, metadata, data, timeout=args.timeout, auth_token=args.auth_token, output=args.output))
+
+
+def _print_problems(path: str, exc: ConfigError) -> None:
+    count = len(exc.problems)
+    print(f"{path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
