@@ -1,0 +1,157 @@
+"""Config validation: every problem reported, located by path and line, env expansion."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bindings.config import load_config, parse_config
+from bindings.errors import ConfigError
+from bindings.registry import Registry
+from bindings.sources import SOURCES
+from tests.fixtures.echo_target import EchoTarget
+
+REGISTRY = Registry.of(SOURCES, [EchoTarget])
+
+
+def config(text: str):  # type: ignore[no-untyped-def]
+    return parse_config(textwrap.dedent(text), REGISTRY)
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as raised:
+        config(text)
+    return [str(p) for p in raised.value.problems]
+
+
+VALID = """
+apiPort: 8080
+bindings:
+  - name: echo
+    source:
+      kind: kubemq.query
+      name: q
+      properties:
+        address: "localhost:50000"
+        channel: "query.echo"
+        sources: "2"
+        max_concurrency: 8
+    target:
+      kind: test.echo
+      properties:
+        prefix: "x"
+    properties:
+      retry_attempts: "3"
+      rate_per_seconds: "10"
+"""
+
+
+def test_quoted_strings_and_plain_scalars_are_both_accepted() -> None:
+    resolved = config(VALID)
+    binding = resolved.bindings[0]
+    assert binding.source.properties.sources == 2
+    assert binding.source.properties.max_concurrency == 8
+    assert binding.middleware.retry_attempts == 3
+    assert binding.middleware.rate_per_second == 10  # kubemq-targets' own spelling is read too
+    # several sources without a group share a generated one, so each request is served once
+    assert binding.source.properties.group
+
+
+def test_zero_bindings_are_allowed() -> None:
+    assert config("apiPort: 8080\nbindings: null\n").bindings == []
+
+
+def test_every_problem_is_reported_with_path_line_and_binding() -> None:
+    found = problems(
+        """
+        bindings:
+          - name: first
+            source:
+              kind: kubemq.query
+              properties:
+                address: "nohost"
+                channel: "has space"
+            target:
+              kind: test.echo
+              properties:
+                prefix: "x"
+                typo_key: "1"
+          - name: first
+            source:
+              kind: kubemq.nosuch
+            target:
+              kind: test.echo
+            properties:
+              retry_attempts: "zero"
+        """
+    )
+    assert found == [
+        "line 7: bindings[0].source.properties.address: Value error, no valid host found (expected host:port) (binding 'first')",
+        "line 8: bindings[0].source.properties.channel: Value error, no white spaces are allowed (binding 'first')",
+        "line 13: bindings[0].target.properties.typo_key: unknown property; valid properties: prefix, secret_word (binding 'first')",
+        "line 14: bindings[1].name: duplicated binding name 'first' (binding 'first')",
+        "line 16: bindings[1].source.kind: invalid kind 'kubemq.nosuch' for source; valid kinds: kubemq.query (binding 'first')",
+        "line 20: bindings[1].properties.retry_attempts: Input should be a valid integer, unable to parse string as an integer (binding 'first')",
+    ]
+
+
+def test_missing_required_property_points_at_the_properties_block() -> None:
+    found = problems(
+        """
+        bindings:
+          - name: b
+            source:
+              kind: kubemq.query
+              properties:
+                address: "localhost:50000"
+            target:
+              kind: test.echo
+        """
+    )
+    assert found == ["line 6: bindings[0].source.properties.channel: required property is missing (binding 'b')"]
+
+
+def test_shape_errors_are_located() -> None:
+    assert problems("apiPort: high\nbindings: []\n") == ["line 1: apiPort: Input should be a valid integer, unable to parse string as an integer"]
+    assert problems("bindings:\n  - name: x\n") == [
+        "line 2: bindings[0].source: required property is missing",
+        "line 2: bindings[0].target: required property is missing",
+    ]
+
+
+def test_invalid_yaml_names_the_line() -> None:
+    assert problems("bindings:\n  - name: [unclosed\n") [0].startswith("line 3: invalid YAML")
+
+
+def test_environment_variables_are_expanded_with_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECHO_PREFIX", "from-env")
+    text = VALID.replace('prefix: "x"', 'prefix: "${ECHO_PREFIX}"').replace('channel: "query.echo"', 'channel: "${CHANNEL:-query.default}"')
+    binding = config(text).bindings[0]
+    assert binding.target.properties.prefix == "from-env"
+    assert binding.source.properties.channel == "query.default"
+
+
+def test_unset_variable_without_default_is_a_problem() -> None:
+    found = problems(VALID.replace('prefix: "x"', 'prefix: "${SURELY_NOT_SET_ANYWHERE}"'))
+    assert found == [
+        "line 16: bindings[0].target.properties.prefix: environment variable SURELY_NOT_SET_ANYWHERE is not set (use ${SURELY_NOT_SET_ANYWHERE:-default} for a fallback) (binding 'echo')"
+    ]
+
+
+def test_secret_values_are_never_echoed_in_problems() -> None:
+    found = problems(VALID.replace('prefix: "x"', 'secret_word: ["hunter2"]'))
+    assert "hunter2" not in "\n".join(found)
+    assert found == ["line 16: bindings[0].target.properties.secret_word: invalid value (hidden: secret) (binding 'echo')"]
+
+
+def test_changed_environment_changes_the_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = VALID.replace('prefix: "x"', 'prefix: "${ECHO_PREFIX}"')
+    monkeypatch.setenv("ECHO_PREFIX", "one")
+    first = config(text).bindings[0].fingerprint
+    monkeypatch.setenv("ECHO_PREFIX", "two")
+    assert config(text).bindings[0].fingerprint != first
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "missing.yaml", REGISTRY)
