@@ -1,0 +1,200 @@
+"""The kubemq.query source end to end: official SDK sender -> embedded broker -> engine -> target."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+import pytest
+from kubemq import AsyncCQClient, QueryMessage, RetryPolicy
+
+from bindings.broker import EmbeddedBroker
+from bindings.client import query
+from bindings.registry import Registry
+from bindings.sources import SOURCES
+from bindings.wire import Request, Response
+from tests.fixtures.echo_target import EchoTarget
+from tests.fixtures.kubemq import StartConnector
+
+REGISTRY = Registry.of(SOURCES, [EchoTarget])
+
+
+def echo_yaml(channel: str, *, source_extra: str = "", middleware: str = "", target_extra: str = "") -> str:
+    return f"""
+    apiPort: {{api_port}}
+    apiHost: 127.0.0.1
+    drainTimeoutSeconds: 5
+    bindings:
+      - name: echo
+        source:
+          kind: kubemq.query
+          properties:
+            address: "{{broker}}"
+            channel: "{channel}"
+            client_id: "echo-connector"{source_extra}
+        target:
+          kind: test.echo
+          properties:
+            prefix: "echo:"
+            secret_word: "hunter2-secret"{target_extra}
+        properties:
+          log_level: "error"{middleware}
+    """
+
+
+async def send(broker: EmbeddedBroker, channel: str, metadata: dict[str, str], data: bytes = b"", timeout: int = 10) -> Response:
+    return await query(broker.address, channel, Request(metadata=metadata, data=data), timeout=timeout)
+
+
+async def test_query_round_trip_with_kubemq_targets_reply_shape(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    await start_connector(echo_yaml("q.roundtrip"), REGISTRY)
+    async with AsyncCQClient(address=broker.address, client_id="raw-sender", connection_pool_size=1, retry_policy=RetryPolicy(max_retries=0)) as client:
+        body = Request(metadata={"method": "echo"}, data=b"hello").to_json()
+        reply = await client.send_query(QueryMessage(channel="q.roundtrip", body=body, timeout_in_seconds=10))
+    assert reply.is_executed
+    assert json.loads(reply.body) == {"metadata": {"result": "ok"}, "data": "ZWNobzpoZWxsbw==", "is_error": False, "error": ""}
+
+
+async def test_errors_are_replies_with_executed_true(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    await start_connector(echo_yaml("q.errors"), REGISTRY)
+    unknown = await send(broker, "q.errors", {"method": "nope"})
+    assert unknown.is_error
+    assert unknown.error == "invalid method type, method type should be one of the following: echo, sleep, fail"
+    bad_type = await query(broker.address, "q.errors", Request(), timeout=10)
+    assert bad_type.is_error and bad_type.error.startswith("invalid method type")
+    failed = await send(broker, "q.errors", {"method": "fail", "code": "NoSuchKey"})
+    assert (failed.is_error, failed.error, failed.metadata, failed.data) == (True, "NoSuchKey: injected failure", {}, None)
+
+
+async def test_malformed_data_type_gets_the_kubemq_targets_error(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    await start_connector(echo_yaml("q.malformed"), REGISTRY)
+    async with AsyncCQClient(address=broker.address, client_id="raw-sender", connection_pool_size=1, retry_policy=RetryPolicy(max_retries=0)) as client:
+        reply = await client.send_query(QueryMessage(channel="q.malformed", body=b'{"metadata":{"method":"echo"},"data":12}', timeout_in_seconds=10))
+    assert json.loads(reply.body)["error"] == "invalid request format, invalid data format, float64"
+
+
+async def test_concurrency_is_bounded_by_max_concurrency(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    running = await start_connector(echo_yaml("q.bounded", source_extra='\n            max_concurrency: "3"'), REGISTRY)
+    target = running.runtime.engine.bindings["echo"].target
+    assert isinstance(target, EchoTarget) and target.context is not None and target.context.max_concurrency == 3
+    source = running.runtime.engine.bindings["echo"].source
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, source.in_flight)
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.create_task(watch())
+    started = asyncio.get_running_loop().time()
+    replies = await asyncio.gather(*(send(broker, "q.bounded", {"method": "sleep", "milliseconds": "200"}, str(i).encode()) for i in range(9)))
+    elapsed = asyncio.get_running_loop().time() - started
+    watcher.cancel()
+    assert sorted(r.data for r in replies) == sorted(str(i).encode() for i in range(9))
+    assert peak == 3
+    assert elapsed >= 0.55  # 9 requests of 200 ms, 3 at a time: at least three rounds
+
+
+async def test_survives_broker_restart_and_serves_again(start_connector: StartConnector, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A broker of its own, so restarting it does not disturb other tests.
+    first = EmbeddedBroker(host="127.0.0.1", port=0)
+    await first.start()
+    port = first.port
+    from tests.fixtures.kubemq import _start
+
+    running = await _start(echo_yaml("q.restart", source_extra='\n            reconnect_interval_seconds: "0.2"'), tmp_path, first, REGISTRY)
+    try:
+        assert (await send(first, "q.restart", {"method": "echo"}, b"before")).data == b"echo:before"
+        await first.stop()
+        second = EmbeddedBroker(host="127.0.0.1", port=port)
+        await second.start()
+        try:
+            await second.wait_for_subscribers("q.restart", 1, timeout=30)
+            reply = await send(second, "q.restart", {"method": "echo"}, b"after")
+            assert reply.data == b"echo:after"
+            await running.wait_ready()
+        finally:
+            await running.runtime.stop()
+            await second.stop()
+    finally:
+        await first.stop()
+
+
+async def test_parallel_sources_share_a_group_so_each_request_is_served_once(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    running = await start_connector(echo_yaml("q.parallel", source_extra='\n            sources: "3"'), REGISTRY)
+    replies = await asyncio.gather(*(send(broker, "q.parallel", {"method": "echo"}, b"x") for _ in range(12)))
+    assert all(r.data == b"echo:x" for r in replies)
+    target = running.runtime.engine.bindings["echo"].target
+    assert isinstance(target, EchoTarget) and target.calls == 12
+
+
+async def test_retry_middleware_retries_only_retryable_errors(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    running = await start_connector(echo_yaml("q.retry", middleware='\n          retry_attempts: "3"\n          retry_delay_milliseconds: "10"\n          retry_max_jitter_milliseconds: "5"'), REGISTRY)
+    target = running.runtime.engine.bindings["echo"].target
+    assert isinstance(target, EchoTarget)
+    recovered = await send(broker, "q.retry", {"method": "fail", "code": "SlowDown", "retryable": "true", "times": "2"}, b"ok")
+    assert (recovered.is_error, recovered.data) == (False, b"ok")
+    assert target.calls == 3
+    final = await send(broker, "q.retry", {"method": "fail", "code": "NoSuchKey", "retryable": "false"})
+    assert final.error == "NoSuchKey: injected failure"  # reported once, no "All attempts fail" wrapping
+    assert target.calls == 4
+
+
+async def test_api_health_ready_metrics_and_redacted_bindings(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    running = await start_connector(echo_yaml("q.api", source_extra='\n            auth_token: ""'), REGISTRY)
+    await send(broker, "q.api", {"method": "echo"}, b"1")
+    await send(broker, "q.api", {"method": "fail"})
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{running.api_url}/health") as resp:
+            assert (resp.status, await resp.text()) == (200, "ok")
+        async with http.get(f"{running.api_url}/ready") as resp:
+            assert resp.status == 200
+        async with http.get(f"{running.api_url}/metrics") as resp:
+            text = await resp.text()
+        assert 'kubemq_s3_requests_total{binding="echo",method="echo",source_kind="kubemq.query",target_kind="test.echo"} 1.0' in text
+        assert 'kubemq_s3_errors_total{binding="echo",code="InternalError",method="fail",source_kind="kubemq.query",target_kind="test.echo"} 1.0' in text
+        assert 'kubemq_s3_binding_ready{binding="echo"} 1.0' in text
+        async with http.get(f"{running.api_url}/bindings") as resp:
+            listing = await resp.text()
+        assert "hunter2-secret" not in listing
+        status = json.loads(listing)[0]
+        assert status["target_config"]["secret_word"] == "*****"
+        assert (status["ready"], status["source_connection"]) == (True, f"{broker.address}/q.api")
+        async with http.get(f"{running.api_url}/bindings/stats") as resp:
+            stats = (await resp.json())[0]
+        assert (stats["request_count"], stats["errors_count"], stats["response_count"]) == (2, 1, 1)
+
+
+async def test_ready_is_503_with_a_reason_until_subscribed(start_connector: StartConnector, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bindings.runtime import Runtime
+    from tests.fixtures.kubemq import free_port
+
+    path = tmp_path / "config.yaml"
+    path.write_text(echo_yaml("q.nobroker").replace("{broker}", f"127.0.0.1:{free_port()}").replace("{api_port}", str(free_port())))
+    runtime = Runtime(path, REGISTRY, configure_logging=False)
+    await runtime.start()
+    try:
+        await asyncio.sleep(0.5)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{runtime.api_port}/ready") as resp:
+                assert resp.status == 503
+                body = await resp.json()
+        assert body["ready"] is False
+        assert body["bindings"]["echo"].startswith("source not subscribed")
+    finally:
+        await runtime.stop()
+
+
+@pytest.mark.parametrize("body", [b"", b"   "])
+async def test_empty_or_raw_bodies_never_crash_the_subscription(broker: EmbeddedBroker, start_connector: StartConnector, body: bytes) -> None:
+    channel = f"q.raw{len(body)}"
+    await start_connector(echo_yaml(channel), REGISTRY)
+    async with AsyncCQClient(address=broker.address, client_id="raw-sender", connection_pool_size=1, retry_policy=RetryPolicy(max_retries=0)) as client:
+        reply = await client.send_query(QueryMessage(channel=channel, body=body, metadata="m", timeout_in_seconds=10))
+    parsed = json.loads(reply.body)
+    assert parsed["is_error"] is True
+    expected = "invalid request format, empty request" if not body else "invalid method type"
+    assert parsed["error"].startswith(expected)
+    assert (await send(broker, channel, {"method": "echo"}, b"still alive")).data == b"echo:still alive"
