@@ -30,6 +30,8 @@ class Target(abc.ABC):
     kind: ClassVar[str]
     properties_model: ClassVar[type[Properties]]
     summary: ClassVar[str] = ""
+    # The target's operations, when it dispatches with a table (used for generated docs).
+    methods: ClassVar[MethodTable | None] = None
 
     @abc.abstractmethod
     async def init(self, properties: Any, context: TargetContext) -> None:
