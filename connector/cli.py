@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print the JSON Schema of config.yaml")
     schema.set_defaults(func=_schema)
 
+    docs = commands.add_parser("docs", help="print the configuration and method reference (Markdown)")
+    docs.set_defaults(func=_docs)
+
     broker = commands.add_parser("broker", help="run the embedded KubeMQ-compatible development broker")
     broker.add_argument("--host", default="127.0.0.1")
     broker.add_argument("--port", type=int, default=50000)
@@ -93,6 +96,13 @@ def _schema(_: argparse.Namespace) -> int:
     from bindings.schema import config_schema
 
     print(json.dumps(config_schema(_registry()), indent=2))
+    return 0
+
+
+def _docs(_: argparse.Namespace) -> int:
+    from bindings.docs import reference
+
+    sys.stdout.write(reference(_registry()))
     return 0
 
 
