@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import defaultdict
+from collections import defaultdict, deque
+from collections.abc import Iterable
 from typing import Literal
 
 from google.protobuf.message import Message
@@ -41,19 +42,24 @@ def channel_matches(pattern: str, channel: str) -> bool:
 
 
 class Subscription:
-    """One subscriber stream: a bounded mailbox the stream handler drains."""
+    """One subscriber stream: a replay backlog (events-store history), then a bounded live mailbox."""
 
-    def __init__(self, kind: Kind, channel: str, group: str, client_id: str) -> None:
+    def __init__(
+        self, kind: Kind, channel: str, group: str, client_id: str, backlog: Iterable[Message] = ()
+    ) -> None:
         self.kind = kind
         self.channel = channel
         self.group = group
         self.client_id = client_id
+        self._backlog: deque[Message] = deque(backlog)
         self._mailbox: asyncio.Queue[object] = asyncio.Queue(MAILBOX_SIZE)
         # Messages waiting for mailbox space; later ones must queue behind them to keep order.
         self._overflow = 0
 
     async def next(self) -> Message | None:
         """The next message, or None once the broker has closed this subscription."""
+        if self._backlog:
+            return self._backlog.popleft()
         item = await self._mailbox.get()
         return None if item is _CLOSED else item  # type: ignore[return-value]
 
@@ -81,6 +87,7 @@ class Subscription:
 
     def close(self) -> None:
         """Wake the stream handler so it ends; undelivered messages are discarded."""
+        self._backlog.clear()
         while not self._mailbox.empty():
             self._mailbox.get_nowait()
         self._mailbox.put_nowait(_CLOSED)
@@ -93,8 +100,11 @@ class SubscriptionRegistry:
         self._subscriptions: dict[Kind, list[Subscription]] = defaultdict(list)
         self._late_deliveries: set[asyncio.Task[None]] = set()
 
-    def add(self, kind: Kind, channel: str, group: str, client_id: str) -> Subscription:
-        subscription = Subscription(kind, channel, group, client_id)
+    def add(
+        self, kind: Kind, channel: str, group: str, client_id: str, backlog: Iterable[Message] = ()
+    ) -> Subscription:
+        """Register a subscriber; ``backlog`` is delivered before anything published after this call."""
+        subscription = Subscription(kind, channel, group, client_id, backlog)
         self._subscriptions[kind].append(subscription)
         log.debug("subscribed %s %s group=%r client=%s", kind, channel, group, client_id)
         return subscription

@@ -11,6 +11,7 @@ from types import TracebackType
 import grpc
 from kubemq.grpc import kubemq_pb2_grpc
 
+from .queues import QueueStore
 from .routing import KINDS, Kind, SubscriptionRegistry
 from .servicer import BrokerServicer
 
@@ -37,6 +38,7 @@ class EmbeddedBroker:
         self._requested_port = port
         self._auth_token = auth_token
         self._registry = SubscriptionRegistry()
+        self._queues = QueueStore()
         self._server: grpc.aio.Server | None = None
         self._port: int | None = None
 
@@ -56,7 +58,7 @@ class EmbeddedBroker:
             raise RuntimeError("broker is already started")
         server = grpc.aio.server(options=_SERVER_OPTIONS)
         kubemq_pb2_grpc.add_kubemqServicer_to_server(
-            BrokerServicer(self._registry, auth_token=self._auth_token), server
+            BrokerServicer(self._registry, self._queues, auth_token=self._auth_token), server
         )
         self._port = server.add_insecure_port(f"{self._host}:{self._requested_port}")
         await server.start()
@@ -64,7 +66,11 @@ class EmbeddedBroker:
         log.info("embedded kubemq broker listening on %s", self.address)
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop serving; subscriber streams end at once, other calls get ``grace`` seconds."""
+        """Stop serving; subscriber streams end at once, other calls get ``grace`` seconds.
+
+        Queue streams count as other calls: one still open after the grace is
+        cancelled, and what its reader held goes back to the (in-memory) queue.
+        """
         server, self._server = self._server, None
         if server is None:
             return
@@ -86,6 +92,10 @@ class EmbeddedBroker:
         async with asyncio.timeout(timeout):
             while self._registry.count(subscription_kind, channel) < count:
                 await asyncio.sleep(_SUBSCRIBER_POLL_SECONDS)
+
+    async def queue_depth(self, channel: str) -> int:
+        """Messages in a queue waiting for a reader (ready or delayed); held, un-acked ones excluded."""
+        return self._queues.depth(channel)
 
     async def __aenter__(self) -> EmbeddedBroker:
         await self.start()

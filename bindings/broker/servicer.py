@@ -1,5 +1,7 @@
 """The ``kubemq.kubemq`` gRPC service: authorization, error mapping and RPC dispatch.
 
+The semantics live in the pattern modules (``request_reply``, ``events``,
+``queues``, ``downstream``); this module only maps RPCs onto them.
 Every handler is wrapped so that no exception escapes as UNKNOWN: the SDK
 retries UNKNOWN, which would duplicate queries. Refusals go out with their own
 code and exact text; anything unexpected is logged and sent as INTERNAL.
@@ -18,8 +20,11 @@ import grpc
 from kubemq.grpc import kubemq_pb2 as pb
 from kubemq.grpc import kubemq_pb2_grpc
 
+from .downstream import DownstreamSession
+from .events import EventsHub
+from .queues import QueueStore
 from .request_reply import RequestReplyExchange
-from .routing import SubscriptionRegistry
+from .routing import Subscription, SubscriptionRegistry
 from .validation import ERR_AUTH_FAILED, ERR_SHUTDOWN, BrokerError, check_subscribe
 
 log = logging.getLogger("bindings.broker")
@@ -78,11 +83,13 @@ def streaming_rpc(
 
 
 class BrokerServicer(kubemq_pb2_grpc.kubemqServicer):
-    """Implements the RPCs the official SDK uses; the rest stay UNIMPLEMENTED."""
+    """Implements every RPC the official SDK uses; ``StreamQueueMessage`` (unused by it) stays UNIMPLEMENTED."""
 
-    def __init__(self, registry: SubscriptionRegistry, *, auth_token: str | None) -> None:
+    def __init__(self, registry: SubscriptionRegistry, queues: QueueStore, *, auth_token: str | None) -> None:
         self._registry = registry
         self._requests = RequestReplyExchange(registry)
+        self._events = EventsHub(registry)
+        self._queues = queues
         self._auth_token = auth_token
         self._host = socket.gethostname()
         self._started_at = int(time.time())
@@ -131,9 +138,96 @@ class BrokerServicer(kubemq_pb2_grpc.kubemqServicer):
         check_subscribe(request, (pb.Subscribe.Commands, pb.Subscribe.Queries))
         kind = "commands" if request.SubscribeTypeData == pb.Subscribe.Commands else "queries"
         subscription = self._registry.add(kind, request.Channel, request.Group, request.ClientID)
+        async for message in self._deliver(subscription):
+            yield message
+
+    @unary_rpc
+    async def SendEvent(self, request: pb.Event, context: grpc.aio.ServicerContext) -> pb.Result:
+        return self._events.publish(request)
+
+    @streaming_rpc
+    async def SendEventsStream(
+        self, request_iterator: AsyncIterator[pb.Event], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.Result]:
+        """Like the server: a result for every stored event, and for plain events only on failure."""
+        async for event in request_iterator:
+            try:
+                result = self._events.publish(event)
+            except BrokerError as error:
+                yield pb.Result(EventID=event.EventID, Sent=False, Error=error.message)
+                continue
+            if event.Store:
+                yield result
+
+    @streaming_rpc
+    async def SubscribeToEvents(
+        self, request: pb.Subscribe, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.EventReceive]:
+        async for message in self._deliver(self._events.subscribe(request)):
+            yield message
+
+    async def _deliver(self, subscription: Subscription) -> AsyncIterator[pb.Request | pb.EventReceive]:
+        """Stream a subscription until the client leaves or the broker closes it (UNAVAILABLE)."""
         try:
             while (message := await subscription.next()) is not None:
                 yield message
         finally:
             self._registry.remove(subscription)
         raise BrokerError(ERR_SHUTDOWN, grpc.StatusCode.UNAVAILABLE)
+
+    @unary_rpc
+    async def SendQueueMessage(
+        self, request: pb.QueueMessage, context: grpc.aio.ServicerContext
+    ) -> pb.SendQueueMessageResult:
+        return self._queues.send(request)
+
+    @unary_rpc
+    async def SendQueueMessagesBatch(
+        self, request: pb.QueueMessagesBatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.QueueMessagesBatchResponse:
+        if not request.Messages:
+            raise BrokerError("no messages to send")
+        results = self._queues.send_batch(request.Messages)
+        return pb.QueueMessagesBatchResponse(
+            BatchID=request.BatchID, Results=results, HaveErrors=any(result.IsError for result in results)
+        )
+
+    @streaming_rpc
+    async def QueuesUpstream(
+        self, request_iterator: AsyncIterator[pb.QueuesUpstreamRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.QueuesUpstreamResponse]:
+        async for request in request_iterator:
+            if not request.Messages:
+                yield pb.QueuesUpstreamResponse(
+                    RefRequestID=request.RequestID, IsError=True, Error="no messages to send"
+                )
+                continue
+            yield pb.QueuesUpstreamResponse(
+                RefRequestID=request.RequestID, Results=self._queues.send_batch(request.Messages)
+            )
+
+    @streaming_rpc
+    async def QueuesDownstream(
+        self, request_iterator: AsyncIterator[pb.QueuesDownstreamRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.QueuesDownstreamResponse]:
+        """Requests are handled one at a time, so a waiting Get delays the stream's acks, as on the server."""
+        session = DownstreamSession(self._queues)
+        try:
+            async for request in request_iterator:
+                response = await session.handle(request)
+                if response is not None:
+                    yield response
+        finally:
+            session.close()
+
+    @unary_rpc
+    async def ReceiveQueueMessages(
+        self, request: pb.ReceiveQueueMessagesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReceiveQueueMessagesResponse:
+        return await self._queues.receive(request)
+
+    @unary_rpc
+    async def AckAllQueueMessages(
+        self, request: pb.AckAllQueueMessagesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AckAllQueueMessagesResponse:
+        return await self._queues.ack_all(request)

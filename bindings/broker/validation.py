@@ -1,10 +1,13 @@
 """Validation rules and exact error strings of the KubeMQ server.
 
 The strings and the order of the checks are copied from kubemq-community
-v2.3.7 (``pkg/entities/errors.go`` and ``pkg/client/validatation.go``), because
-clients and tests compare them literally. Each ``check_*`` function raises the
-first failing rule as a :class:`BrokerError`; the servicer turns it into a gRPC
-status, INTERNAL unless stated otherwise, as the real server does.
+v2.3.7 (``pkg/entities/errors.go``, ``pkg/client/validatation.go`` and the
+queue policy checks in ``pkg/client/queue.go``), because clients and tests
+compare them literally. The queue limits are that server's config defaults.
+Each ``check_*`` function raises the first failing rule as a
+:class:`BrokerError`. Requests, responses, events and subscriptions refuse
+with a gRPC status (INTERNAL unless stated); queue operations put the same
+text in the reply's ``Error`` field instead, as the real server does.
 """
 
 from __future__ import annotations
@@ -17,15 +20,40 @@ ERR_CHANNEL_EMPTY = "Error 102: invalid channel value, cannot be empty"
 ERR_CHANNEL_WILDCARD = "Error 107: invalid channel value, no wildcards are allowed"
 ERR_CHANNEL_WHITESPACE = "Error 108: invalid channel value, no white spaces are allowed"
 ERR_TIMEOUT_NOT_POSITIVE = "Error 109: invalid set timeout value, cannot be 0 or negative"
+ERR_MESSAGE_EMPTY = "Error 110: invalid message, cannot be empty"
+ERR_STORE_TYPE_UNDEFINED = "Error 111: invalid subscription type, cannot be undefined or 0"
+ERR_START_SEQUENCE = "Error 112: invalid subscription type start at sequence value, cannot by 0 or negative"
+ERR_START_TIME = "Error 113: invalid subscription type start at time value, cannot by 0 or negative"
+ERR_START_TIME_DELTA = "Error 114: invalid subscription type start at time delta value, cannot by 0 or negative"
 ERR_REQUEST_EMPTY = "Error 115: invalid request, cannot be empty"
 ERR_CACHE_TTL_NOT_POSITIVE = "Error 116: invalid cache ttl value, cannot be 0 or negative"
 ERR_REQUEST_ID_EMPTY = "Error 117: invalid request id, cannot be empty"
+ERR_STORE_PARAMS_ON_EVENTS = "Error 118: event store parameters were set but subscribe type is not event store"
 ERR_CHANNEL_TRAILING_DOT = "Error 119: invalid channel value, cannot end with `.`"
+ERR_INVALID_QUEUE_NAME = (
+    "Error 120: invalid queue name value, cannot be empty, contains wildcards ,white spaces and end with dot"
+)
+ERR_INVALID_MAX_MESSAGES = "Error 122: max messages should be between 1 and max message setting in kubemq config  "
+ERR_INVALID_EXPIRATION = "Error 133: invalid expiration seconds, exceed max expiration seconds setting in kubemq config"
+ERR_INVALID_MAX_RECEIVE_COUNT = (
+    "Error 134: invalid max received count, cannot be negative or exceed max receive count setting in kubemq config"
+)
+ERR_INVALID_DELAY = "Error 135: invalid delay seconds, exceed max delay seconds setting in kubemq config"
+ERR_INVALID_WAIT_TIMEOUT = (
+    "Error 136: invalid wait timeout, value cannot be negative or exceed max wait timeout seconds setting in kubemq config"
+)
 ERR_INVALID_REQUEST_TYPE = "Error 206: invalid request type"
 ERR_INVALID_SUBSCRIBE_TYPE = "Error 207: invalid subscribe type"
 ERR_REQUEST_TIMEOUT = "Error 301: timeout for request message"
 ERR_SHUTDOWN = "Error 409: server is in shutdown mode"
 ERR_AUTH_FAILED = "Error 421: authentication verification failed, "
+
+# kubemq-community config defaults (config/queue.go).
+MAX_NUMBER_OF_MESSAGES = 1024
+MAX_WAIT_TIMEOUT_SECONDS = 3600
+MAX_EXPIRATION_SECONDS = 43200
+MAX_DELAY_SECONDS = 43200
+MAX_RECEIVE_COUNT = 1024
 
 
 class BrokerError(Exception):
@@ -82,3 +110,74 @@ def check_subscribe(subscribe: pb.Subscribe, allowed_types: tuple[int, ...]) -> 
         raise BrokerError(ERR_INVALID_SUBSCRIBE_TYPE)
     _check_client_id(subscribe.ClientID)
     _check_channel(subscribe.Channel, allow_wildcards=True)
+
+
+def check_event(event: pb.Event) -> None:
+    """``SendEvent``/``SendEventsStream``, events and events-store alike (tags alone do not count)."""
+    _check_client_id(event.ClientID)
+    _check_channel(event.Channel, allow_wildcards=False)
+    if not event.Metadata and not event.Body:
+        raise BrokerError(ERR_MESSAGE_EMPTY)
+
+
+def check_events_subscribe(subscribe: pb.Subscribe) -> None:
+    """``SubscribeToEvents``: wildcards only for plain events, and a valid start position for the store."""
+    check_subscribe(subscribe, (pb.Subscribe.Events, pb.Subscribe.EventsStore))
+    store_type = subscribe.EventsStoreTypeData
+    if subscribe.SubscribeTypeData == pb.Subscribe.Events:
+        if store_type != pb.Subscribe.EventsStoreTypeUndefined:
+            raise BrokerError(ERR_STORE_PARAMS_ON_EVENTS)
+        return
+    if "*" in subscribe.Channel or ">" in subscribe.Channel:
+        raise BrokerError(ERR_CHANNEL_WILDCARD)
+    if store_type == pb.Subscribe.EventsStoreTypeUndefined:
+        raise BrokerError(ERR_STORE_TYPE_UNDEFINED)
+    value_errors = {
+        pb.Subscribe.StartAtSequence: ERR_START_SEQUENCE,
+        pb.Subscribe.StartAtTime: ERR_START_TIME,
+        pb.Subscribe.StartAtTimeDelta: ERR_START_TIME_DELTA,
+    }
+    if store_type in value_errors and subscribe.EventsStoreTypeValue <= 0:
+        raise BrokerError(value_errors[store_type])
+
+
+def check_queue_name(channel: str) -> None:
+    """Queue names share one error for every defect."""
+    if not channel or channel.endswith(".") or " " in channel or "*" in channel or ">" in channel:
+        raise BrokerError(ERR_INVALID_QUEUE_NAME)
+
+
+def check_queue_message(message: pb.QueueMessage) -> None:
+    """A queue message, then its policy, in the order of ``preSendQueueMessage``."""
+    _check_client_id(message.ClientID)
+    check_queue_name(message.Channel)
+    if not message.Metadata and not message.Body:
+        raise BrokerError(ERR_MESSAGE_EMPTY)
+    policy = message.Policy
+    if not 0 <= policy.ExpirationSeconds <= MAX_EXPIRATION_SECONDS:
+        raise BrokerError(ERR_INVALID_EXPIRATION)
+    if not 0 <= policy.MaxReceiveCount <= MAX_RECEIVE_COUNT:
+        raise BrokerError(ERR_INVALID_MAX_RECEIVE_COUNT)
+    if not 0 <= policy.DelaySeconds <= MAX_DELAY_SECONDS:
+        raise BrokerError(ERR_INVALID_DELAY)
+    if policy.MaxReceiveQueue:
+        check_queue_name(policy.MaxReceiveQueue)
+
+
+def check_queue_reader(client_id: str, channel: str) -> None:
+    """Who reads and from which queue: ``QueuesDownstream`` Get, receive, ack-all."""
+    _check_client_id(client_id)
+    check_queue_name(channel)
+
+
+def check_wait_seconds(wait_seconds: int) -> None:
+    if not 0 <= wait_seconds <= MAX_WAIT_TIMEOUT_SECONDS:
+        raise BrokerError(ERR_INVALID_WAIT_TIMEOUT)
+
+
+def check_receive_request(request: pb.ReceiveQueueMessagesRequest) -> None:
+    """``ReceiveQueueMessages`` (receive and peek)."""
+    check_queue_reader(request.ClientID, request.Channel)
+    if not 1 <= request.MaxNumberOfMessages <= MAX_NUMBER_OF_MESSAGES:
+        raise BrokerError(ERR_INVALID_MAX_MESSAGES)
+    check_wait_seconds(request.WaitTimeSeconds)

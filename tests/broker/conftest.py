@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
@@ -15,6 +16,8 @@ import pytest
 from kubemq import (
     AsyncCancellationToken,
     AsyncCQClient,
+    AsyncPubSubClient,
+    AsyncQueuesClient,
     CommandReceived,
     CommandResponse,
     CommandsSubscription,
@@ -43,10 +46,15 @@ async def stub(broker: EmbeddedBroker) -> AsyncIterator[kubemq_pb2_grpc.kubemqSt
         yield kubemq_pb2_grpc.kubemqStub(channel)
 
 
+SdkClient = TypeVar("SdkClient", AsyncCQClient, AsyncPubSubClient, AsyncQueuesClient)
+
+
 @contextlib.asynccontextmanager
-async def cq_client(address: str, client_id: str, **options: object) -> AsyncIterator[AsyncCQClient]:
+async def sdk_client(
+    client_class: type[SdkClient], address: str, client_id: str, **options: object
+) -> AsyncIterator[SdkClient]:
     """A connected SDK client that never retries, so a test sees every call exactly once."""
-    client = AsyncCQClient(
+    client = client_class(
         address=address,
         client_id=client_id,
         connection_pool_size=1,
@@ -58,6 +66,10 @@ async def cq_client(address: str, client_id: str, **options: object) -> AsyncIte
         yield client
     finally:
         await client.close()
+
+
+def cq_client(address: str, client_id: str, **options: object) -> contextlib.AbstractAsyncContextManager[AsyncCQClient]:
+    return sdk_client(AsyncCQClient, address, client_id, **options)
 
 
 @contextlib.asynccontextmanager
