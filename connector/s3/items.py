@@ -1,0 +1,223 @@
+"""Object methods: upload, get, head, delete, copy, presign.
+
+kubemq-targets' request keys keep their meaning and their replies keep their
+shape; what is added is optional: object attributes and conditional create
+on upload, decoding and ranges on get, ``head_item``, ``presign_url``, and a
+copy that takes the source as ``bucket/key`` (with any characters in the key)
+or as separate keys, and switches to a multipart copy for huge sources.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+from boto3.s3.transfer import TransferConfig
+from pydantic import model_validator
+
+from bindings.context import RequestContext
+from bindings.properties import field
+from bindings.wire import Request, Response
+from connector.s3.client import S3Client
+from connector.s3.content import Decode, decode_content
+from connector.s3.metadata import ItemMetadata, ObjectAttributes, VersionMetadata, WaitMetadata
+from connector.s3.options import MIB
+from connector.s3.results import COPY_OBJECT, DELETE_OBJECT, HEAD_OBJECT, rfc3339, to_json
+from connector.s3.transfer import multipart_upload, part_size_for, read_body
+
+DEFAULT_STORAGE_CLASS = "STANDARD"  # what S3 means when HEAD has no x-amz-storage-class
+# Attributes a multipart copy must carry over itself (CopyObject does this on its own).
+COPIED_ATTRIBUTES = ("CacheControl", "ContentDisposition", "ContentEncoding", "ContentLanguage", "ContentType", "Expires", "Metadata")
+PRESIGN_OPERATIONS = {"get": ("get_object", "GET"), "put": ("put_object", "PUT"), "delete": ("delete_object", "DELETE")}
+
+
+class UploadItemMetadata(ItemMetadata, ObjectAttributes, WaitMetadata):
+    file_name: str | None = field(None, description="File name; used as the key when `item_name` is left out.", example="q1.pdf")
+    if_none_match: Literal["*"] | None = field(
+        None, description="`*`: create only if the key does not exist yet (412 PreconditionFailed otherwise), safe under redelivery.", example="*"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _key_from_file_name(cls, values: Any) -> Any:
+        if isinstance(values, dict) and not values.get("item_name") and values.get("file_name"):
+            return {**values, "item_name": values["file_name"]}
+        return values
+
+
+class GetItemMetadata(ItemMetadata, VersionMetadata):
+    decode: Decode | None = field(
+        None,
+        description="Return the content as JSON `{\"json\"|\"text\"|\"base64\": ...}` instead of raw bytes; `auto` decides by Content-Type.",
+        example="auto",
+    )
+    range: str | None = field(None, pattern=r"^bytes=(\d+-\d*|-\d+)$", description="Only these bytes (HTTP Range syntax, one range).", example="bytes=0-1023")
+
+
+class HeadItemMetadata(ItemMetadata, VersionMetadata):
+    """Bucket, key and optional version of the object to describe."""
+
+
+class DeleteItemMetadata(ItemMetadata, VersionMetadata, WaitMetadata):
+    """Bucket, key, optional version, and whether to wait until the key is gone."""
+
+
+class CopyItemMetadata(ItemMetadata, ObjectAttributes, WaitMetadata):
+    copy_source: str = field(
+        description="Source as `source-bucket/key` (any characters in the key, no URL encoding), or a bare bucket name to copy `item_name` "
+        "from that bucket. Not needed with `source_bucket`/`source_item`.",
+        example="archive/reports/2024/q1.pdf",
+    )
+    source_bucket: str | None = field(None, description="Source bucket (default: `bucket_name`); alternative to `copy_source`.", example="archive")
+    source_item: str | None = field(None, description="Source key (default: `item_name`); alternative to `copy_source`.", example="reports/2024/q1.pdf")
+    metadata_directive: Literal["COPY", "REPLACE"] | None = field(
+        None,
+        description="`COPY` keeps the source's metadata; `REPLACE` sets the attributes given here. Default: REPLACE when any attribute is given, else COPY.",
+        example="REPLACE",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _source_from_parts(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        directive = values.get("metadata_directive")
+        if isinstance(directive, str):
+            values = {**values, "metadata_directive": directive.upper()}
+        bucket, item = values.get("source_bucket"), values.get("source_item")
+        if not bucket and not item:
+            return values
+        if values.get("copy_source"):
+            raise ValueError("give either copy_source or source_bucket/source_item, not both")
+        return {**values, "copy_source": f"{bucket or values.get('bucket_name', '')}/{item or values.get('item_name', '')}"}
+
+    @model_validator(mode="after")
+    def _directive_fits(self) -> CopyItemMetadata:
+        if self.metadata_directive == "COPY" and self.has_metadata:
+            raise ValueError("content_type, content_disposition, cache_control and user metadata need metadata_directive=REPLACE")
+        return self
+
+    @property
+    def source(self) -> dict[str, str]:
+        """CopySource as a dict, so botocore encodes the key (spaces, unicode) itself."""
+        bucket, slash, key = self.copy_source.lstrip("/").partition("/")
+        return {"Bucket": bucket, "Key": key if slash and key else self.item_name}
+
+    @property
+    def directive(self) -> str:
+        return self.metadata_directive or ("REPLACE" if self.has_metadata else "COPY")
+
+
+class PresignUrlMetadata(ItemMetadata):
+    operation: Literal["get", "put", "delete"] = field("get", description="What the URL allows: download, upload or delete the object.", example="put")
+    expires_seconds: int = field(86400, ge=1, le=604800, description="Seconds the URL stays valid (SigV4 allows up to 7 days).", example="3600")
+    content_type: str | None = field(None, description="For `put`: the Content-Type the uploader must send (it is signed).", example="image/png")
+
+    @model_validator(mode="after")
+    def _content_type_for_put(self) -> PresignUrlMetadata:
+        if self.content_type is not None and self.operation != "put":
+            raise ValueError("content_type applies only to operation=put")
+        return self
+
+
+async def upload_item(s3: S3Client, metadata: UploadItemMetadata, request: Request, context: RequestContext) -> Response:
+    """PutObject, or a multipart upload above ``multipart_threshold_mib``."""
+    bucket, key = metadata.bucket_name, metadata.item_name
+    args = metadata.s3_args()
+    if metadata.if_none_match:
+        args["IfNoneMatch"] = metadata.if_none_match
+    properties = s3.properties
+    upload_id = ""
+    if len(request.data) > properties.multipart_threshold_mib * MIB:
+        output, upload_id = await multipart_upload(
+            s3.s3, bucket, key, memoryview(request.data), args, properties.multipart_part_size_mib * MIB, properties.multipart_concurrency
+        )
+    else:
+        output = await s3.s3.put_object(Bucket=bucket, Key=key, Body=request.data, **args)
+    if metadata.wait_for_completion:
+        await s3.wait("object_exists", f"object {bucket}/{key} to exist", context.remaining(), Bucket=bucket, Key=key)
+    link = s3.object_url(bucket, key)
+    result = {"Location": link, "VersionID": output.get("VersionId"), "UploadID": upload_id, "ETag": output.get("ETag")}
+    return Response.ok(to_json(result), bucket=bucket, key=key, link=link, **_present(etag=output.get("ETag"), version_id=output.get("VersionId")))
+
+
+async def get_item(s3: S3Client, metadata: GetItemMetadata, request: Request, context: RequestContext) -> Response:
+    """The object's bytes (or, with ``decode``, its content as JSON), plus what describes it in the metadata."""
+    params = _present(Range=metadata.range, VersionId=metadata.version_id)
+    output = await s3.s3.get_object(Bucket=metadata.bucket_name, Key=metadata.item_name, **params)
+    body = await read_body(output)
+    data: bytes | bytearray = body
+    if metadata.decode is not None:
+        data = to_json(decode_content(body, output.get("ContentType"), metadata.decode, metadata.item_name))
+    return Response.ok(data, bucket=metadata.bucket_name, key=metadata.item_name, **_describe(output))  # type: ignore[arg-type]
+
+
+async def head_item(s3: S3Client, metadata: HeadItemMetadata, request: Request, context: RequestContext) -> Response:
+    """Size, type, ETag, dates, storage class, version and user metadata, without the body."""
+    output = await s3.head_object(metadata.bucket_name, metadata.item_name, **_present(VersionId=metadata.version_id))
+    output.setdefault("StorageClass", DEFAULT_STORAGE_CLASS)
+    return Response.ok(to_json(HEAD_OBJECT.apply(output)), bucket=metadata.bucket_name, key=metadata.item_name, **_describe(output))
+
+
+async def delete_item_from_bucket(s3: S3Client, metadata: DeleteItemMetadata, request: Request, context: RequestContext) -> Response:
+    """DeleteObject (S3 answers success for a key that does not exist, and so does this)."""
+    bucket, key = metadata.bucket_name, metadata.item_name
+    output = await s3.s3.delete_object(Bucket=bucket, Key=key, **_present(VersionId=metadata.version_id))
+    if metadata.wait_for_completion:
+        await s3.wait("object_not_exists", f"object {bucket}/{key} to be deleted", context.remaining(), Bucket=bucket, Key=key)
+    return Response.ok(to_json(DELETE_OBJECT.apply(output)), bucket=bucket, key=key)
+
+
+async def copy_item(s3: S3Client, metadata: CopyItemMetadata, request: Request, context: RequestContext) -> Response:
+    """CopyObject, or a managed multipart copy for sources above ``copy_multipart_threshold_mib``."""
+    bucket, key, source = metadata.bucket_name, metadata.item_name, metadata.source
+    properties = s3.properties
+    head = await s3.head_object(source["Bucket"], source["Key"])
+    threshold = properties.copy_multipart_threshold_mib * MIB
+    if head["ContentLength"] < threshold:
+        output = await s3.s3.copy_object(Bucket=bucket, Key=key, CopySource=source, MetadataDirective=metadata.directive, **metadata.s3_args())
+    else:
+        output = await _multipart_copy(s3, metadata, head, threshold)
+    if metadata.wait_for_completion:
+        await s3.wait("object_exists", f"object {bucket}/{key} to exist", context.remaining(), Bucket=bucket, Key=key)
+    return Response.ok(to_json(COPY_OBJECT.apply(output)), bucket=bucket, key=key)
+
+
+async def _multipart_copy(s3: S3Client, metadata: CopyItemMetadata, head: dict[str, Any], threshold: int) -> dict[str, Any]:
+    """aioboto3's managed copy (UploadPartCopy); it does not carry the source's attributes over, so pass them for COPY."""
+    args = metadata.s3_args()
+    if metadata.directive == "COPY":
+        args = {**{name: head[name] for name in COPIED_ATTRIBUTES if name in head}, **args}
+    size = part_size_for(head["ContentLength"], s3.properties.copy_part_size_mib * MIB)
+    config = TransferConfig(multipart_threshold=threshold, multipart_chunksize=size, max_concurrency=s3.properties.multipart_concurrency)
+    await s3.s3.copy(metadata.source, metadata.bucket_name, metadata.item_name, ExtraArgs=args, Config=config)
+    copied = await s3.head_object(metadata.bucket_name, metadata.item_name)
+    return {"CopyObjectResult": {"ETag": copied.get("ETag"), "LastModified": copied.get("LastModified")}, "VersionId": copied.get("VersionId")}
+
+
+async def presign_url(s3: S3Client, metadata: PresignUrlMetadata, request: Request, context: RequestContext) -> Response:
+    """A SigV4 URL that lets anyone holding it GET, PUT or DELETE one object until it expires."""
+    client_method, http_method = PRESIGN_OPERATIONS[metadata.operation]
+    params = {"Bucket": metadata.bucket_name, "Key": metadata.item_name, **_present(ContentType=metadata.content_type)}
+    signed_at = datetime.now(timezone.utc).replace(microsecond=0)  # SigV4 dates have whole seconds
+    url = await s3.s3.generate_presigned_url(client_method, Params=params, ExpiresIn=metadata.expires_seconds, HttpMethod=http_method)
+    expires_at = signed_at + timedelta(seconds=metadata.expires_seconds)
+    result: dict[str, Any] = {"url": url, "method": http_method, "expires_at": rfc3339(expires_at)}
+    if metadata.content_type is not None:
+        result["headers"] = {"Content-Type": metadata.content_type}
+    return Response.ok(to_json(result), bucket=metadata.bucket_name, key=metadata.item_name)
+
+
+def _describe(output: dict[str, Any]) -> dict[str, str]:
+    """Reply metadata describing an object, from a GetObject or HeadObject output."""
+    described = {
+        "content_type": output.get("ContentType", ""),
+        "content_length": str(output.get("ContentLength", 0)),
+        "etag": output.get("ETag", ""),
+        "last_modified": rfc3339(output["LastModified"]) if "LastModified" in output else "",
+    }
+    return {**described, **_present(version_id=output.get("VersionId"))}
+
+
+def _present(**values: Any) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value is not None}

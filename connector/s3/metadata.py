@@ -1,0 +1,86 @@
+"""Request metadata shared by several methods: bucket, item, waiting, object attributes.
+
+Each method declares its metadata as one ``RequestMetadata`` subclass built
+from these bases, so a key means the same thing (and is checked the same way)
+in every method that reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import model_validator
+
+from bindings.properties import field
+from bindings.target import RequestMetadata
+
+USER_METADATA_PREFIX = "meta_"
+
+
+class BucketMetadata(RequestMetadata):
+    bucket_name: str = field(description="Bucket to act on (the target's `bucket` property when left out).", example="demo")
+
+
+class ItemMetadata(BucketMetadata):
+    item_name: str = field(description="Object key.", example="reports/2024/q1.pdf")
+
+
+class VersionMetadata(RequestMetadata):
+    version_id: str | None = field(None, description="A specific version of the object (versioned buckets).", example="3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY")
+
+
+class WaitMetadata(RequestMetadata):
+    wait_for_completion: bool = field(
+        False, description="Reply only once S3 shows the change (polls with a waiter, up to `waiter_timeout_seconds`).", example="true"
+    )
+
+
+class ObjectAttributes(RequestMetadata):
+    """What an object carries besides its bytes; set on upload, or on copy with ``metadata_directive=REPLACE``."""
+
+    content_type: str | None = field(None, description="Content-Type stored with the object.", example="application/json")
+    content_disposition: str | None = field(None, description="Content-Disposition stored with the object.", example='attachment; filename="q1.pdf"')
+    cache_control: str | None = field(None, description="Cache-Control stored with the object.", example="max-age=3600")
+    storage_class: str | None = field(
+        None, pattern=r"^[A-Z_]+$", description="S3 storage class (STANDARD, STANDARD_IA, GLACIER_IR, ...).", example="STANDARD_IA"
+    )
+    user_metadata: dict[str, str] | None = field(
+        None,
+        description="User metadata (`x-amz-meta-*`) as a JSON object of strings. Keys `meta_<name>` add or override single entries.",
+        example='{"owner":"billing"}',
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_user_metadata(cls, values: Any) -> Any:
+        """Merge ``user_metadata`` (JSON text) with ``meta_<name>`` keys; bad JSON is left for the field check to report."""
+        if not isinstance(values, dict):
+            return values
+        singles = {k[len(USER_METADATA_PREFIX) :]: v for k, v in values.items() if k.startswith(USER_METADATA_PREFIX) and len(k) > len(USER_METADATA_PREFIX)}
+        raw = values.get("user_metadata")
+        if isinstance(raw, str) and raw != "":
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                return values
+            if not isinstance(parsed, dict):
+                return values
+            return {**values, "user_metadata": {**parsed, **singles}}
+        return {**values, "user_metadata": singles} if singles else values
+
+    @property
+    def has_metadata(self) -> bool:
+        """True when any attribute that S3 treats as object metadata is given (storage class is not one)."""
+        return any(v is not None for v in (self.content_type, self.content_disposition, self.cache_control, self.user_metadata))
+
+    def s3_args(self) -> dict[str, Any]:
+        """The attributes as PutObject / CopyObject / CreateMultipartUpload parameters."""
+        args = {
+            "ContentType": self.content_type,
+            "ContentDisposition": self.content_disposition,
+            "CacheControl": self.cache_control,
+            "StorageClass": self.storage_class,
+            "Metadata": self.user_metadata,
+        }
+        return {name: value for name, value in args.items() if value is not None}

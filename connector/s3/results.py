@@ -1,0 +1,106 @@
+"""S3 outputs as the JSON kubemq-targets senders parse.
+
+kubemq-targets marshals aws-sdk-go v1 output structs with Go's encoding/json:
+the S3 API's PascalCase field names, every declared field present (``null``
+when unset) in declaration (alphabetical) order, times in RFC 3339, and no
+transport metadata. A ``Shape`` lists those declared fields; fields newer S3
+versions add (checksums, for instance) follow them, so nothing is hidden.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+# Transport details of the SDK, not part of any S3 output.
+HIDDEN_FIELDS = frozenset({"ResponseMetadata"})
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The declared fields of one output struct, and the shapes of its nested structs."""
+
+    fields: tuple[str, ...]
+    nested: Mapping[str, Shape] = field(default_factory=dict)
+
+    def apply(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        out = {name: self._value(name, data.get(name)) for name in self.fields}
+        out.update({name: self._value(name, value) for name, value in data.items() if name not in out and name not in HIDDEN_FIELDS})
+        return out
+
+    def _value(self, name: str, value: Any) -> Any:
+        shape = self.nested.get(name)
+        if shape is None or value is None:
+            return value
+        if isinstance(value, list):
+            return [shape.apply(item) for item in value]
+        return shape.apply(value)
+
+
+OWNER = Shape(("DisplayName", "ID"))
+BUCKET = Shape(("CreationDate", "Name"))
+LIST_BUCKETS = Shape(("Buckets", "Owner"), {"Buckets": BUCKET, "Owner": OWNER})
+OBJECT = Shape(("ETag", "Key", "LastModified", "Owner", "Size", "StorageClass"), {"Owner": OWNER})
+COMMON_PREFIX = Shape(("Prefix",))
+LIST_OBJECTS = Shape(
+    (
+        "CommonPrefixes",
+        "Contents",
+        "ContinuationToken",
+        "Delimiter",
+        "EncodingType",
+        "IsTruncated",
+        "KeyCount",
+        "MaxKeys",
+        "Name",
+        "NextContinuationToken",
+        "Prefix",
+        "StartAfter",
+    ),
+    {"Contents": OBJECT, "CommonPrefixes": COMMON_PREFIX},
+)
+CREATE_BUCKET = Shape(("Location",))
+DELETE_OBJECT = Shape(("DeleteMarker", "RequestCharged", "VersionId"))
+COPY_OBJECT = Shape(
+    (
+        "BucketKeyEnabled",
+        "CopyObjectResult",
+        "CopySourceVersionId",
+        "Expiration",
+        "RequestCharged",
+        "SSECustomerAlgorithm",
+        "SSECustomerKeyMD5",
+        "SSEKMSEncryptionContext",
+        "SSEKMSKeyId",
+        "ServerSideEncryption",
+        "VersionId",
+    ),
+    {"CopyObjectResult": Shape(("ETag", "LastModified"))},
+)
+HEAD_OBJECT = Shape(("ContentLength", "ContentType", "ETag", "LastModified", "Metadata", "StorageClass", "VersionId"))
+
+
+def rfc3339(value: datetime) -> str:
+    """Go's ``time.Time`` JSON form in UTC: ``2024-05-01T12:00:00Z``, fraction only when non-zero."""
+    utc = value.astimezone(timezone.utc)
+    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    if utc.microsecond:
+        text += f".{utc.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def to_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON, datetimes as RFC 3339, bytes as base64 (as Go marshals ``[]byte``)."""
+    return json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":")).encode()

@@ -1,0 +1,108 @@
+"""The ``aws.s3`` target: a drop-in for kubemq-targets' ``aws.s3``, for Amazon S3 and any S3-compatible store.
+
+``METHODS`` is the explicit operation list: kubemq-targets' nine methods
+first, in its order, then the additions. Each entry names the metadata model
+the request is checked against before its handler runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from bindings.context import RequestContext, TargetContext
+from bindings.errors import RequestError, TargetError
+from bindings.target import MethodTable, Target
+from bindings.wire import Request, Response
+from connector.s3 import buckets, items, listing
+from connector.s3.client import Credentials, S3Client
+from connector.s3.embedded import SHARED
+from connector.s3.errors import translate
+from connector.s3.options import S3Properties
+
+OPERATIONS: tuple[tuple[str, type[Any], Any, str], ...] = (
+    ("list_buckets", listing.ListBucketsMetadata, listing.list_buckets, "List every bucket of the account."),
+    ("list_bucket_items", listing.ListItemsMetadata, listing.list_bucket_items, "List a bucket's objects: every page up to a cap, or one page."),
+    ("create_bucket", buckets.CreateBucketMetadata, buckets.create_bucket, "Create a bucket in the target's region."),
+    ("delete_bucket", buckets.DeleteBucketMetadata, buckets.delete_bucket, "Delete a bucket (with force=true, empty it first)."),
+    ("upload_item", items.UploadItemMetadata, items.upload_item, "Store the request data as an object."),
+    ("get_item", items.GetItemMetadata, items.get_item, "Return an object's bytes (or its decoded content)."),
+    ("delete_item_from_bucket", items.DeleteItemMetadata, items.delete_item_from_bucket, "Delete one object."),
+    ("delete_all_items_from_bucket", buckets.DeleteAllItemsMetadata, buckets.delete_all_items_from_bucket, "Delete every object (under a prefix)."),
+    ("copy_item", items.CopyItemMetadata, items.copy_item, "Copy an object, within or across buckets."),
+    ("head_item", items.HeadItemMetadata, items.head_item, "Describe an object without its body."),
+    ("presign_url", items.PresignUrlMetadata, items.presign_url, "Make a time-limited URL to get, put or delete an object."),
+)
+
+METHODS = MethodTable()
+for _name, _metadata, _handler, _summary in OPERATIONS:
+    METHODS.method(_name, _metadata, _summary)(_handler)
+
+
+class S3Target(Target):
+    """Performs S3 operations for kubemq-targets ``aws.s3`` requests."""
+
+    kind = "aws.s3"
+    properties_model = S3Properties
+    summary = "Amazon S3 and S3-compatible stores (MinIO, SeaweedFS, Ceph, R2, ...), wire-compatible with kubemq-targets aws.s3."
+    methods = METHODS
+
+    def __init__(self) -> None:
+        self._client: S3Client | None = None
+        self._uses_embedded = False
+        self._defaults: dict[str, str] = {}
+
+    async def init(self, properties: S3Properties, context: TargetContext) -> None:
+        """Open the client (after starting or joining the embedded SeaweedFS for ``endpoint: embedded``)."""
+        await self.close()
+        credentials = _credentials(properties)
+        endpoint = properties.endpoint
+        if properties.embedded:
+            embedded = await SHARED.acquire(
+                credentials.access_key if credentials else None, credentials.secret_key if credentials else None, properties.embedded_data_dir
+            )
+            self._uses_embedded = True
+            endpoint, credentials = embedded.endpoint, Credentials(embedded.access_key, embedded.secret_key)
+        client = S3Client(properties, endpoint)
+        try:
+            await client.open(credentials, context.max_concurrency)
+        except BaseException:
+            await self.close()
+            raise
+        self._client = client
+        self._defaults = {"bucket_name": properties.bucket} if properties.bucket else {}
+        context.log.info(
+            "aws.s3 target ready",
+            endpoint=endpoint or "aws",
+            region=client.region,
+            path_style=properties.path_style,
+            credentials="static" if credentials else "default chain",
+        )
+
+    async def handle(self, request: Request, context: RequestContext) -> Response:
+        client = self._client
+        if client is None:
+            raise TargetError("the aws.s3 target is not initialised or already closed", code="TargetClosed")
+        try:
+            return await METHODS.dispatch(client, request, context, self._defaults)
+        except RequestError:
+            raise
+        except Exception as exc:
+            raise translate(exc) from exc
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.close()
+        if self._uses_embedded:
+            self._uses_embedded = False
+            with contextlib.suppress(Exception):
+                await SHARED.release()
+
+
+def _credentials(properties: S3Properties) -> Credentials | None:
+    if properties.aws_key is None or properties.aws_secret_key is None:
+        return None
+    token = properties.token.get_secret_value() if properties.token is not None else None
+    return Credentials(properties.aws_key.get_secret_value(), properties.aws_secret_key.get_secret_value(), token)

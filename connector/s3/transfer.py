@@ -1,0 +1,119 @@
+"""Moving object bytes with bounded memory: multipart upload from a payload, body download.
+
+A request's payload is already in memory, so a multipart upload sends slices
+of it (``memoryview``, no copies of the payload) with a bounded number of
+parts in flight, and aborts the upload if any part fails, so no orphaned
+parts keep costing storage. A download is read straight into one
+preallocated buffer of the object's size instead of a list of chunks joined
+at the end (which would need twice the memory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import math
+from typing import Any
+
+from bindings.errors import TargetError
+
+MAX_PARTS = 10_000
+READ_CHUNK = 1024 * 1024
+# Parameters CreateMultipartUpload does not take; they go on CompleteMultipartUpload instead.
+COMPLETE_ONLY = ("IfNoneMatch",)
+
+
+class PayloadReader(io.RawIOBase):
+    """A seekable read-only file over a memoryview, so botocore can stream (and re-send) a part without a copy."""
+
+    def __init__(self, view: memoryview) -> None:
+        super().__init__()
+        self._view = view
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._view)}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        size = max(0, min(len(buffer), len(self._view) - self._position))
+        buffer[:size] = self._view[self._position : self._position + size]
+        self._position += size
+        return size
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+
+def part_size_for(total: int, preferred: int) -> int:
+    """``preferred``, raised (to whole MiB) when the object would otherwise need more than 10,000 parts."""
+    needed = math.ceil(total / MAX_PARTS)
+    mib = 1024 * 1024
+    return max(preferred, math.ceil(needed / mib) * mib)
+
+
+async def multipart_upload(
+    client: Any, bucket: str, key: str, payload: memoryview, args: dict[str, Any], part_size: int, concurrency: int
+) -> tuple[dict[str, Any], str]:
+    """Upload ``payload`` in parts, at most ``concurrency`` at a time; returns CompleteMultipartUpload's output and the upload id."""
+    create_args = {name: value for name, value in args.items() if name not in COMPLETE_ONLY}
+    complete_args = {name: value for name, value in args.items() if name in COMPLETE_ONLY}
+    created = await client.create_multipart_upload(Bucket=bucket, Key=key, **create_args)
+    upload_id: str = created["UploadId"]
+    size = part_size_for(len(payload), part_size)
+    slots = asyncio.Semaphore(concurrency)
+
+    async def send(number: int, start: int) -> dict[str, Any]:
+        async with slots:
+            part = await client.upload_part(
+                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=PayloadReader(payload[start : start + size])
+            )
+        return {"ETag": part["ETag"], "PartNumber": number}
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(send(number, start)) for number, start in enumerate(range(0, len(payload), size), start=1)]
+        parts = [task.result() for task in tasks]
+        output = await client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **complete_args)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            await client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        if isinstance(exc, BaseExceptionGroup):
+            raise exc.exceptions[0] from exc
+        raise
+    return output, upload_id
+
+
+async def read_body(output: dict[str, Any]) -> bytearray:
+    """The whole body of a GetObject output, read into a buffer of its Content-Length."""
+    length = output.get("ContentLength")
+    body = output["Body"]
+    async with body:  # releases the connection even when reading fails
+        if length is None:
+            buffer = bytearray()
+            async for chunk in body.iter_chunks(READ_CHUNK):
+                buffer += chunk
+            return buffer
+        buffer = bytearray(length)
+        position = 0
+        with memoryview(buffer) as view:
+            async for chunk in body.iter_chunks(READ_CHUNK):
+                end = position + len(chunk)
+                if end > length:
+                    raise TargetError(f"the store sent more than the announced {length} bytes", code="InvalidResponse", retryable=True)
+                view[position:end] = chunk
+                position = end
+    if position != length:
+        raise TargetError(f"IncompleteRead: received {position} of {length} bytes", code="IncompleteRead", retryable=True)
+    return buffer
