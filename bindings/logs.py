@@ -1,27 +1,75 @@
 """Logging: structlog, JSON lines for machines, readable lines on a terminal.
 
-Every event passes a redaction step that masks values under secret-like keys,
-so even a careless ``log.info(..., properties=...)`` cannot leak a key.
+Secrets are kept out of every line twice over:
+
+* by key: values under secret-like keys (``aws_secret_key``, ``auth_token`` ...)
+  are masked, however deeply nested, so a careless
+  ``log.info(..., properties=...)`` cannot leak one;
+* by value: the runtime registers the secret values of every config it loads
+  (``protect``), and each rendered line, structlog's or a library's through
+  the stdlib, has them replaced by the mask, so one quoted inside an
+  exception message or an SDK warning does not leak either.
+
+The global level is ``logLevel``; a binding's ``log_level`` sets the level of
+its own request lines (``request_logger``), above or below the global one.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
 
 from bindings.redaction import MASK, is_secret_name
 
+REQUEST_LOGGER = "bindings.requests"
+# Shorter values ("1", "true") would mask ordinary words; no real credential is this short.
+MIN_PROTECTED_LENGTH = 6
 
-def _mask_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
-    for key, value in event.items():
-        if is_secret_name(key) and value not in ("", None):
-            event[key] = MASK
-        elif isinstance(value, dict):
-            event[key] = {k: (MASK if is_secret_name(k) and v not in ("", None) else v) for k, v in value.items()}
-    return event
+_protected: set[str] = set()
+_replacements: list[str] = []  # every protected value in each form it may be printed in, longest first
+
+
+def protect(values: Iterable[str]) -> None:
+    """Never print these strings again in this process (secrets of a loaded config)."""
+    global _replacements
+    _protected.update(value for value in values if len(value) >= MIN_PROTECTED_LENGTH)
+    forms = {form for value in _protected for form in (value, json.dumps(value)[1:-1])}
+    _replacements = sorted(forms, key=len, reverse=True)  # longest first: no partial leftovers
+
+
+def scrub(text: str) -> str:
+    """``text`` with every protected value (raw or JSON-escaped) masked."""
+    for secret in _replacements:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: (MASK if isinstance(k, str) and is_secret_name(k) and v not in ("", None) else _mask(v)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask(item) for item in value]
+    return value
+
+
+def _mask_secret_keys(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    return _mask(event)  # type: ignore[no-any-return]
+
+
+class _Scrubbed:
+    """Wraps the final renderer so the line that leaves the process is scrubbed, whatever produced it."""
+
+    def __init__(self, renderer: Any) -> None:
+        self.renderer = renderer
+
+    def __call__(self, logger: Any, name: str, event: dict[str, Any]) -> str:
+        return scrub(self.renderer(logger, name, event))
 
 
 def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
@@ -33,9 +81,14 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        _mask_secrets,
+        _mask_secret_keys,
     ]
-    renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    # Plain tracebacks: a "pretty" one may print local variables, secrets included.
+    renderer = _Scrubbed(
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback)
+    )
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer] if as_json else [*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -43,9 +96,21 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=shared))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared, *([structlog.processors.format_exc_info] if as_json else [])],
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
     # The SDK warns on every insecure channel; keep its noise to real errors.
     logging.getLogger("kubemq").setLevel(logging.ERROR)
+
+
+def request_logger(level: str | None) -> Any:
+    """The logger of one binding's request lines: its own ``log_level``, or the global level when unset."""
+    if level is None:
+        return structlog.get_logger(REQUEST_LOGGER)
+    return structlog.wrap_logger(None, wrapper_class=structlog.make_filtering_bound_logger(level), logger_factory_args=(REQUEST_LOGGER,))

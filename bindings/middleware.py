@@ -16,11 +16,12 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 from pydantic import AliasChoices
 
+from bindings import logs
 from bindings.context import RequestContext
 from bindings.errors import RequestError, RequestTimeoutError
 from bindings.metrics import Metrics
@@ -72,25 +73,35 @@ def build(target: Handler, props: MiddlewareProperties, metrics: Metrics, labels
 
 
 def logging_middleware(level: str | None) -> Middleware:
-    """One line per request with binding, method, request id and duration; failures always logged."""
+    """One line per request with binding, method, request id and duration.
+
+    ``level`` is the binding's ``log_level`` (unset: the global ``logLevel``):
+    ``info`` logs every request, ``warning``/``error`` only failures (logged
+    at error, as kubemq-targets does), ``debug`` adds the request and reply
+    metadata. Data is never logged.
+    """
+    logger = logs.request_logger(level)
 
     def wrap(call_next: Handler) -> Handler:
         async def handle(request: Request, context: RequestContext) -> Response:
-            bound = log.bind(binding=context.binding, request_id=context.request_id, method=request.metadata.get("method", "")[:64])
             try:
                 response = await call_next(request, context)
             except RequestError as exc:
-                bound.warning("request failed", error=str(exc), duration_ms=_elapsed_ms(context))
+                _request_line(logger, request, context).error("request failed", error=str(exc))
                 raise
-            if level == "debug":
-                bound.debug("request done", reply_metadata=response.metadata, duration_ms=_elapsed_ms(context))
-            elif level not in ("warning", "error"):
-                bound.info("request done", duration_ms=_elapsed_ms(context))
+            line = _request_line(logger, request, context)
+            line.info("request done")
+            line.debug("request detail", request_metadata=request.metadata, reply_metadata=response.metadata, reply_bytes=len(response.data or b""))
             return response
 
         return handle
 
     return wrap
+
+
+def _request_line(logger: Any, request: Request, context: RequestContext) -> Any:
+    method = context.method or request.metadata.get("method", "")[:64]
+    return logger.bind(binding=context.binding, method=method, request_id=context.request_id, duration_ms=_elapsed_ms(context))
 
 
 def deadline_middleware() -> Middleware:
