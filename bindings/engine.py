@@ -29,6 +29,8 @@ from bindings.wire import Request, Response, parse_request
 
 log = structlog.get_logger("bindings.engine")
 INIT_RETRY_MAX_SECONDS = 30.0
+HANDOVER_POLL_SECONDS = 0.05
+HANDOVER_SETTLE_SECONDS = 0.25
 EMBEDDED = "embedded"
 
 
@@ -155,42 +157,120 @@ class Engine:
         self.embedded_address = embedded_address
         self.bindings: dict[str, Binding] = {}
         self.config: ResolvedConfig | None = None
+        self.closing = False
+        self._retiring: set[Binding] = set()  # replaced or removed, still draining
+        self._stopping: dict[Binding, asyncio.Task[None]] = {}
 
     async def apply(self, config: ResolvedConfig, drain_timeout: float) -> dict[str, list[str]]:
         """Make the running bindings match ``config``; returns what changed.
 
-        Unchanged bindings keep running; changed ones are stopped (after their
-        in-flight requests) and started anew; removed ones stop; new ones start.
+        Unchanged bindings keep running untouched; removed ones drain and stop;
+        new ones start; changed ones are replaced (see ``_replace``). Every
+        binding of the new config is built before anything is touched, so a
+        binding that cannot even be built leaves the running set as it was.
+        All changes proceed at once, so one slow drain does not delay the rest.
         """
         wanted = {spec.name: spec for spec in config.bindings}
         changes: dict[str, list[str]] = {"started": [], "restarted": [], "stopped": [], "unchanged": []}
-        for name, running in list(self.bindings.items()):
-            spec = wanted.get(name)
-            if spec is not None and spec.fingerprint == running.spec.fingerprint:
-                changes["unchanged"].append(name)
-                continue
-            await running.stop(drain_timeout)
-            del self.bindings[name]
-            changes["restarted" if spec is not None else "stopped"].append(name)
+        built: dict[str, Binding] = {}
         for name, spec in wanted.items():
-            if name in self.bindings:
-                continue
-            binding = Binding(spec, self.registry, self.metrics, self.embedded_address)
-            self.bindings[name] = binding
-            await binding.start()
-            if name not in changes["restarted"]:
-                changes["started"].append(name)
+            running = self.bindings.get(name)
+            if running is not None and spec.fingerprint == running.spec.fingerprint:
+                changes["unchanged"].append(name)
+            else:
+                built[name] = Binding(spec, self.registry, self.metrics, self.embedded_address)
+                changes["restarted" if running is not None else "started"].append(name)
+        jobs = []
+        for name, running in list(self.bindings.items()):
+            if name not in wanted:
+                del self.bindings[name]
+                changes["stopped"].append(name)
+                jobs.append(self._retire(running, drain_timeout))
+        for name, binding in built.items():
+            running = self.bindings.get(name)
+            jobs.append(self._launch(binding) if running is None else self._replace(running, binding, drain_timeout))
+        await asyncio.gather(*jobs)
         self.config = config
         return changes
 
+    async def _launch(self, binding: Binding) -> None:
+        if self.closing:
+            return
+        self.bindings[binding.name] = binding
+        await binding.start()
+
+    async def _replace(self, old: Binding, new: Binding, drain_timeout: float) -> None:
+        """Swap a changed binding without failing a request.
+
+        With the same ``group`` on both, the broker gives each request to one
+        member, so the new binding subscribes first and the old one leaves
+        once the new one is ready: the channel never has zero subscribers.
+        Without a shared group both would get every request (and run it
+        twice), so the old one drains first and the new one starts after.
+        Either way the old one's in-flight requests finish before it stops.
+        """
+        if _shared_group(old.spec, new.spec):
+            self._retiring.add(old)
+            await self._launch(new)
+            await self._handover(new, drain_timeout)
+            await self._retire(old, drain_timeout, replaced=True)
+        else:
+            await self._retire(old, drain_timeout, replaced=True)
+            await self._launch(new)
+
+    async def _handover(self, new: Binding, timeout: float) -> None:
+        """Wait until ``new`` serves (or shutdown, or ``timeout``: the config is applied regardless)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not new.ready and not self.closing and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(HANDOVER_POLL_SECONDS)
+        if new.ready:
+            # Ready flips when the subscribe call is sent; the broker registers it a moment later.
+            await asyncio.sleep(HANDOVER_SETTLE_SECONDS)
+        elif not self.closing:
+            log.warning("replacement binding not ready; stopping the old one as configured", binding=new.name, reason=new.not_ready_reason(), waited_seconds=timeout)
+
+    async def _retire(self, binding: Binding, drain_timeout: float, *, replaced: bool = False) -> None:
+        """Stop ``binding`` after its in-flight requests; one stop shared by every caller (reload, shutdown)."""
+        self._retiring.add(binding)
+        task = self._stopping.get(binding)
+        if task is None:
+            task = self._stopping[binding] = asyncio.create_task(self._stop_binding(binding, drain_timeout, replaced), name=f"stop-{binding.name}")
+        await asyncio.shield(task)
+
+    async def _stop_binding(self, binding: Binding, drain_timeout: float, replaced: bool) -> None:
+        totals = self.metrics.stats.get(binding.name)
+        try:
+            await binding.stop(drain_timeout)
+        finally:
+            self._stopping.pop(binding, None)
+            self._retiring.discard(binding)
+            if self.bindings.get(binding.name) is binding:
+                del self.bindings[binding.name]
+            if replaced and totals is not None:
+                # stop() forgets the name's /bindings/stats totals; the successor was built sharing them.
+                self.metrics.stats[binding.name] = totals
+
     async def stop(self, drain_timeout: float) -> None:
-        """Stop every binding at once, each draining its in-flight requests."""
-        await asyncio.gather(*(binding.stop(drain_timeout) for binding in self.bindings.values()))
+        """Stop every binding at once, running or being replaced, each draining its in-flight requests.
+
+        Sets ``closing`` first, so a reload in progress starts nothing more.
+        """
+        self.closing = True
+        everything = {*self.bindings.values(), *self._retiring}
+        await asyncio.gather(*(self._retire(binding, drain_timeout) for binding in everything))
         self.bindings.clear()
 
     def readiness(self) -> tuple[bool, dict[str, str]]:
         """Ready when every binding is; otherwise the reason of each one that is not."""
-        reasons = {name: binding.not_ready_reason() for name, binding in self.bindings.items() if not binding.ready}
+        # A binding being replaced make-before-break still serves while its successor subscribes.
+        serving = {binding.name for binding in self._retiring if binding.ready}
+        reasons = {name: binding.not_ready_reason() for name, binding in self.bindings.items() if not binding.ready and name not in serving}
         for name, binding in self.bindings.items():
             self.metrics.binding_ready.labels(name).set(1 if binding.ready else 0)
         return not reasons, reasons
+
+
+def _shared_group(old: ResolvedBinding, new: ResolvedBinding) -> bool:
+    """Whether the broker load-balances between the two sources instead of copying requests to both."""
+    group = getattr(new.source.properties, "group", "")
+    return bool(group) and group == getattr(old.source.properties, "group", "") and old.source.kind == new.source.kind
