@@ -1,14 +1,19 @@
-"""The HTTP API: health, readiness, metrics and the bindings' state.
+"""The HTTP API: health, readiness, metrics, the bindings' state and the config's.
 
 ``/ready`` means something here: 200 only when every binding has its target
 initialised and its source subscribed, else 503 with each binding's reason,
 so Kubernetes sends no traffic to (and does not count as available) a replica
-that cannot serve.
+that cannot serve. While the process drains on shutdown it is 503 too.
+
+``/bindings`` stays the list kubemq-targets clients parse; what the config
+file is and how its last reload went (a refused edit and why) is on
+``/config/status``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +23,8 @@ from bindings.context import RequestContext
 from bindings.engine import Engine
 
 ENGINE_KEY = web.AppKey("engine", Engine)
+CONFIG_STATUS_KEY = web.AppKey("config_status", Callable[[], dict[str, Any]])
+SHUTTING_DOWN = "shutting down: draining in-flight requests"
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -29,7 +36,10 @@ async def health(_: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    is_ready, reasons = request.app[ENGINE_KEY].readiness()
+    engine = request.app[ENGINE_KEY]
+    if engine.closing:
+        return _json({"ready": False, "reason": SHUTTING_DOWN}, status=503)
+    is_ready, reasons = engine.readiness()
     if is_ready:
         return web.Response(text="ready")
     return _json({"ready": False, "bindings": reasons}, status=503)
@@ -61,6 +71,8 @@ async def binding_request(request: web.Request) -> web.Response:
         body = json.dumps(payload["payload"]).encode()
     except (ValueError, KeyError, TypeError) as exc:
         return _json({"error": f"invalid request, {exc}"}, status=400)
+    if engine.closing:
+        return _json({"error": SHUTTING_DOWN}, status=503)
     binding = engine.bindings.get(name)
     if binding is None:
         return _json({"error": f"no such binding, {name}"}, status=404)
@@ -68,21 +80,28 @@ async def binding_request(request: web.Request) -> web.Response:
     return web.Response(body=outcome.response.to_json(), content_type="application/json")
 
 
-def create_app(engine: Engine) -> web.Application:
+async def config_status(request: web.Request) -> web.Response:
+    """The config file being served, when it was loaded, and how the last reload went."""
+    return _json(request.app[CONFIG_STATUS_KEY]())
+
+
+def create_app(engine: Engine, status: Callable[[], dict[str, Any]]) -> web.Application:
     app = web.Application(client_max_size=100 * 1024 * 1024)
     app[ENGINE_KEY] = engine
+    app[CONFIG_STATUS_KEY] = status
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/bindings", bindings)
     app.router.add_get("/bindings/stats", binding_stats)
     app.router.add_post("/bindings/request", binding_request)
+    app.router.add_get("/config/status", config_status)
     return app
 
 
-async def start_api(engine: Engine, host: str, port: int) -> web.AppRunner:
+async def start_api(engine: Engine, host: str, port: int, status: Callable[[], dict[str, Any]]) -> web.AppRunner:
     """Start serving; the caller awaits ``runner.cleanup()`` to stop."""
-    runner = web.AppRunner(create_app(engine), access_log=None)
+    runner = web.AppRunner(create_app(engine, status), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
