@@ -64,11 +64,6 @@ def as_delivered(stored: pb.QueueMessage) -> pb.QueueMessage:
     return delivered
 
 
-def _exceeds_max_receive(message: pb.QueueMessage, receive_count: int) -> bool:
-    limit = message.Policy.MaxReceiveCount
-    return limit > 0 and receive_count > limit
-
-
 def _is_expired(message: pb.QueueMessage) -> bool:
     expiration = message.Attributes.ExpirationAt
     return expiration > 0 and expiration < time.time_ns()
@@ -151,7 +146,11 @@ class QueueStore:
     # -- reading -------------------------------------------------------------
 
     def _take(self, channel: str, limit: int) -> tuple[list[pb.QueueMessage], int]:
-        """Remove up to ``limit`` deliverable messages in sequence order; also returns how many expired."""
+        """Remove up to ``limit`` unexpired messages in sequence order; also returns how many expired.
+
+        (The server also re-checks ``MaxReceiveCount`` here; with counts raised
+        only by rejections, which already enforce it, that check never fires.)
+        """
         queue = self._channel(channel)
         taken: list[pb.QueueMessage] = []
         expired = 0
@@ -162,9 +161,6 @@ class QueueStore:
             if _is_expired(stored):
                 expired += 1
                 log.info("queue message %s on %s expired", stored.MessageID, channel)
-                continue
-            if _exceeds_max_receive(stored, stored.Attributes.ReceiveCount + 1):
-                self._dead_letter(stored)
                 continue
             taken.append(stored)
         return taken, expired
@@ -203,8 +199,9 @@ class QueueStore:
         rejected = pb.QueueMessage()
         rejected.CopyFrom(stored)
         rejected.Attributes.ReceiveCount += 1
+        limit = rejected.Policy.MaxReceiveCount
         # The server checks the policy as if the message had been delivered once more.
-        if _exceeds_max_receive(rejected, rejected.Attributes.ReceiveCount + 1):
+        if limit > 0 and rejected.Attributes.ReceiveCount + 1 > limit:
             self._dead_letter(rejected)
             return
         self._append(rejected)

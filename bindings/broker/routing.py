@@ -63,8 +63,8 @@ class Subscription:
         item = await self._mailbox.get()
         return None if item is _CLOSED else item  # type: ignore[return-value]
 
-    def offer(self) -> bool:
-        """Try to enqueue without waiting; the caller handles the overflow path."""
+    def has_room(self) -> bool:
+        """True if a message can go straight into the mailbox without overtaking waiting ones."""
         return self._overflow == 0 and not self._mailbox.full()
 
     def put_nowait(self, message: Message) -> None:
@@ -134,7 +134,7 @@ class SubscriptionRegistry:
 
     def deliver(self, subscription: Subscription, message: Message) -> None:
         """Enqueue at once if there is room, else wait up to the slow-consumer deadline in the background."""
-        if subscription.offer():
+        if subscription.has_room():
             subscription.put_nowait(message)
             return
         task = asyncio.get_running_loop().create_task(subscription.put_with_deadline(message))

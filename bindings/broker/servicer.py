@@ -70,14 +70,18 @@ def streaming_rpc(
 
     @functools.wraps(handler)
     async def guarded(self: _Servicer, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[_Reply]:
+        replies = handler(self, request, context)
         try:
             self.authorize(context, handler.__name__)
-            async for reply in handler(self, request, context):
+            async for reply in replies:
                 yield reply
         except grpc.aio.AbortError:
             raise
         except Exception as error:  # noqa: BLE001 - must never surface as UNKNOWN
             await _abort_for(error, handler.__name__, context)
+        finally:
+            # Run the handler's cleanup (unsubscribe, hand back held messages) now, not at GC time.
+            await replies.aclose()  # type: ignore[attr-defined]
 
     return guarded
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
 
 import grpc
 import pytest
@@ -16,6 +21,7 @@ from bindings.broker import EmbeddedBroker
 from .conftest import cq_client, echo_reply, responder
 
 HUNDRED_MIB = 100 * 1024 * 1024
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_ping_reports_a_supported_version_and_sane_times(stub) -> None:
@@ -115,3 +121,34 @@ async def test_sixty_mib_body_passes_through(broker: EmbeddedBroker) -> None:
         async with cq_client(broker.address, "sender", **limits) as sender:
             response = await sender.send_query(QueryMessage(channel="big", body=body, timeout_in_seconds=30))
     assert response.body == hashlib.sha256(body).digest()
+
+
+async def test_serve_forever_stops_cleanly_on_sigterm() -> None:
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        f"import asyncio; from bindings.broker import serve_forever; asyncio.run(serve_forever('127.0.0.1', {port}, None))",
+        cwd=str(PROJECT_ROOT),
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = kubemq_pb2_grpc.kubemqStub(channel)
+            result = await stub.Ping(pb.Empty(), wait_for_ready=True, timeout=20)
+        assert result.Version
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    async with EmbeddedBroker(port=port):  # the port was released
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

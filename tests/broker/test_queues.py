@@ -228,6 +228,15 @@ async def test_close_by_client_hands_messages_back(broker: EmbeddedBroker, downs
     await _until_depth(broker, "cbc", 1)
 
 
+async def test_cancelled_stream_hands_messages_back(broker: EmbeddedBroker, stub) -> None:
+    await stub.SendQueueMessage(pb.QueueMessage(ClientID="c", Channel="killed", Body=b"x"))
+    stream = RawDownstream(stub)
+    await stream.reply(RequestTypeData=Get, Channel="killed", MaxItems=1, WaitTimeout=1000)
+    assert await broker.queue_depth("killed") == 0
+    stream.close()  # like a connector process dying mid-request
+    await _until_depth(broker, "killed", 1)
+
+
 @pytest.mark.parametrize(
     ("message", "expected"),
     [
