@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -15,6 +16,10 @@ DEFAULT_CONFIG = os.environ.get("KUBEMQ_S3_CONFIG", "config.yaml")
 
 
 def main(argv: list[str] | None = None) -> int:
+    # grpc-core reads this once at import: keep its INFO chatter (fork, goaway) out of the output.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    # The SDK warns on every plaintext channel; only its errors are worth showing.
+    logging.getLogger("kubemq").setLevel(logging.ERROR)
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
