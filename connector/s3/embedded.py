@@ -3,9 +3,10 @@
 ``endpoint: embedded`` gives a connector its own S3 with nothing else to run
 (demos, tests, edge boxes). Every port ``weed mini`` opens (master, volume,
 filer, S3, admin and their gRPC ports) is chosen free and passed explicitly:
-its defaults collide with common services. It refuses to delete a non-empty
-bucket, as AWS does. The identity file holding the keys lives in a private
-temporary directory, never on the command line.
+its defaults collide with common services. Like AWS, it refuses to delete a
+non-empty bucket and to create a bucket implicitly on upload. The identity
+file holding the keys lives in a private temporary directory, never on the
+command line.
 
 The process cannot outlive the connector: it is stopped on ``stop()``, killed
 at interpreter exit, and on Linux the kernel kills it if the connector dies
@@ -58,6 +59,7 @@ FIXED_FLAGS = (
     f"-ip={HOST}",
     f"-ip.bind={HOST}",
     "-s3.allowDeleteBucketNotEmpty=false",
+    "-s3.autoCreateBucket=false",
     "-webdav=false",
     "-admin.ui=false",
     "-s3.port.iceberg=0",

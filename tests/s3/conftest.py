@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest_asyncio
+from aiohttp import web
 
 from connector.s3 import S3Target
 from tests.s3.support import open_target
@@ -31,3 +33,32 @@ async def make_target(s3_properties: dict[str, str]) -> AsyncIterator[MakeTarget
 @pytest_asyncio.fixture
 async def target(make_target: MakeTarget) -> S3Target:
     return await make_target()
+
+
+@dataclass
+class StubS3:
+    """A scripted HTTP server standing in for S3 where SeaweedFS cannot show something (request bodies, 5xx)."""
+
+    endpoint: str = ""
+    requests: list[tuple[str, str, bytes]] = field(default_factory=list)
+    replies: list[tuple[int, bytes]] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append((request.method, request.path_qs, await request.read()))
+        status, payload = self.replies.pop(0) if self.replies else (200, b"")
+        return web.Response(status=status, body=payload, content_type="application/xml")
+
+
+@pytest_asyncio.fixture
+async def stub_s3() -> AsyncIterator[StubS3]:
+    stub = StubS3()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", stub.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    stub.endpoint = f"http://127.0.0.1:{port}"
+    yield stub
+    await runner.cleanup()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -27,3 +28,22 @@ def body(response: Response) -> Any:
     """The reply's ``data`` parsed as JSON."""
     assert response.data is not None
     return json.loads(response.data)
+
+
+async def put_many(client: Any, bucket: str, keys: list[str], concurrency: int = 32) -> None:
+    """Create tiny objects fast (through the raw client), ``concurrency`` at a time."""
+    slots = asyncio.Semaphore(concurrency)
+
+    async def put(key: str) -> None:
+        async with slots:
+            await client.put_object(Bucket=bucket, Key=key, Body=key.encode())
+
+    await asyncio.gather(*(put(key) for key in keys))
+
+
+async def keys_in(client: Any, bucket: str) -> list[str]:
+    """Every key in ``bucket`` (raw client, all pages)."""
+    found: list[str] = []
+    async for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        found += [item["Key"] for item in page.get("Contents", [])]
+    return found

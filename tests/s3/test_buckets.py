@@ -1,0 +1,159 @@
+"""Bucket methods on a real SeaweedFS: list, create, delete, delete-all (batches across pages)."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bindings.errors import TargetError
+from connector.s3 import S3Target
+from connector.s3.buckets import delete_in_batches
+from tests.fixtures.s3 import unique_bucket_name
+from tests.s3.conftest import MakeTarget, StubS3
+from tests.s3.support import body, call, keys_in, put_many
+
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+async def test_list_buckets_returns_the_s3_output_shape(target: S3Target, bucket: str) -> None:
+    reply = await call(target, method="list_buckets")
+    assert reply.metadata == {"result": "ok"}
+    output = body(reply)
+    assert list(output) == ["Buckets", "Owner"]
+    mine = [b for b in output["Buckets"] if b["Name"] == bucket]
+    assert len(mine) == 1 and list(mine[0]) == ["CreationDate", "Name"]
+    assert RFC3339.match(mine[0]["CreationDate"])
+    assert set(output["Owner"]) >= {"DisplayName", "ID"}
+
+
+async def test_create_bucket_waits_until_it_exists(target: S3Target, s3_client: Any) -> None:
+    name = unique_bucket_name()
+    try:
+        reply = await call(target, method="create_bucket", bucket_name=name, wait_for_completion="true")
+        assert reply.metadata == {"result": "ok", "bucket": name}
+        assert body(reply) == {"Location": f"/{name}"}
+        await s3_client.head_bucket(Bucket=name)
+    finally:
+        await s3_client.delete_bucket(Bucket=name)
+
+
+async def test_create_existing_bucket_reports_the_s3_code_and_status(target: S3Target, bucket: str) -> None:
+    with pytest.raises(TargetError) as caught:
+        await call(target, method="create_bucket", bucket_name=bucket)
+    assert caught.value.code == "BucketAlreadyOwnedByYou" and caught.value.status == 409
+    assert re.match(r"^BucketAlreadyOwnedByYou: .+\n\tstatus code: 409, request id: \S+$", str(caught.value))
+    assert caught.value.retryable is False
+
+
+@pytest.mark.parametrize(("region", "constraint"), [("eu-west-1", b"<LocationConstraint>eu-west-1</LocationConstraint>"), ("us-east-1", None)])
+async def test_create_bucket_sends_a_location_constraint_outside_us_east_1(
+    make_target: MakeTarget, stub_s3: StubS3, region: str, constraint: bytes | None
+) -> None:
+    # SeaweedFS accepts and forgets the constraint, so a scripted server shows what is sent.
+    target = await make_target(endpoint=stub_s3.endpoint, region=region)
+    await call(target, method="create_bucket", bucket_name="regional")
+    (method, path, sent) = stub_s3.requests[0]
+    assert (method, path) == ("PUT", "/regional")
+    if constraint is None:
+        assert b"LocationConstraint" not in sent
+    else:
+        assert constraint in sent
+
+
+async def test_delete_bucket_waits_until_it_is_gone(target: S3Target, s3_client: Any) -> None:
+    name = unique_bucket_name()
+    await s3_client.create_bucket(Bucket=name)
+    reply = await call(target, method="delete_bucket", bucket_name=name, wait_for_completion="true")
+    assert reply.metadata == {"result": "ok", "bucket": name} and reply.data is None
+    assert name not in {b["Name"] for b in (await s3_client.list_buckets())["Buckets"]}
+
+
+async def test_deleting_a_non_empty_bucket_fails_as_on_aws(target: S3Target, s3_client: Any, bucket: str) -> None:
+    await s3_client.put_object(Bucket=bucket, Key="keep", Body=b"x")
+    with pytest.raises(TargetError) as caught:
+        await call(target, method="delete_bucket", bucket_name=bucket)
+    assert str(caught.value).startswith("BucketNotEmpty: The bucket you tried to delete is not empty\n\tstatus code: 409, request id: ")
+    assert (caught.value.code, caught.value.status, caught.value.retryable) == ("BucketNotEmpty", 409, False)
+
+
+async def test_deleting_a_missing_bucket_is_no_such_bucket(target: S3Target) -> None:
+    with pytest.raises(TargetError) as caught:
+        await call(target, method="delete_bucket", bucket_name=unique_bucket_name())
+    assert str(caught.value).startswith("NoSuchBucket: The specified bucket does not exist\n\tstatus code: 404")
+    assert (caught.value.code, caught.value.status) == ("NoSuchBucket", 404)
+
+
+async def test_force_delete_empties_every_version_first(target: S3Target, s3_client: Any) -> None:
+    name = unique_bucket_name()
+    await s3_client.create_bucket(Bucket=name)
+    await s3_client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    for content in (b"v1", b"v2"):
+        await s3_client.put_object(Bucket=name, Key="doc", Body=content)
+    await s3_client.put_object(Bucket=name, Key="other", Body=b"x")
+    await s3_client.delete_object(Bucket=name, Key="other")  # leaves a delete marker
+    reply = await call(target, method="delete_bucket", bucket_name=name, force="true", wait_for_completion="true")
+    assert reply.metadata == {"result": "ok", "bucket": name, "deleted": "4"}
+    assert name not in {b["Name"] for b in (await s3_client.list_buckets())["Buckets"]}
+
+
+async def test_delete_all_items_deletes_more_than_1000_objects_across_pages(target: S3Target, s3_client: Any, bucket: str) -> None:
+    keys = [f"logs/{i:05d}" for i in range(1150)] + [f"keep/{i}" for i in range(5)]
+    await put_many(s3_client, bucket, keys)
+    reply = await call(target, method="delete_all_items_from_bucket", bucket_name=bucket, prefix="logs/")
+    assert reply.metadata == {"result": "ok", "bucket": bucket, "deleted": "1150"}
+    assert body(reply) == {"Deleted": 1150}
+    assert sorted(await keys_in(s3_client, bucket)) == [f"keep/{i}" for i in range(5)]
+    reply = await call(target, method="delete_all_items_from_bucket", bucket_name=bucket, wait_for_completion="true")
+    assert body(reply) == {"Deleted": 5}
+    assert await keys_in(s3_client, bucket) == []
+
+
+async def test_delete_all_items_of_an_empty_bucket_deletes_nothing(target: S3Target, bucket: str) -> None:
+    reply = await call(target, method="delete_all_items_from_bucket", bucket_name=bucket)
+    assert body(reply) == {"Deleted": 0}
+
+
+async def test_default_bucket_property_fills_a_missing_bucket_name(make_target: MakeTarget, s3_client: Any, bucket: str) -> None:
+    target = await make_target(bucket=bucket)
+    await call(target, b"x", method="upload_item", item_name="k")
+    assert await keys_in(s3_client, bucket) == ["k"]
+    with pytest.raises(TargetError, match="NoSuchBucket"):
+        await call(target, b"x", method="upload_item", item_name="k", bucket_name=unique_bucket_name())
+
+
+class FailingDeletes:
+    """DeleteObjects that refuses some keys, as S3 does per key (SeaweedFS cannot be made to)."""
+
+    def __init__(self, refuse: set[str], code: str) -> None:
+        self.refuse, self.code, self.calls = refuse, code, []  # type: ignore[var-annotated]
+
+    async def delete_objects(self, Bucket: str, Delete: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - botocore's names
+        objects = Delete["Objects"]
+        assert len(objects) <= 1000
+        self.calls.append(len(objects))
+        return {"Errors": [{"Key": o["Key"], "Code": self.code, "Message": "refused"} for o in objects if o["Key"] in self.refuse]}
+
+
+async def batches(*sizes: int) -> Any:
+    start = 0
+    for size in sizes:
+        yield [{"Key": f"k{i}"} for i in range(start, start + size)]
+        start += size
+
+
+async def test_per_key_delete_errors_fail_the_request_after_every_batch() -> None:
+    fake = FailingDeletes({"k3", "k1500"}, "AccessDenied")
+    with pytest.raises(TargetError) as caught:
+        await delete_in_batches(SimpleNamespace(s3=fake), "b", batches(1000, 1200))  # type: ignore[arg-type]
+    assert fake.calls == [1000, 1000, 200]
+    assert str(caught.value) == "AccessDenied: failed to delete 2 of 2200 objects: k3: AccessDenied (refused); k1500: AccessDenied (refused)"
+    assert caught.value.code == "AccessDenied" and caught.value.retryable is False
+
+
+async def test_per_key_throttling_is_retryable() -> None:
+    with pytest.raises(TargetError) as caught:
+        await delete_in_batches(SimpleNamespace(s3=FailingDeletes({"k0"}, "SlowDown")), "b", batches(3))  # type: ignore[arg-type]
+    assert caught.value.retryable is True
