@@ -123,7 +123,8 @@ def _decode_data(value: object) -> bytes:
         return b""
     if isinstance(value, str):
         try:
-            return base64.b64decode(value.replace("\r", "").replace("\n", ""), validate=True)
+            # binascii reads an ASCII str in place; base64.b64decode would first copy it to bytes.
+            return binascii.a2b_base64(value.replace("\r", "").replace("\n", ""), strict_mode=True)
         except (binascii.Error, ValueError):
             return value.encode()
     if isinstance(value, dict):
