@@ -84,3 +84,76 @@ def test_reply_round_trips_binary_and_bytearray_data() -> None:
 def test_request_encoding_round_trips() -> None:
     request = Request(metadata={"method": "upload_item"}, data=b"\x01\x02")
     assert parse_request(request.to_json()) == request
+
+
+# The large-body path must give exactly what the general path gives -------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from bindings import wire  # noqa: E402
+
+
+
+def both_paths(raw: bytes) -> tuple[object, object]:
+    def run(threshold: int) -> object:
+        original = wire.LARGE_BODY
+        wire.LARGE_BODY = threshold
+        try:
+            return wire.parse_request(raw)
+        except InvalidRequestError as exc:
+            return ("error", str(exc))
+        finally:
+            wire.LARGE_BODY = original
+
+    return run(1), run(10**12)
+
+
+def test_large_body_is_decoded_from_the_buffer() -> None:
+    payload = bytes(range(256)) * 1024
+    raw = Request(metadata={"method": "upload_item", "item_name": "k"}, data=payload).to_json()
+    assert len(raw) >= wire.LARGE_BODY
+    assert wire._parse_large(raw) == Request(metadata={"method": "upload_item", "item_name": "k"}, data=payload)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"metadata":{"a":"b"},"data":"QUJD"}',
+        b'{ "metadata" : { "a" : "b" } , "data" : "QUJD" }\n',
+        b'{"data":"QUJD"}',
+        b'{,"data":"QUJD"}',
+        b'{"metadata":{}"data":"QUJD"}',
+        b'{"metadata":{"x":"y"}},"data":"QUJD"}',
+        b'{"metadata":{"data":"QUJD"}}',
+        b'{"metadata":{"a":1},"data":"QUJD"}',
+        b'{"a":"\\"data\\":\\"QUJD"}',
+        b'{"a":"x","data":"QU JD"}',
+        b'{"a":"x","data":"QUJ"}',
+        b'{"data":"QUJD","data":"RUZH"}',
+        b'{"metadata":{"k":"v"},"data":"QUJD=="}',
+        b'["x","data":"QUJD"}',
+        b'{"metadata":null,"data":"QUJD"}',
+        b'{"metadata":{"k":"v"},"data":"dGVzdA=="}',
+    ],
+)
+def test_large_path_agrees_on_tricky_bodies(raw: bytes) -> None:
+    fast, general = both_paths(raw)
+    assert fast == general
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8), lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3), max_leaves=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    metadata=st.one_of(st.none(), st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=4), json_values),
+    data=st.one_of(st.binary(max_size=64).map(lambda b: base64.b64encode(b).decode()), st.text(max_size=12), json_values),
+    spaces=st.sampled_from(["", " ", "\n  "]),
+    extra=st.dictionaries(st.sampled_from(["x", "data", "Metadata"]), json_values, max_size=2),
+)
+def test_large_path_agrees_with_the_general_path(metadata: object, data: object, spaces: str, extra: dict[str, object]) -> None:
+    document: dict[str, object] = {**extra, "metadata": metadata, "data": data}
+    raw = json.dumps(document, separators=("," + spaces, ":" + spaces)).encode()
+    fast, general = both_paths(raw)
+    assert fast == general
