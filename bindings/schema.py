@@ -9,6 +9,7 @@ scalars, so every typed property also accepts a string.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from bindings.config import Config
@@ -21,6 +22,7 @@ SCHEMA_ID = "https://github.com/kubemq-s3/kubemq-s3/config.schema.json"
 
 def config_schema(registry: Registry) -> dict[str, Any]:
     schema = Config.model_json_schema()
+    schema.pop("title", None)
     defs = schema.setdefault("$defs", {})
     defs["ComponentConfig"] = _component(defs["ComponentConfig"])
     binding = defs["BindingConfig"]
@@ -28,6 +30,11 @@ def config_schema(registry: Registry) -> dict[str, Any]:
     binding["properties"]["target"] = _kinds(registry.targets, "target")
     binding["properties"]["properties"] = _properties(MiddlewareProperties)
     return {"$schema": "http://json-schema.org/draft-07/schema#", "$id": SCHEMA_ID, "title": "kubemq-s3 config", **schema}
+
+
+def render_schema(registry: Registry) -> str:
+    """The schema as ``kubemq-s3 schema`` prints it and ``config.schema.json`` ships it (byte for byte)."""
+    return json.dumps(config_schema(registry), indent=2) + "\n"
 
 
 def _component(component: dict[str, Any]) -> dict[str, Any]:

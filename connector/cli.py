@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import sys
@@ -37,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the connector")
     run.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="config file (default: %(default)s, or $KUBEMQ_S3_CONFIG)")
+    run.add_argument("--no-watch", dest="watch", action="store_false", help="do not reload when the config file changes (SIGHUP still reloads)")
     run.set_defaults(func=_run)
 
     validate = commands.add_parser("validate", help="check a config file and list every problem with its line")
@@ -55,14 +55,16 @@ def _parser() -> argparse.ArgumentParser:
     broker.add_argument("--auth-token", default=os.environ.get("KUBEMQ_AUTH_TOKEN") or None, help="require this token (default: $KUBEMQ_AUTH_TOKEN, none)")
     broker.set_defaults(func=_broker)
 
-    send = commands.add_parser("send", help="send one kubemq-targets request with the official SDK and print the reply")
+    send = commands.add_parser("send", help="send one kubemq-targets request with the official SDK, in any pattern, and print the result")
     send.add_argument("--address", default=os.environ.get("KUBEMQ_ADDRESS", "localhost:50000"))
-    send.add_argument("--channel", default="query.aws.s3")
+    send.add_argument("--pattern", choices=("query", "command", "queue", "event", "event-store"), default="query", help="query and command wait for the reply; queue, event and event-store print the send result (default: %(default)s)")
+    send.add_argument("--channel", help="channel to send to (default: <pattern>.aws.s3)")
+    send.add_argument("--response-channel", help="queue/event/event-store: wait for the response published on this channel and print it")
     send.add_argument("-m", "--metadata", action="append", default=[], metavar="KEY=VALUE", help="request metadata, repeatable")
     data = send.add_mutually_exclusive_group()
     data.add_argument("--data-file", type=Path, help="file whose bytes are the request data")
     data.add_argument("--data-text", help="text that is the request data")
-    send.add_argument("--timeout", type=int, default=30, help="seconds to wait for the reply")
+    send.add_argument("--timeout", type=int, default=30, help="seconds to wait for the reply or response")
     send.add_argument("--auth-token", default=os.environ.get("KUBEMQ_AUTH_TOKEN") or None)
     send.add_argument("--output", type=Path, help="write the reply's data bytes to this file instead of printing them")
     send.set_defaults(func=_send)
@@ -79,7 +81,7 @@ def _run(args: argparse.Namespace) -> int:
     from bindings.runtime import Runtime
 
     try:
-        return asyncio.run(Runtime(args.config, _registry()).run())
+        return asyncio.run(Runtime(args.config, _registry(), watch=args.watch).run())
     except ConfigError as exc:
         _print_problems(args.config, exc)
         return 1
@@ -98,9 +100,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _schema(_: argparse.Namespace) -> int:
-    from bindings.schema import config_schema
+    from bindings.schema import render_schema
 
-    print(json.dumps(config_schema(_registry()), indent=2))
+    sys.stdout.write(render_schema(_registry()))
     return 0
 
 
@@ -130,8 +132,14 @@ def _send(args: argparse.Namespace) -> int:
             print(f"error: metadata {item!r} is not KEY=VALUE", file=sys.stderr)
             return 2
         metadata[key] = value
+    if args.response_channel and args.pattern in ("query", "command"):
+        print(f"error: --response-channel is for queue, event and event-store; a {args.pattern} gets its reply directly", file=sys.stderr)
+        return 2
     data = args.data_file.read_bytes() if args.data_file else (args.data_text.encode() if args.data_text is not None else b"")
-    return asyncio.run(send_request(args.address, args.channel, metadata, data, timeout=args.timeout, auth_token=args.auth_token, output=args.output))
+    channel = args.channel or f"{args.pattern}.aws.s3"
+    return asyncio.run(
+        send_request(args.address, channel, metadata, data, timeout=args.timeout, auth_token=args.auth_token, output=args.output, pattern=args.pattern, response_channel=args.response_channel)
+    )
 
 
 def _print_problems(path: str, exc: ConfigError) -> None:

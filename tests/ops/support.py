@@ -116,8 +116,9 @@ class SteadySender:
 class ConnectorProcess:
     """``python -m connector run -c CONFIG`` as a child process; its stderr (the logs) is collected line by line."""
 
-    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         self.config = config
+        self.args = args
         self.env = {**os.environ, **(env or {})}
         self.lines: list[str] = []
         self.process: asyncio.subprocess.Process | None = None
@@ -125,7 +126,7 @@ class ConnectorProcess:
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "connector", "run", "-c", str(self.config), cwd=REPO, env=self.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+            sys.executable, "-m", "connector", "run", "-c", str(self.config), *self.args, cwd=REPO, env=self.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
         )
         self._reader = asyncio.create_task(self._read())
 
@@ -172,9 +173,9 @@ class ConnectorProcess:
 
 
 @contextlib.asynccontextmanager
-async def connector_process(config: Path, env: dict[str, str] | None = None) -> AsyncIterator[ConnectorProcess]:
+async def connector_process(config: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> AsyncIterator[ConnectorProcess]:
     """A started child connector, killed on exit if the test left it running."""
-    child = ConnectorProcess(config, env)
+    child = ConnectorProcess(config, env, args)
     await child.start()
     try:
         yield child
