@@ -90,7 +90,7 @@ def test_every_problem_is_reported_with_path_line_and_binding() -> None:
         "line 8: bindings[0].source.properties.channel: Value error, no white spaces are allowed (binding 'first')",
         "line 13: bindings[0].target.properties.typo_key: unknown property; valid properties: prefix, secret_word (binding 'first')",
         "line 14: bindings[1].name: duplicated binding name 'first' (binding 'first')",
-        "line 16: bindings[1].source.kind: invalid kind 'kubemq.nosuch' for source; valid kinds: kubemq.query (binding 'first')",
+        "line 16: bindings[1].source.kind: invalid kind 'kubemq.nosuch' for source; valid kinds: kubemq.query, kubemq.command, kubemq.queue, kubemq.events, kubemq.events-store (binding 'first')",
         "line 20: bindings[1].properties.retry_attempts: Input should be a valid integer, unable to parse string as an integer (binding 'first')",
     ]
 
