@@ -1,12 +1,17 @@
-"""KubeMQ connection properties shared by every source kind, and the SDK client settings built from them."""
+"""KubeMQ connection properties shared by every source kind, and the SDK client settings built from them.
+
+``ConnectionProperties`` is what every kind has; ``SubscriptionProperties``
+adds the subscription ``group`` of the stream kinds (queries, commands,
+events, events-store). Queues have no groups: their readers always compete.
+"""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from kubemq import ClientConfig, RetryPolicy
-from pydantic import field_validator, model_validator
+from pydantic import AfterValidator, field_validator, model_validator
 
 from bindings.properties import Properties, field
 
@@ -15,8 +20,29 @@ MIB = 1024 * 1024
 SERVER_MESSAGE_LIMIT = 100 * MIB
 
 
+def check_channel_name(value: str, *, wildcards: bool = True) -> str:
+    """KubeMQ's channel rules, checked at config time instead of at the first message."""
+    if any(c.isspace() for c in value):
+        raise ValueError("no white spaces are allowed")
+    if value.endswith("."):
+        raise ValueError("cannot end with '.'")
+    if not wildcards and ("*" in value or ">" in value):
+        raise ValueError("no wildcards are allowed")
+    return value
+
+
+# A channel a source writes to (responses, dead letters): no wildcards there.
+OutputChannel = Annotated[str, AfterValidator(lambda value: check_channel_name(value, wildcards=False))]
+
+
+def check_not_read_back(properties: Properties, name: str) -> None:
+    """An output channel must not be the channel read: the source would read its own output, forever."""
+    if getattr(properties, name) and getattr(properties, name) == getattr(properties, "channel", None):
+        raise ValueError(f"{name} must differ from channel (the source would read back what it writes there)")
+
+
 class ConnectionProperties(Properties):
-    """How to reach KubeMQ and what to subscribe to (kubemq-targets names)."""
+    """How to reach KubeMQ and which channel to read (kubemq-targets names)."""
 
     address: str = field(
         description="KubeMQ gRPC address `host:port`, or `embedded` to start the built-in development broker.",
@@ -25,7 +51,6 @@ class ConnectionProperties(Properties):
     client_id: str = field("", description="Client id shown by KubeMQ; a random one when empty. With `sources > 1` each gets a `-<n>` suffix.", example="kubemq-s3")
     auth_token: str = field("", description="KubeMQ JWT auth token, sent as the `authorization` metadata.", example="${KUBEMQ_TOKEN}", secret=True)
     channel: str = field(description="Channel to receive requests on.", example="query.aws.s3")
-    group: str = field("", description="Subscription group: each request goes to one member, so replicas share the load. Random when empty and `sources > 1`.", example="kubemq-s3")
     sources: int = field(1, ge=1, le=1024, description="Parallel subscriptions (each its own client) in this process.", example=1)
     auto_reconnect: bool = field(True, description="Re-subscribe after the connection to KubeMQ is lost.", example=True)
     reconnect_interval_seconds: float = field(0, ge=0, le=1_000_000, description="First delay before re-subscribing (0 means 1 s); doubles per failure up to 30 s.", example=1)
@@ -49,17 +74,10 @@ class ConnectionProperties(Properties):
     @field_validator("channel")
     @classmethod
     def _check_channel(cls, value: str) -> str:
-        if any(c.isspace() for c in value):
-            raise ValueError("no white spaces are allowed")
-        if value.endswith("."):
-            raise ValueError("cannot end with '.'")
-        return value
+        return check_channel_name(value)
 
     @model_validator(mode="after")
-    def _shared_group_for_parallel_sources(self) -> ConnectionProperties:
-        # Several subscriptions without a group would each get every request.
-        if self.sources > 1 and not self.group:
-            object.__setattr__(self, "group", str(uuid.uuid4()))
+    def _default_client_id(self) -> ConnectionProperties:
         if not self.client_id:
             object.__setattr__(self, "client_id", f"kubemq-s3-{uuid.uuid4().hex[:8]}")
         return self
@@ -84,3 +102,27 @@ class ConnectionProperties(Properties):
     def connection(self) -> str:
         """``address/channel`` as kubemq-targets shows a source connection."""
         return f"{self.address}/{self.channel}"
+
+
+class SubscriptionProperties(ConnectionProperties):
+    """A stream subscription's properties: the connection plus its group."""
+
+    group: str = field("", description="Subscription group: each message goes to one member, so replicas share the load. Random when empty and `sources > 1`.", example="kubemq-s3")
+
+    @model_validator(mode="after")
+    def _shared_group_for_parallel_sources(self) -> SubscriptionProperties:
+        # Several subscriptions without a group would each get every message.
+        if self.sources > 1 and not self.group:
+            object.__setattr__(self, "group", str(uuid.uuid4()))
+        return self
+
+
+class ReplyProperties(Properties):
+    """Where the fire-and-forget kinds (events, events-store, queue) publish each response."""
+
+    response_channel: OutputChannel = field("", description="If set, each request's response (the kubemq-targets Response JSON) is published to this channel, in the source's own pattern.", example="responses.aws.s3")
+
+    @model_validator(mode="after")
+    def _response_channel_is_not_read(self) -> ReplyProperties:
+        check_not_read_back(self, "response_channel")
+        return self

@@ -16,13 +16,13 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import structlog
 from kubemq import ClientConfig
 
 from bindings.context import RequestContext
-from bindings.source import RequestHandler, Source
+from bindings.source import Outcome, RequestHandler, Source
 from bindings.sources.connection import ConnectionProperties
 
 MessageT = TypeVar("MessageT")
@@ -33,10 +33,11 @@ log = structlog.get_logger("bindings.sources")
 
 
 class SubscriptionSource(Source, Generic[ClientT, MessageT]):
-    """Base of the stream-based sources (query, command, events, events-store).
+    """Base of the KubeMQ sources (query, command, events, events-store, queue).
 
-    A subclass says how to build its SDK client, how to open its stream, how
-    to read a message's body and deadline, and how to deliver the outcome.
+    A subclass says how to build its SDK client, how to open its message
+    stream (a subscription, or a poll loop for queues), how to read a
+    message's body and deadline, and how to deliver the outcome.
     """
 
     properties: ConnectionProperties
@@ -67,8 +68,21 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         """The message's id, body and timeout in seconds (None when it has none)."""
 
     @abc.abstractmethod
-    async def deliver(self, client: ClientT, message: MessageT, outcome: Any) -> None:
+    async def deliver(self, client: ClientT, message: MessageT, outcome: Outcome) -> None:
         """Send the outcome back the way this pattern does (reply, ack, publish ...)."""
+
+    async def settle(self, index: int, message: MessageT, outcome: Outcome) -> None:
+        """Deliver a handled message's outcome; kinds that track what they handled extend this."""
+        # Reply on the newest connection: the one the message came on may have been replaced.
+        client = self._clients.get(index)
+        if client is None:
+            log.warning("connection lost before reply", binding=self.binding, source=self.kind, request_id=self.describe(message)[0])
+            return
+        await self.deliver(client, message, outcome)
+
+    async def close_client(self, client: ClientT) -> None:
+        """Release a client; kinds whose last messages are still on the wire flush them first."""
+        await client.close()  # type: ignore[attr-defined]
 
     # Lifecycle ------------------------------------------------------------------
 
@@ -95,7 +109,7 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
                 await asyncio.gather(*pending, return_exceptions=True)
         for client in self._clients.values():
             with contextlib.suppress(Exception):
-                await client.close()  # type: ignore[attr-defined]
+                await self.close_client(client)
         self._clients.clear()
         self.status.connected = False
 
@@ -140,15 +154,17 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         client = self._clients.pop(index, None)
         if client is not None:
             with contextlib.suppress(Exception):
-                await client.close()  # type: ignore[attr-defined]
+                await self.close_client(client)
 
     async def _consume(self, client: ClientT, index: int) -> None:
         self._live_streams += 1
         self.status.connected = True
         try:
             async for message in self.open_stream(client, index, self._stopping):
+                # The sender's timeout runs from now, not from when a slot frees up.
+                received = time.monotonic()
                 await self._slots.acquire()
-                task = asyncio.create_task(self._serve(index, message))
+                task = asyncio.create_task(self._serve(index, message, received))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
         finally:
@@ -162,20 +178,15 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), delay)
 
-    async def _serve(self, index: int, message: MessageT) -> None:
+    async def _serve(self, index: int, message: MessageT, received: float) -> None:
         """Handle one message; nothing raised here may end the subscription."""
         assert self._handler is not None
         try:
             request_id, body, timeout = self.describe(message)
-            deadline = time.monotonic() + timeout if timeout else None
+            deadline = received + timeout if timeout else None
             context = RequestContext(binding=self.binding, request_id=request_id or uuid.uuid4().hex, source_kind=self.kind, deadline=deadline)
             outcome = await self._handler(body, context)
-            # Reply on the newest connection: the one the message came on may have been replaced.
-            client = self._clients.get(index)
-            if client is None:
-                log.warning("connection lost before reply", binding=self.binding, request_id=context.request_id)
-                return
-            await self.deliver(client, message, outcome)
+            await self.settle(index, message, outcome)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - logged; the subscription goes on

@@ -1,0 +1,26 @@
+"""Source ``kubemq.command``: the sender only learns whether the request was done.
+
+As kubemq-targets does, success is ``Executed=true`` with no body, failure is
+``Executed=false`` with the error text; the target's data is not returned
+(KubeMQ itself strips a command reply's body and metadata).
+"""
+
+from __future__ import annotations
+
+from kubemq import AsyncCQClient, CommandReceived, CommandResponse
+from kubemq.grpc import kubemq_pb2 as pb
+
+from bindings.source import Outcome
+from bindings.sources.requests import RequestsSource
+
+
+class CommandSource(RequestsSource):
+    kind = "kubemq.command"
+    aliases = ("source.command",)
+    summary = "Receives KubeMQ commands and replies Executed=true, or Executed=false with the error."
+    subscribe_type = pb.Subscribe.Commands
+
+    async def deliver(self, client: AsyncCQClient, message: pb.Request, outcome: Outcome) -> None:
+        response = outcome.response
+        reply = CommandResponse(command_received=CommandReceived.decode(message), is_executed=not response.is_error, error=response.error)
+        await client.send_response(reply)

@@ -1,0 +1,36 @@
+"""What the two request/reply kinds share: ``kubemq.query`` and ``kubemq.command``.
+
+Both subscribe to KubeMQ requests with the CQ client and read each request's
+``Timeout``, so the deadline middleware knows when the sender gives up. They
+differ only in the reply they send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import ClassVar
+
+from kubemq import AsyncCQClient, ClientConfig
+from kubemq.grpc import kubemq_pb2 as pb
+
+from bindings.sources.connection import SubscriptionProperties
+from bindings.sources.sdk import subscribe_message, subscription_stream
+from bindings.sources.subscription import SubscriptionSource
+
+
+class RequestsSource(SubscriptionSource[AsyncCQClient, pb.Request]):
+    """A subscription to queries or commands (``subscribe_type``); subclasses define the reply."""
+
+    properties: SubscriptionProperties
+    properties_model = SubscriptionProperties
+    subscribe_type: ClassVar[int]
+
+    def new_client(self, config: ClientConfig) -> AsyncCQClient:
+        return AsyncCQClient(config=config)
+
+    def open_stream(self, client: AsyncCQClient, index: int, stop: asyncio.Event) -> AsyncIterator[pb.Request]:
+        return subscription_stream(client, subscribe_message(client, self.properties, self.subscribe_type), stop)
+
+    def describe(self, message: pb.Request) -> tuple[str, bytes, float | None]:
+        return message.RequestID, message.Body, (message.Timeout / 1000 if message.Timeout > 0 else None)
