@@ -3,7 +3,8 @@
 from bindings.source import Source
 from bindings.sources.command import CommandSource
 from bindings.sources.query import QuerySource
+from bindings.sources.queue import QueueSource
 
-SOURCES: tuple[type[Source], ...] = (QuerySource, CommandSource)
+SOURCES: tuple[type[Source], ...] = (QuerySource, CommandSource, QueueSource)
 
 __all__ = ["SOURCES"]
