@@ -1,0 +1,206 @@
+"""Sources ``kubemq.events`` and ``kubemq.events-store``: fire-and-forget requests.
+
+The sender gets no reply. When ``response_channel`` is set, each request's
+response (the kubemq-targets Response JSON, success or error) is published
+there, as an event or as an events-store message respectively.
+
+An events-store subscription resumes where it stopped: the source remembers
+the last sequence it finished and re-subscribes at the next one, so a
+dropped connection (or, with ``state_file``, a restart) neither repeats nor
+skips events. Only a first start uses ``start_position``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Literal
+
+import structlog
+from kubemq import AsyncPubSubClient, ClientConfig, EventMessage, EventStoreMessage
+from kubemq.grpc import kubemq_pb2 as pb
+from pydantic import model_validator
+
+from bindings.properties import field
+from bindings.source import Outcome
+from bindings.sources.connection import ReplyProperties, SubscriptionProperties
+from bindings.sources.sdk import subscribe_message, subscription_stream
+from bindings.sources.subscription import SubscriptionSource
+
+log = structlog.get_logger("bindings.sources")
+
+StartPosition = Literal["new_only", "first", "last", "sequence", "time_delta"]
+_START_TYPES: dict[str, int] = {
+    "new_only": pb.Subscribe.StartNewOnly,
+    "first": pb.Subscribe.StartFromFirst,
+    "last": pb.Subscribe.StartFromLast,
+    "sequence": pb.Subscribe.StartAtSequence,
+    "time_delta": pb.Subscribe.StartAtTimeDelta,
+}
+
+
+class EventsProperties(ReplyProperties, SubscriptionProperties):
+    """``kubemq.events``: the subscription plus where to publish responses."""
+
+
+class EventsStoreProperties(EventsProperties):
+    """``kubemq.events-store``: also where a first start begins and where progress is kept."""
+
+    start_position: StartPosition = field(
+        "new_only",
+        description="Where a first start begins: `new_only` (as kubemq-targets), `first`, `last`, `sequence` (`start_sequence`) or `time_delta` (`start_time_delta_seconds` ago). Later subscriptions resume after the last event handled.",
+        example="first",
+    )
+    start_sequence: int = field(0, ge=0, description="First sequence to read when `start_position: sequence`.", example=1)
+    start_time_delta_seconds: int = field(0, ge=0, description="How far back to start when `start_position: time_delta`, in seconds.", example=3600)
+    state_file: str = field("", description="File where the last handled sequence is kept, so a restarted connector resumes instead of using `start_position`; empty: kept in memory only.", example="/var/lib/kubemq-s3/events-store.state")
+
+    @model_validator(mode="after")
+    def _start_value_given(self) -> EventsStoreProperties:
+        if self.start_position == "sequence" and self.start_sequence < 1:
+            raise ValueError("start_position 'sequence' needs start_sequence >= 1")
+        if self.start_position == "time_delta" and self.start_time_delta_seconds < 1:
+            raise ValueError("start_position 'time_delta' needs start_time_delta_seconds >= 1")
+        return self
+
+
+class EventsSource(SubscriptionSource[AsyncPubSubClient, pb.EventReceive]):
+    """Fire-and-forget: handle each event, publish its response if asked to."""
+
+    kind = "kubemq.events"
+    aliases = ("source.events",)
+    summary = "Receives KubeMQ events (fire-and-forget); publishes responses to response_channel if set."
+    properties: EventsProperties
+    properties_model = EventsProperties
+
+    def new_client(self, config: ClientConfig) -> AsyncPubSubClient:
+        return AsyncPubSubClient(config=config)
+
+    def subscribe(self, client: AsyncPubSubClient) -> pb.Subscribe:
+        return subscribe_message(client, self.properties, pb.Subscribe.Events)
+
+    def open_stream(self, client: AsyncPubSubClient, index: int, stop: asyncio.Event) -> AsyncIterator[pb.EventReceive]:
+        return subscription_stream(client, self.subscribe(client), stop)
+
+    def describe(self, message: pb.EventReceive) -> tuple[str, bytes, float | None]:
+        return message.EventID, message.Body, None
+
+    async def deliver(self, client: AsyncPubSubClient, message: pb.EventReceive, outcome: Outcome) -> None:
+        if self.properties.response_channel:
+            await self.publish(client, outcome.response.to_json(), {"request_id": message.EventID})
+
+    async def publish(self, client: AsyncPubSubClient, body: bytes, tags: dict[str, str]) -> None:
+        """Publish a response as an event (unary, so a refusal raises)."""
+        await client.send_event_unary(EventMessage(channel=self.properties.response_channel, body=body, tags=tags))
+
+
+class EventsStoreSource(EventsSource):
+    """Events-store: like events, plus resuming by sequence."""
+
+    kind = "kubemq.events-store"
+    aliases = ("source.events-store",)
+    summary = "Receives KubeMQ events-store messages and resumes after the last one handled; publishes responses to response_channel if set."
+    properties: EventsStoreProperties
+    properties_model = EventsStoreProperties
+
+    def __init__(self, properties: EventsStoreProperties, binding: str) -> None:
+        super().__init__(properties, binding)
+        state = Path(properties.state_file) if properties.state_file else None
+        self.progress = SequenceProgress(properties.channel, state, binding)
+
+    def subscribe(self, client: AsyncPubSubClient) -> pb.Subscribe:
+        subscribe = subscribe_message(client, self.properties, pb.Subscribe.EventsStore)
+        if self.progress.floor > 0:
+            subscribe.EventsStoreTypeData = pb.Subscribe.StartAtSequence
+            subscribe.EventsStoreTypeValue = self.progress.floor + 1
+            return subscribe
+        subscribe.EventsStoreTypeData = _START_TYPES[self.properties.start_position]  # type: ignore[assignment]
+        if self.properties.start_position == "sequence":
+            subscribe.EventsStoreTypeValue = self.properties.start_sequence
+        elif self.properties.start_position == "time_delta":
+            subscribe.EventsStoreTypeValue = self.properties.start_time_delta_seconds
+        return subscribe
+
+    async def open_stream(self, client: AsyncPubSubClient, index: int, stop: asyncio.Event) -> AsyncIterator[pb.EventReceive]:  # type: ignore[override]
+        async for event in subscription_stream(client, self.subscribe(client), stop):
+            # A replay after re-subscribing may repeat events handled or still running.
+            if self.progress.claim(event.Sequence):
+                yield event
+
+    async def settle(self, index: int, message: pb.EventReceive, outcome: Outcome) -> None:
+        try:
+            await super().settle(index, message, outcome)
+        finally:
+            self.progress.finish(message.Sequence)
+
+    async def publish(self, client: AsyncPubSubClient, body: bytes, tags: dict[str, str]) -> None:
+        """Publish a response as an events-store message."""
+        result = await client.send_event_store(EventStoreMessage(channel=self.properties.response_channel, body=body, tags=tags))
+        if not result.sent:
+            raise RuntimeError(f"events-store response to {self.properties.response_channel} was not stored: {result.error}")
+
+
+class SequenceProgress:
+    """Which events-store sequences a binding has handled, so a re-subscribe neither repeats nor skips.
+
+    Events are handled concurrently, so "the last one handled" is ``floor``:
+    every event received up to it is finished. Events finished above it are
+    remembered, so a replay from ``floor + 1`` skips them; events still in
+    flight are skipped too. Sequences never received (another group member's,
+    or older than the start) count as not ours.
+    """
+
+    def __init__(self, channel: str, state_file: Path | None, binding: str) -> None:
+        self.channel = channel
+        self.state_file = state_file
+        self.binding = binding
+        self.floor = self._load()
+        self._running: set[int] = set()
+        self._finished: set[int] = set()
+        self._highest = self.floor
+
+    def claim(self, sequence: int) -> bool:
+        """True if the event is new to this binding; it then counts as running."""
+        if sequence <= self.floor or sequence in self._running or sequence in self._finished:
+            return False
+        self._running.add(sequence)
+        self._highest = max(self._highest, sequence)
+        return True
+
+    def finish(self, sequence: int) -> None:
+        """Mark an event handled and move the floor as far as every older one is."""
+        self._running.discard(sequence)
+        self._finished.add(sequence)
+        floor = min(self._running) - 1 if self._running else self._highest
+        if floor <= self.floor:
+            return
+        self.floor = floor
+        self._finished = {s for s in self._finished if s > floor}
+        self._save()
+
+    def _load(self) -> int:
+        if self.state_file is None or not self.state_file.exists():
+            return 0
+        try:
+            state = json.loads(self.state_file.read_text())
+            if state.get("channel") != self.channel:
+                log.warning("events-store state is for another channel; using start_position", binding=self.binding, state_file=str(self.state_file), state_channel=state.get("channel"))
+                return 0
+            return max(0, int(state["sequence"]))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("events-store state unreadable; using start_position", binding=self.binding, state_file=str(self.state_file), error=str(exc))
+            return 0
+
+    def _save(self) -> None:
+        if self.state_file is None:
+            return
+        temporary = self.state_file.with_name(self.state_file.name + ".tmp")
+        try:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps({"channel": self.channel, "sequence": self.floor}))
+            os.replace(temporary, self.state_file)  # atomic: a crash never leaves half a file
+        except OSError as exc:
+            log.error("could not save events-store state", binding=self.binding, state_file=str(self.state_file), error=str(exc))

@@ -1,0 +1,93 @@
+"""kubemq.events and kubemq.events-store end to end: responses on response_channel, resuming by sequence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from kubemq import AsyncPubSubClient, EventMessage, EventStoreMessage
+
+from bindings.broker import EmbeddedBroker
+from bindings.sources.events import EventsStoreSource
+from bindings.wire import Request
+from tests.fixtures.kubemq import StartConnector
+from tests.sources.support import binding, config, echo_target, eventually, listen, options, start, wait_subscribed
+
+
+async def publish(broker: EmbeddedBroker, channel: str, metadata: dict[str, str], data: bytes = b"", *, store: bool = False) -> str:
+    """Publish one request with the SDK; returns its event id."""
+    body = Request(metadata=metadata, data=data).to_json()
+    async with AsyncPubSubClient(**options(broker)) as client:
+        if store:
+            message = EventStoreMessage(channel=channel, body=body)
+            assert (await client.send_event_store(message)).sent
+            return message.id
+        event = EventMessage(channel=channel, body=body)
+        await client.send_event_unary(event)
+        return event.id
+
+
+async def test_events_publish_each_response_on_the_response_channel(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    running = await start(start_connector, broker, config(binding("ev", "kubemq.events", "ev.req", {"response_channel": "ev.resp"})))
+    async with listen(broker, "ev.resp") as responses:
+        ok_id = await publish(broker, "ev.req", {"method": "echo"}, b"fire")
+        failed_id = await publish(broker, "ev.req", {"method": "fail", "code": "AccessDenied"})
+        await eventually(lambda: len(responses.received) == 2)
+    by_request = {tags["request_id"]: response for (tags, _), response in zip(responses.received, responses.responses(), strict=True)}
+    assert (by_request[ok_id].is_error, by_request[ok_id].data) == (False, b"echo:fire")
+    assert (by_request[failed_id].is_error, by_request[failed_id].error) == (True, "AccessDenied: injected failure")
+    assert echo_target(running, "ev").calls == 2
+
+
+async def test_events_without_response_channel_just_run(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    running = await start(start_connector, broker, config(binding("ev", "source.events", "ev.quiet")))
+    await publish(broker, "ev.quiet", {"method": "echo"}, b"x")
+    await eventually(lambda: echo_target(running, "ev").calls == 1)
+
+
+async def test_events_store_responses_are_stored_events(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    await start(start_connector, broker, config(binding("es", "kubemq.events-store", "es.req", {"response_channel": "es.resp"})))
+    request_id = await publish(broker, "es.req", {"method": "echo"}, b"kept", store=True)
+    async with listen(broker, "es.resp", store=True) as responses:  # subscribes after the fact: the store replays it
+        await eventually(lambda: len(responses.received) == 1)
+    [(tags, _)] = responses.received
+    assert tags["request_id"] == request_id
+    assert responses.responses()[0].data == b"echo:kept"
+
+
+async def test_events_store_resumes_after_resubscribe_without_repeats_or_gaps(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    source_props = {"reconnect_interval_seconds": "0.1", "max_concurrency": "4"}
+    running = await start(start_connector, broker, config(binding("es", "kubemq.events-store", "es.resume", source_props)))
+    source = running.runtime.engine.bindings["es"].source
+    assert isinstance(source, EventsStoreSource)
+    target = echo_target(running, "es")
+    for i in (1, 2):
+        await publish(broker, "es.resume", {"method": "echo"}, str(i).encode(), store=True)
+    await publish(broker, "es.resume", {"method": "sleep", "milliseconds": "1500"}, b"3", store=True)
+    await eventually(lambda: target.calls == 3 and source.progress.floor == 2)  # 3 still running
+
+    await source._clients[0].close()  # the connection drops while event 3 is in flight
+    await eventually(lambda: not source.status.connected)
+    for i in (4, 5):  # published while the binding is away
+        await publish(broker, "es.resume", {"method": "echo"}, str(i).encode(), store=True)
+    await wait_subscribed(running, broker)  # re-subscribed at sequence 3: 3 is replayed while it runs
+    await eventually(lambda: target.calls == 5)
+    assert source.progress.floor == 2  # 4 and 5 are done, but 3 is not yet
+    await eventually(lambda: source.progress.floor == 5)
+    assert target.calls == 5  # 4 and 5 once each; 3 and 1-2 not again
+
+
+async def test_events_store_first_start_position_and_resume_from_state_file(broker: EmbeddedBroker, start_connector: StartConnector, tmp_path: Path) -> None:
+    for i in (1, 2):  # before any connector exists
+        await publish(broker, "es.state", {"method": "echo"}, str(i).encode(), store=True)
+    state = tmp_path / "state" / "es.json"
+    yaml = config(binding("es", "kubemq.events-store", "es.state", {"start_position": "first", "state_file": str(state)}))
+    first = await start(start_connector, broker, yaml)
+    await eventually(lambda: echo_target(first, "es").calls == 2)
+    await eventually(lambda: state.exists() and json.loads(state.read_text()) == {"channel": "es.state", "sequence": 2})
+    await first.runtime.stop()
+
+    await publish(broker, "es.state", {"method": "echo"}, b"3", store=True)  # while no connector runs
+    second = await start(start_connector, broker, yaml)
+    await eventually(lambda: json.loads(state.read_text())["sequence"] == 3)
+    assert echo_target(second, "es").calls == 1  # only the new one, despite start_position: first
