@@ -66,6 +66,9 @@ def _properties(model: type[Properties]) -> dict[str, Any]:
     for prop in schema.get("properties", {}).values():
         prop.pop("title", None)
         _also_string(prop)
+        for option in prop.get("anyOf", []):
+            _also_string(option)
+        _also_reference(prop)
     for name, info in model.model_fields.items():
         for alias in getattr(info.validation_alias, "choices", None) or []:
             if alias != name:
@@ -80,3 +83,17 @@ def _also_string(prop: dict[str, Any]) -> None:
         for bound in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
             if bound in prop:
                 prop["anyOf"][0][bound] = prop.pop(bound)
+
+
+# ``${VAR}`` / ``${VAR:-default}`` anywhere in a value, as the config loader expands it.
+ENV_REFERENCE = r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}"
+CONSTRAINTS = frozenset({"pattern", "enum", "const", "minLength", "maxLength"})
+ANNOTATIONS = frozenset({"description", "default", "examples"})
+
+
+def _also_reference(prop: dict[str, Any]) -> None:
+    """Values are expanded from the environment before they are checked: accept a reference where a pattern or choice would refuse it."""
+    if not any(CONSTRAINTS & option.keys() for option in [prop, *prop.get("anyOf", [])]):
+        return
+    constrained = {key: prop.pop(key) for key in list(prop) if key not in ANNOTATIONS}
+    prop["anyOf"] = [constrained, {"type": "string", "pattern": ENV_REFERENCE}]
