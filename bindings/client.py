@@ -1,41 +1,211 @@
-"""A kubemq-targets client: send one request with the official SDK and show the reply.
+"""A kubemq-targets client: send one request with the official SDK, in any pattern, and show the result.
 
 Used by ``kubemq-s3 send``. It speaks only the wire format, so it works with
-any kubemq-targets target, not only this connector.
+any kubemq-targets target, not only this connector:
+
+* ``query``: waits for the reply (the Response JSON);
+* ``command``: waits for ``Executed`` (true, or false with the error);
+* ``queue``, ``event``, ``event-store``: prints the send result and, with a
+  response channel, waits for the Response JSON published there.
+
+Responses are matched to the request by the ``request_id`` tag this
+connector sets; a response without that tag (as kubemq-targets sends them)
+is taken as the answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from kubemq import AsyncCQClient, KubeMQError, QueryMessage, RetryPolicy
+from kubemq import (
+    AsyncCancellationToken,
+    AsyncCQClient,
+    AsyncPubSubClient,
+    AsyncQueuesClient,
+    CommandMessage,
+    EventMessage,
+    EventsStoreSubscription,
+    EventStoreMessage,
+    EventsSubscription,
+    KubeMQError,
+    QueryMessage,
+    QueueMessage,
+    RetryPolicy,
+)
+from kubemq.pubsub.events_store_subscription import EventStoreStartPosition
 
 from bindings.sources.connection import SERVER_MESSAGE_LIMIT
+from bindings.sources.sdk import flush_downstream
 from bindings.wire import Request, Response
+
+Pattern = Literal["query", "command", "queue", "event", "event-store"]
+PATTERNS: tuple[Pattern, ...] = ("query", "command", "queue", "event", "event-store")
+# How far back an events-store response subscription starts, so a response
+# published while the subscription is being registered is still replayed.
+EVENTS_STORE_LOOKBACK_SECONDS = 1
+EVENTS_SUBSCRIBE_PAUSE_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where and as whom to connect."""
+
+    address: str
+    auth_token: str | None = None
+    client_id: str = "kubemq-s3-send"
+
+    def options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "address": self.address,
+            "client_id": self.client_id,
+            "max_send_size": SERVER_MESSAGE_LIMIT,
+            "max_receive_size": SERVER_MESSAGE_LIMIT,
+            "connection_pool_size": 1,
+            # A retried send would run the request twice.
+            "retry_policy": RetryPolicy(max_retries=0),
+        }
+        if self.auth_token:
+            options["auth_token"] = self.auth_token
+        return options
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What a fire-and-forget send returned."""
+
+    pattern: Pattern
+    channel: str
+    id: str
+
+    def shown(self) -> dict[str, Any]:
+        return {"sent": True, "pattern": self.pattern, "channel": self.channel, "id": self.id}
 
 
 async def query(address: str, channel: str, request: Request, *, timeout: int = 30, auth_token: str | None = None, client_id: str = "kubemq-s3-send") -> Response:
     """Send ``request`` as a KubeMQ query and return the decoded reply."""
-    options: dict[str, Any] = {
-        "address": address,
-        "client_id": client_id,
-        "max_send_size": SERVER_MESSAGE_LIMIT,
-        "max_receive_size": SERVER_MESSAGE_LIMIT,
-        "connection_pool_size": 1,
-        # A retried query would run the request twice.
-        "retry_policy": RetryPolicy(max_retries=0),
-    }
-    if auth_token:
-        options["auth_token"] = auth_token
-    async with AsyncCQClient(**options) as client:
+    async with AsyncCQClient(**Connection(address, auth_token, client_id).options()) as client:
         reply = await client.send_query(QueryMessage(channel=channel, body=request.to_json(), timeout_in_seconds=timeout))
     if not reply.is_executed:
         return Response.failure(reply.error or "query was not executed")
     return Response.from_json(reply.body)
+
+
+async def command(connection: Connection, channel: str, request: Request, *, timeout: int = 30) -> Response:
+    """Send ``request`` as a KubeMQ command; the reply carries only success or the error."""
+    async with AsyncCQClient(**connection.options()) as client:
+        reply = await client.send_command(CommandMessage(channel=channel, body=request.to_json(), timeout_in_seconds=timeout))
+    return Response(is_error=not reply.is_executed, error=reply.error if not reply.is_executed else "")
+
+
+async def send_queue(connection: Connection, channel: str, request: Request) -> Sent:
+    """Put ``request`` on a queue."""
+    async with AsyncQueuesClient(**connection.options()) as client:
+        result = await client.send_queue_message_simple(QueueMessage(channel=channel, body=request.to_json()))
+    if result.is_error:
+        raise KubeMQError(f"queue send refused: {result.error}")
+    return Sent("queue", channel, result.id or "")
+
+
+async def publish(connection: Connection, channel: str, request: Request, *, store: bool) -> Sent:
+    """Publish ``request`` as an event, or an events-store message when ``store``."""
+    async with AsyncPubSubClient(**connection.options()) as client:
+        return await _publish(client, channel, request, store=store)
+
+
+async def _publish(client: AsyncPubSubClient, channel: str, request: Request, *, store: bool) -> Sent:
+    if not store:
+        event = EventMessage(channel=channel, body=request.to_json())
+        await client.send_event_unary(event)
+        return Sent("event", channel, event.id)
+    message = EventStoreMessage(channel=channel, body=request.to_json())
+    result = await client.send_event_store(message)
+    if not result.sent:
+        raise KubeMQError(f"events-store send refused: {result.error}")
+    return Sent("event-store", channel, message.id)
+
+
+def _answers(tags: dict[str, str], request_id: str) -> bool:
+    """Is this response the one for ``request_id``? Untagged ones (kubemq-targets) are taken."""
+    return tags.get("request_id", request_id) == request_id
+
+
+async def send_queue_and_wait(connection: Connection, channel: str, request: Request, response_channel: str, *, timeout: int) -> tuple[Sent, Response]:
+    """Queue ``request``, then take its response from the ``response_channel`` queue.
+
+    Other requests' responses met on the way are not consumed: they go back
+    to the queue, unchanged, when this client leaves.
+    """
+    sent = await send_queue(connection, channel, request)
+    async with AsyncQueuesClient(**connection.options()) as client:
+        async with asyncio.timeout(timeout):
+            while True:
+                # One at a time: a poll for more would wait out its timeout before returning.
+                polled = await client.receive_queue_messages(response_channel, max_messages=1, wait_timeout_seconds=1, auto_ack=False)
+                if polled.is_error:
+                    raise KubeMQError(f"queue poll refused: {polled.error}")
+                for message in polled.messages:
+                    if _answers(message.tags, sent.id):
+                        await message.async_ack()
+                        await flush_downstream(client)
+                        return sent, Response.from_json(message.body)
+
+
+async def publish_and_wait(connection: Connection, channel: str, request: Request, response_channel: str, *, store: bool, timeout: int) -> tuple[Sent, Response]:
+    """Subscribe to ``response_channel``, publish ``request``, and wait for its response there.
+
+    KubeMQ does not acknowledge subscriptions. Events-store responses are safe
+    anyway (the subscription starts a moment in the past); for plain events
+    the request goes out only after a short pause and a round trip to the
+    server, so the subscription is in place before the response can be.
+    """
+    async with AsyncPubSubClient(**connection.options()) as client:
+        token = AsyncCancellationToken()
+        received: asyncio.Queue[tuple[dict[str, str], bytes]] = asyncio.Queue()
+
+        async def collect() -> None:
+            async for item in _event_responses(client, response_channel, store, token):
+                await received.put(item)
+
+        reader = asyncio.create_task(collect())
+        try:
+            if not store:
+                await asyncio.sleep(EVENTS_SUBSCRIBE_PAUSE_SECONDS)
+                await client.ping()
+            sent = await _publish(client, channel, request, store=store)
+            async with asyncio.timeout(timeout):
+                while True:
+                    tags, body = await received.get()
+                    if _answers(tags, sent.id):
+                        return sent, Response.from_json(body)
+        finally:
+            token.cancel()
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
+
+
+async def _event_responses(client: AsyncPubSubClient, channel: str, store: bool, token: AsyncCancellationToken) -> AsyncIterator[tuple[dict[str, str], bytes]]:
+    """(tags, body) of every event (or events-store message) on ``channel`` from now on."""
+    if store:
+        subscription = EventsStoreSubscription(
+            channel=channel,
+            on_receive_event_callback=lambda _: None,
+            events_store_type=EventStoreStartPosition.StartAtTimeDelta,
+            events_store_time_delta_seconds=EVENTS_STORE_LOOKBACK_SECONDS,
+        )
+        async for stored in client.subscribe_to_events_store(subscription, token):
+            yield stored.tags, stored.body
+    else:
+        async for event in client.subscribe_to_events(EventsSubscription(channel=channel, on_receive_event_callback=lambda _: None), token):
+            yield event.tags, event.body
 
 
 def readable(response: Response) -> dict[str, Any]:
@@ -56,13 +226,48 @@ def readable(response: Response) -> dict[str, Any]:
     return shown
 
 
-async def send_request(address: str, channel: str, metadata: dict[str, str], data: bytes, *, timeout: int, auth_token: str | None, output: Path | None) -> int:
-    """Send, print the reply; exit code 0 for success, 1 for an error reply, 2 if nothing came back."""
+async def exchange(connection: Connection, pattern: Pattern, channel: str, request: Request, *, timeout: int, response_channel: str | None) -> tuple[Sent | None, Response | None]:
+    """Send in ``pattern``; what was sent (fire-and-forget patterns) and the response, if one is awaited."""
+    if pattern == "query":
+        return None, await query(connection.address, channel, request, timeout=timeout, auth_token=connection.auth_token, client_id=connection.client_id)
+    if pattern == "command":
+        return None, await command(connection, channel, request, timeout=timeout)
+    if pattern == "queue":
+        if response_channel:
+            return await send_queue_and_wait(connection, channel, request, response_channel, timeout=timeout)
+        return await send_queue(connection, channel, request), None
+    store = pattern == "event-store"
+    if response_channel:
+        return await publish_and_wait(connection, channel, request, response_channel, store=store, timeout=timeout)
+    return await publish(connection, channel, request, store=store), None
+
+
+async def send_request(
+    address: str,
+    channel: str,
+    metadata: dict[str, str],
+    data: bytes,
+    *,
+    timeout: int,
+    auth_token: str | None,
+    output: Path | None,
+    pattern: Pattern = "query",
+    response_channel: str | None = None,
+) -> int:
+    """Send, print the result; exit code 0 for success, 1 for an error reply, 2 if nothing came back."""
+    request = Request(metadata=metadata, data=data)
     try:
-        response = await query(address, channel, Request(metadata=metadata, data=data), timeout=timeout, auth_token=auth_token)
+        sent, response = await exchange(Connection(address, auth_token), pattern, channel, request, timeout=timeout, response_channel=response_channel)
+    except TimeoutError:
+        print(f"error: no response on {response_channel} within {timeout}s", file=sys.stderr)
+        return 2
     except (KubeMQError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if sent is not None:
+        print(json.dumps(sent.shown(), indent=2))
+    if response is None:
+        return 0
     if output is not None and response.data is not None:
         output.write_bytes(response.data)
         response = Response(response.metadata, None, response.is_error, response.error)
