@@ -14,7 +14,7 @@ from bindings.errors import ConfigError
 from bindings.registry import Registry
 from bindings.sources import SOURCES
 from tests.fixtures.echo_target import EchoTarget
-from tests.fixtures.kubemq import free_port
+from tests.fixtures.kubemq import RunningConnector, free_port
 from tests.ops.support import SteadySender, eventually, get_json, get_text, watched_connector, write_config
 from tests.engine.test_query_source import send
 
@@ -37,6 +37,13 @@ def binding(name: str, channel: str, prefix: str, *, group: str = "", middleware
             prefix: "{prefix}"
         properties:
           {middleware}"""
+
+
+async def serves_with_prefix(running: RunningConnector, broker: EmbeddedBroker, channel: str, prefix: str) -> None:
+    """After a restart: ready, subscribed at the broker, and answering from the new config."""
+    await running.wait_ready()
+    await broker.wait_for_subscribers(channel, 1, kind="queries")
+    assert (await send(broker, channel, {"method": "echo"}, b"x")).data == prefix.encode() + b"x"
 
 
 def config(*bindings: str) -> str:
@@ -81,9 +88,7 @@ async def test_changed_binding_without_group_finishes_in_flight_requests_first(b
         replies = await asyncio.gather(*slow)
         assert [(r.is_error, r.data) for r in replies] == [(False, b"0"), (False, b"1"), (False, b"2")]
         await eventually(lambda: running.runtime.status.last_reload_changes.get("restarted") == ["solo"])
-        await running.wait_ready()
-        await broker.wait_for_subscribers("r.solo", 1, kind="queries")
-        assert (await send(broker, "r.solo", {"method": "echo"}, b"x")).data == b"v2:x"
+        await serves_with_prefix(running, broker, "r.solo", "v2:")
 
 
 async def test_invalid_edit_is_refused_the_old_config_serves_and_the_error_is_shown(broker: EmbeddedBroker, tmp_path: Path) -> None:
@@ -115,9 +120,7 @@ async def test_invalid_edit_is_refused_the_old_config_serves_and_the_error_is_sh
         await eventually(lambda: running.runtime.status.last_reload_result == "applied")
         assert running.runtime.status.last_reload_error is None
         assert "kubemq_s3_config_last_reload_successful 1.0" in (await get_text(f"{api}/metrics"))[1]
-        await running.wait_ready()
-        await broker.wait_for_subscribers("r.invalid", 1, kind="queries")
-        assert (await send(broker, "r.invalid", {"method": "echo"}, b"x")).data == b"v3:x"
+        await serves_with_prefix(running, broker, "r.invalid", "v3:")
 
 
 async def _refused(api: str) -> tuple[int, dict] | None:  # type: ignore[type-arg]
@@ -144,9 +147,7 @@ async def test_configmap_symlink_swap_is_noticed(broker: EmbeddedBroker, tmp_pat
         publish("2", config(binding("cm", "r.configmap", "v2:")))
         await eventually(lambda: running.runtime.status.last_reload_changes.get("restarted") == ["cm"])
         assert running.runtime.status.last_reload_trigger == "file change"
-        await running.wait_ready()
-        await broker.wait_for_subscribers("r.configmap", 1, kind="queries")
-        assert (await send(broker, "r.configmap", {"method": "echo"}, b"x")).data == b"v2:x"
+        await serves_with_prefix(running, broker, "r.configmap", "v2:")
 
 
 async def test_touching_the_file_without_changing_it_reloads_nothing(broker: EmbeddedBroker, tmp_path: Path) -> None:
