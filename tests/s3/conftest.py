@@ -9,7 +9,8 @@ from typing import Any
 import pytest_asyncio
 from aiohttp import web
 
-from connector.s3 import S3Target
+from connector.s3 import EmbeddedS3, S3Target
+from tests.fixtures.s3 import seaweed_properties
 from tests.s3.support import open_target
 
 MakeTarget = Callable[..., Awaitable[S3Target]]
@@ -30,9 +31,12 @@ async def make_target(s3_properties: dict[str, str]) -> AsyncIterator[MakeTarget
         await target.close()
 
 
-@pytest_asyncio.fixture
-async def target(make_target: MakeTarget) -> S3Target:
-    return await make_target()
+@pytest_asyncio.fixture(scope="session")
+async def target(seaweed: EmbeddedS3) -> AsyncIterator[S3Target]:
+    """One target on SeaweedFS with default properties, shared by the session (creating a client costs ~0.1 s)."""
+    opened = await open_target(seaweed_properties(seaweed))
+    yield opened
+    await opened.close()
 
 
 @dataclass
