@@ -83,3 +83,13 @@ async def test_batches_are_polled_together_and_every_message_is_acked(broker: Em
     await running.runtime.stop()  # a clean stop flushes the last acks: nothing is redelivered
     assert await queue_depth(broker, "qu.batch") == 0
     assert target.calls == 12
+
+
+async def test_a_clean_stop_finishes_in_flight_requests_and_their_acks(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    running = await start(start_connector, broker, config(binding("q", "kubemq.queue", "qu.stop", {"response_channel": "qu.stop.resp"})))
+    await enqueue(broker, "qu.stop", {"method": "sleep", "milliseconds": "300"}, b"finish me")
+    await eventually(lambda: running.runtime.engine.bindings["q"].source.in_flight == 1)
+    await running.runtime.stop()  # drains: the request ends, is acked, and the ack reaches KubeMQ before the close
+    [reply] = await take(broker, "qu.stop.resp")
+    assert reply.response.data == b"finish me"
+    assert await queue_depth(broker, "qu.stop") == 0  # not redelivered
