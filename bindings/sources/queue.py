@@ -53,7 +53,7 @@ class QueueProperties(ReplyProperties, ConnectionProperties):
     address: str = field("localhost:50000", description="KubeMQ gRPC address `host:port`, or `embedded` to start the built-in development broker.", example="kubemq-cluster-grpc.kubemq:50000")
     channel: str = field(description="Queue to receive requests from.", example="queue.aws.s3")
     sources: int = field(1, ge=1, le=1024, description="Parallel poll streams (each its own client); at most `sources` x `batch_size` requests are in flight.", example=4)
-    max_concurrency: int = field(32, ge=1, le=1000, description="Upper bound on requests in flight for this binding, below `sources` x `batch_size`.", example=32)
+    max_concurrency: int = field(32, ge=1, le=1000, description="Most requests in flight for this binding (there are never more than `sources` x `batch_size`).", example=32)
     batch_size: int = field(1, ge=1, le=1024, description="Most messages taken per poll. A poll returns when it has this many or `wait_timeout` has passed.", example=1)
     wait_timeout: int = field(5, ge=1, le=86400, description="Seconds one poll waits for messages (at most 60 per poll; larger values are accepted for kubemq-targets configs).", example=5)
     max_receive_count: int = field(3, ge=1, le=1024, description="Deliveries of a message whose request keeps failing with a retryable error before it is dead-lettered.", example=3)
