@@ -94,7 +94,7 @@ class CopyItemMetadata(ItemMetadata, ObjectAttributes, WaitMetadata):
     @model_validator(mode="after")
     def _directive_fits(self) -> CopyItemMetadata:
         if self.metadata_directive == "COPY" and self.has_metadata:
-            raise ValueError("content_type, content_disposition, cache_control and user metadata need metadata_directive=REPLACE")
+            raise ValueError("new attributes (content_type, content_disposition, cache_control, user metadata) require metadata_directive replace")
         return self
 
     @property

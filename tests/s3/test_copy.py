@@ -1,0 +1,110 @@
+"""copy_item: both copy_source forms, separate source keys, keys with spaces and unicode, metadata, multipart copy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bindings.errors import InvalidRequestError, TargetError
+from connector.s3 import S3Target
+from tests.s3.conftest import MakeTarget
+from tests.s3.support import body, call
+
+MIB = 1024 * 1024
+SOURCE_KEY = "in box/résumé 2024.pdf"
+
+
+async def read(client: Any, bucket: str, key: str) -> bytes:
+    return await (await client.get_object(Bucket=bucket, Key=key))["Body"].read()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def source(s3_client: Any, bucket: str) -> str:
+    await s3_client.put_object(Bucket=bucket, Key=SOURCE_KEY, Body=b"original", ContentType="application/pdf", Metadata={"owner": "ann"})
+    return bucket
+
+
+async def test_copy_source_as_bucket_slash_key_with_spaces_and_unicode(target: S3Target, s3_client: Any, source: str) -> None:
+    reply = await call(target, method="copy_item", bucket_name=source, item_name="copy.pdf", copy_source=f"{source}/{SOURCE_KEY}", wait_for_completion="true")
+    assert reply.metadata == {"result": "ok", "bucket": source, "key": "copy.pdf"}
+    output = body(reply)
+    assert list(output)[:2] == ["BucketKeyEnabled", "CopyObjectResult"]
+    assert set(output["CopyObjectResult"]) == {"ETag", "LastModified"}
+    assert await read(s3_client, source, "copy.pdf") == b"original"
+    head = await s3_client.head_object(Bucket=source, Key="copy.pdf")
+    assert (head["ContentType"], head["Metadata"]) == ("application/pdf", {"owner": "ann"})
+
+
+async def test_copy_source_as_a_bare_bucket_copies_item_name_across_buckets(target: S3Target, s3_client: Any, source: str) -> None:
+    # kubemq-targets' README describes copy_source as the source bucket; the key is then item_name in both.
+    destination = f"{source}-dst"
+    await s3_client.create_bucket(Bucket=destination)
+    try:
+        await call(target, method="copy_item", bucket_name=destination, item_name=SOURCE_KEY, copy_source=source)
+        assert await read(s3_client, destination, SOURCE_KEY) == b"original"
+    finally:
+        await s3_client.delete_object(Bucket=destination, Key=SOURCE_KEY)
+        await s3_client.delete_bucket(Bucket=destination)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        lambda bucket: {"source_bucket": bucket, "source_item": SOURCE_KEY},
+        lambda bucket: {"source_item": SOURCE_KEY},
+        lambda bucket: {"copy_source": f"/{bucket}/{SOURCE_KEY}"},
+    ],
+    ids=["source_bucket+source_item", "source_item-only", "leading-slash"],
+)
+async def test_other_ways_to_name_the_source(target: S3Target, s3_client: Any, source: str, keys: Any) -> None:
+    await call(target, method="copy_item", bucket_name=source, item_name="dup", **keys(source))
+    assert await read(s3_client, source, "dup") == b"original"
+
+
+async def test_copy_source_and_source_keys_are_exclusive(target: S3Target, source: str) -> None:
+    with pytest.raises(InvalidRequestError, match="give either copy_source or source_bucket/source_item, not both"):
+        await call(target, method="copy_item", bucket_name=source, item_name="x", copy_source=f"{source}/a", source_item="b")
+
+
+async def test_replace_sets_new_metadata(target: S3Target, s3_client: Any, source: str) -> None:
+    await call(
+        target,
+        method="copy_item",
+        bucket_name=source,
+        item_name="renamed.txt",
+        copy_source=f"{source}/{SOURCE_KEY}",
+        content_type="text/plain",
+        meta_owner="bob",
+    )
+    head = await s3_client.head_object(Bucket=source, Key="renamed.txt")
+    assert (head["ContentType"], head["Metadata"]) == ("text/plain", {"owner": "bob"})
+
+
+async def test_explicit_copy_directive_refuses_new_metadata(target: S3Target, source: str) -> None:
+    with pytest.raises(InvalidRequestError, match="require metadata_directive replace"):
+        await call(target, method="copy_item", bucket_name=source, item_name="x", copy_source=f"{source}/{SOURCE_KEY}", metadata_directive="copy", meta_a="b")
+
+
+async def test_copying_a_missing_source(target: S3Target, bucket: str) -> None:
+    with pytest.raises(TargetError) as caught:
+        await call(target, method="copy_item", bucket_name=bucket, item_name="x", copy_source=f"{bucket}/missing")
+    assert str(caught.value).startswith("NoSuchKey: The specified key does not exist.\n\tstatus code: 404")
+    with pytest.raises(TargetError) as caught:
+        await call(target, method="copy_item", bucket_name=bucket, item_name="x", copy_source="no-such-bucket-kubemq/missing")
+    assert caught.value.code == "NoSuchBucket"
+
+
+async def test_sources_above_the_threshold_are_copied_in_parts_keeping_their_metadata(make_target: MakeTarget, s3_client: Any, bucket: str) -> None:
+    # The threshold is 5 GiB in production; lowering it exercises the same choice without copying 5 GiB.
+    target = await make_target(copy_multipart_threshold_mib="5", copy_part_size_mib="5")
+    payload = bytes(range(256)) * (11 * MIB // 256)
+    await s3_client.put_object(Bucket=bucket, Key="big", Body=payload, ContentType="video/mp4", Metadata={"take": "2"})
+    await s3_client.put_object(Bucket=bucket, Key="small", Body=b"tiny")
+    reply = await call(target, method="copy_item", bucket_name=bucket, item_name="big copy", copy_source=f"{bucket}/big")
+    assert body(reply)["CopyObjectResult"]["ETag"].endswith('-3"')  # three parts: 5 + 5 + 1 MiB
+    assert await read(s3_client, bucket, "big copy") == payload
+    head = await s3_client.head_object(Bucket=bucket, Key="big copy")
+    assert (head["ContentType"], head["Metadata"]) == ("video/mp4", {"take": "2"})
+    small = await call(target, method="copy_item", bucket_name=bucket, item_name="small copy", copy_source=f"{bucket}/small")
+    assert "-" not in body(small)["CopyObjectResult"]["ETag"]
