@@ -13,6 +13,7 @@ reads) is accepted beside ``rate_per_second`` (the key its README writes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -105,11 +106,13 @@ def _request_line(logger: Any, request: Request, context: RequestContext) -> Any
 
 
 def deadline_middleware() -> Middleware:
-    """Do not start work the sender no longer waits for; stop waiting when it gives up.
+    """Do not start work the sender no longer waits for; stop reads it gave up on.
 
-    A request whose deadline has passed is refused before reaching the target;
-    one still running when it passes is cancelled (its reply could not be
-    delivered anyway).
+    A request whose deadline has passed is refused before reaching the target.
+    When the deadline passes while a read-only method runs, the read is
+    cancelled (its reply could not be delivered anyway). A write is left to
+    finish: cutting an upload or a delete half-way helps nobody, and a sender
+    that retries must find the write done.
     """
 
     def wrap(call_next: Handler) -> Handler:
@@ -119,11 +122,14 @@ def deadline_middleware() -> Middleware:
                 return await call_next(request, context)
             if remaining <= 0:
                 raise RequestTimeoutError("request deadline passed before it was started; the sender has given up")
-            try:
-                async with asyncio.timeout(remaining):
-                    return await call_next(request, context)
-            except TimeoutError:
-                raise RequestTimeoutError(f"request deadline passed after {_elapsed_ms(context):.0f} ms; the sender has given up") from None
+            work = asyncio.ensure_future(call_next(request, context))
+            done, _ = await asyncio.wait({work}, timeout=remaining)
+            if done or not context.read_only:
+                return await work
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+            raise RequestTimeoutError(f"request deadline passed after {_elapsed_ms(context):.0f} ms; the sender has given up")
 
         return handle
 

@@ -75,6 +75,7 @@ class Method(Generic[MetadataT]):
     metadata: type[MetadataT]
     handler: Handler
     summary: str
+    read_only: bool = False
 
 
 class MethodTable:
@@ -87,13 +88,17 @@ class MethodTable:
     def __init__(self) -> None:
         self._methods: dict[str, Method[Any]] = {}
 
-    def method(self, name: str, metadata: type[RequestMetadata], summary: str) -> Callable[[Handler], Handler]:
-        """Decorator registering ``handler(target, metadata, request, context)`` as ``name``."""
+    def method(self, name: str, metadata: type[RequestMetadata], summary: str, *, read_only: bool = False) -> Callable[[Handler], Handler]:
+        """Decorator registering ``handler(target, metadata, request, context)`` as ``name``.
+
+        ``read_only`` methods change nothing, so they may be cancelled when the
+        sender gives up; writes always run to the end.
+        """
 
         def register(handler: Handler) -> Handler:
             if name in self._methods:
                 raise ValueError(f"method {name!r} registered twice")
-            self._methods[name] = Method(name, metadata, handler, summary)
+            self._methods[name] = Method(name, metadata, handler, summary, read_only)
             return handler
 
         return register
@@ -127,6 +132,7 @@ class MethodTable:
         """Resolve and run the request's method on ``owner`` (the target)."""
         method, metadata = self.resolve(request, defaults)
         context.method = method.name
+        context.read_only = method.read_only
         return await method.handler(owner, metadata, request, context)
 
 

@@ -72,6 +72,15 @@ async def test_work_in_flight_is_cancelled_when_the_sender_gives_up(broker: Embe
     assert time.monotonic() - started < 3  # cut off at the 1 s deadline, not after 20 s
 
 
+async def test_a_write_in_flight_finishes_after_the_sender_gives_up(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    running = await start(start_connector, broker, config(binding("w", "kubemq.query", "mw.write")))
+    target = echo_target(running, "w")
+    with pytest.raises(KubeMQTimeoutError):
+        await query(broker.address, "mw.write", Request({"method": "write", "milliseconds": "1600"}), timeout=1)
+    assert target.completed_writes == 0
+    await eventually(lambda: target.completed_writes == 1, timeout=5)  # not cancelled half-way
+
+
 async def test_query_and_queue_bindings_in_one_process_each_with_its_own_middleware(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
     running = await start(
         start_connector,
