@@ -50,7 +50,7 @@ class StubS3:
     async def handle(self, request: web.Request) -> web.Response:
         self.requests.append((request.method, request.path_qs, await request.read()))
         status, payload = self.replies.pop(0) if self.replies else (200, b"")
-        return web.Response(status=status, body=payload, content_type="application/xml")
+        return web.Response(status=status, body=payload, content_type="application/xml", headers={"x-amz-request-id": f"R{len(self.requests)}"})
 
 
 @pytest_asyncio.fixture
