@@ -10,7 +10,8 @@ command line.
 
 The process cannot outlive the connector: it is stopped on ``stop()``, killed
 at interpreter exit, and on Linux the kernel kills it if the connector dies
-(``PR_SET_PDEATHSIG``; that tracks the thread that started it, the event loop's).
+(``PR_SET_PDEATHSIG`` through ``setpriv``; it tracks the thread that started
+it, which is the event loop's).
 
 All bindings with ``endpoint: embedded`` share one server (``SHARED``),
 started by the first and stopped when the last releases it.
@@ -21,13 +22,11 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import ctypes
 import importlib.metadata
 import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -66,7 +65,6 @@ STOP_GRACE_TEMPORARY = 2.0
 # gRPC unix sockets weed creates in the temp dir and removes only on a graceful stop.
 GRPC_SOCKETS = ("master", "volume", "filer", "s3", "admin")
 START_ATTEMPTS = 3
-PR_SET_PDEATHSIG = 1
 
 
 class EmbeddedS3Error(RuntimeError):
@@ -106,13 +104,15 @@ def free_port_pairs(count: int) -> list[int]:
     return chosen
 
 
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+def die_with_parent() -> list[str]:
+    """Command prefix making the kernel SIGKILL the child when the connector dies (Linux, util-linux ``setpriv``).
 
-
-def _die_with_parent() -> None:
-    """Runs in the child between fork and exec: ask the kernel to kill it when its parent dies."""
-    if _LIBC is not None:
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    ``setpriv`` sets ``PR_SET_PDEATHSIG`` and execs the real command (same pid).
+    Doing it in a Python ``preexec_fn`` instead would run Python between fork and
+    exec, which crashes the child when gRPC's fork handlers are installed.
+    """
+    setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
 class EmbeddedS3:
@@ -212,6 +212,7 @@ class EmbeddedS3:
         self._s3_port = ports["s3.port"]
         self._grpc_ports = [port + GRPC_OFFSET for port in ports.values()]
         command = [
+            *die_with_parent(),
             binary,
             "mini",
             f"-dir={data}",
@@ -230,7 +231,6 @@ class EmbeddedS3:
             stderr=subprocess.STDOUT,
             cwd=self._runtime_dir,
             start_new_session=True,
-            preexec_fn=_die_with_parent if _LIBC is not None else None,  # noqa: PLW1509 - async-signal-safe prctl only
         )
         _LIVE.add(self)
         await self._wait_ready()

@@ -20,23 +20,25 @@ from connector.s3.embedded import SHARED
 from connector.s3.errors import translate
 from connector.s3.options import S3Properties
 
-OPERATIONS: tuple[tuple[str, type[Any], Any, str], ...] = (
-    ("list_buckets", listing.ListBucketsMetadata, listing.list_buckets, "List every bucket of the account."),
-    ("list_bucket_items", listing.ListItemsMetadata, listing.list_bucket_items, "List a bucket's objects: every page up to a cap, or one page."),
-    ("create_bucket", buckets.CreateBucketMetadata, buckets.create_bucket, "Create a bucket in the target's region."),
-    ("delete_bucket", buckets.DeleteBucketMetadata, buckets.delete_bucket, "Delete a bucket (with force=true, empty it first)."),
-    ("upload_item", items.UploadItemMetadata, items.upload_item, "Store the request data as an object."),
-    ("get_item", items.GetItemMetadata, items.get_item, "Return an object's bytes (or its decoded content)."),
-    ("delete_item_from_bucket", items.DeleteItemMetadata, items.delete_item_from_bucket, "Delete one object."),
-    ("delete_all_items_from_bucket", buckets.DeleteAllItemsMetadata, buckets.delete_all_items_from_bucket, "Delete every object (under a prefix)."),
-    ("copy_item", items.CopyItemMetadata, items.copy_item, "Copy an object, within or across buckets."),
-    ("head_item", items.HeadItemMetadata, items.head_item, "Describe an object without its body."),
-    ("presign_url", items.PresignUrlMetadata, items.presign_url, "Make a time-limited URL to get, put or delete an object."),
+READ, WRITE = True, False
+# (name, metadata model, handler, summary, read-only: may be cancelled once the sender gives up)
+OPERATIONS: tuple[tuple[str, type[Any], Any, str, bool], ...] = (
+    ("list_buckets", listing.ListBucketsMetadata, listing.list_buckets, "List every bucket of the account.", READ),
+    ("list_bucket_items", listing.ListItemsMetadata, listing.list_bucket_items, "List a bucket's objects: every page up to a cap, or one page.", READ),
+    ("create_bucket", buckets.CreateBucketMetadata, buckets.create_bucket, "Create a bucket in the target's region.", WRITE),
+    ("delete_bucket", buckets.DeleteBucketMetadata, buckets.delete_bucket, "Delete a bucket (with force=true, empty it first).", WRITE),
+    ("upload_item", items.UploadItemMetadata, items.upload_item, "Store the request data as an object.", WRITE),
+    ("get_item", items.GetItemMetadata, items.get_item, "Return an object's bytes (or its decoded content).", READ),
+    ("delete_item_from_bucket", items.DeleteItemMetadata, items.delete_item_from_bucket, "Delete one object.", WRITE),
+    ("delete_all_items_from_bucket", buckets.DeleteAllItemsMetadata, buckets.delete_all_items_from_bucket, "Delete every object (under a prefix).", WRITE),
+    ("copy_item", items.CopyItemMetadata, items.copy_item, "Copy an object, within or across buckets.", WRITE),
+    ("head_item", items.HeadItemMetadata, items.head_item, "Describe an object without its body.", READ),
+    ("presign_url", items.PresignUrlMetadata, items.presign_url, "Make a time-limited URL to get, put or delete an object.", READ),
 )
 
 METHODS = MethodTable()
-for _name, _metadata, _handler, _summary in OPERATIONS:
-    METHODS.method(_name, _metadata, _summary)(_handler)
+for _name, _metadata, _handler, _summary, _read_only in OPERATIONS:
+    METHODS.method(_name, _metadata, _summary, read_only=_read_only)(_handler)
 
 
 class S3Target(Target):
