@@ -107,6 +107,8 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
     root.setLevel(numeric)
     # The SDK warns on every insecure channel; keep its noise to real errors.
     logging.getLogger("kubemq").setLevel(logging.ERROR)
+    # The config watcher's library logs every event batch in the directory at info.
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
 
 
 def request_logger(level: str | None) -> Any:

@@ -132,7 +132,8 @@ class Runtime:
         if self._broker is not None:
             await self._broker.stop()
             self._broker = None
-        log.info("connector stopped")
+        if self.config is not None:
+            log.info("connector stopped")
 
     def request_stop(self) -> None:
         self._stop.set()

@@ -85,6 +85,9 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_problems(args.config, exc)
         return 1
+    except OSError as exc:  # the API port is taken, the embedded broker cannot bind ...
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -6,12 +6,14 @@ import asyncio
 import os
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bindings.broker import EmbeddedBroker
 from bindings.config import load_config
 from bindings.errors import ConfigError
 from bindings.registry import Registry
+from bindings.runtime import Runtime
 from bindings.sources import SOURCES
 from tests.fixtures.echo_target import EchoTarget
 from tests.fixtures.kubemq import RunningConnector, free_port
@@ -161,3 +163,38 @@ async def test_touching_the_file_without_changing_it_reloads_nothing(broker: Emb
         await asyncio.sleep(1.0)
         assert running.runtime.status.last_reload_trigger == "start"
         assert running.runtime.engine.bindings["same"] is first
+
+
+async def test_shutdown_during_a_reload_drains_once_and_starts_nothing_more(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    path, port = tmp_path / "config.yaml", free_port()
+    write_config(path, config(binding("late", "r.late", "v1:")), broker, port)
+    runtime = Runtime(path, REGISTRY, configure_logging=False)
+    await runtime.start()
+    try:
+        await RunningConnector(runtime, path).wait_ready()
+        await broker.wait_for_subscribers("r.late", 1, kind="queries")
+        slow = [asyncio.create_task(send(broker, "r.late", {"method": "sleep", "milliseconds": "1000"}, str(n).encode())) for n in range(2)]
+        await eventually(lambda: runtime.engine.bindings["late"].source.in_flight == 2)
+        write_config(path, config(binding("late", "r.late", "v2:")), broker, port)
+        reload = asyncio.create_task(runtime.reload("test"))
+        await eventually(lambda: runtime.engine._stopping)  # the old binding is draining
+    finally:
+        started = asyncio.get_running_loop().time()
+        await runtime.stop()
+    assert asyncio.get_running_loop().time() - started < 2.0  # one drain, not two
+    assert [(r.is_error, r.data) for r in await asyncio.gather(*slow)] == [(False, b"0"), (False, b"1")]
+    assert await reload is True
+    assert runtime.engine.bindings == {}  # the replacement was never launched: it would be listed
+
+
+async def test_a_new_api_address_is_served_and_the_old_one_closed(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    path, port, moved = tmp_path / "config.yaml", free_port(), free_port()
+    text = config(binding("api", "r.api", "v1:"))
+    write_config(path, text, broker, port)
+    async with watched_connector(path, REGISTRY, broker) as running:
+        write_config(path, text, broker, moved)
+        await eventually(lambda: running.runtime.api_port == moved)
+        assert await get_text(f"http://127.0.0.1:{moved}/health") == (200, "ok")
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await get_text(f"http://127.0.0.1:{port}/health")
+        assert running.runtime.status.last_reload_changes["unchanged"] == ["api"]
