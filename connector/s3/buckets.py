@@ -22,11 +22,11 @@ from connector.s3.results import CREATE_BUCKET, to_json
 DELETE_BATCH = 1000  # DeleteObjects' limit
 
 
-class CreateBucketMetadata(BucketMetadata, WaitMetadata):
+class CreateBucketMetadata(WaitMetadata, BucketMetadata):
     """Bucket name and whether to wait until it exists."""
 
 
-class DeleteBucketMetadata(BucketMetadata, WaitMetadata):
+class DeleteBucketMetadata(WaitMetadata, BucketMetadata):
     force: bool = field(False, description="Delete every object (all versions) first, so a non-empty bucket can go.", example="true")
 
 

@@ -31,7 +31,7 @@ COPIED_ATTRIBUTES = ("CacheControl", "ContentDisposition", "ContentEncoding", "C
 PRESIGN_OPERATIONS = {"get": ("get_object", "GET"), "put": ("put_object", "PUT"), "delete": ("delete_object", "DELETE")}
 
 
-class UploadItemMetadata(ItemMetadata, ObjectAttributes, WaitMetadata):
+class UploadItemMetadata(WaitMetadata, ObjectAttributes, ItemMetadata):
     file_name: str | None = field(None, description="File name; used as the key when `item_name` is left out.", example="q1.pdf")
     if_none_match: Literal["*"] | None = field(
         None, description="`*`: create only if the key does not exist yet (412 PreconditionFailed otherwise), safe under redelivery.", example="*"
@@ -45,7 +45,7 @@ class UploadItemMetadata(ItemMetadata, ObjectAttributes, WaitMetadata):
         return values
 
 
-class GetItemMetadata(ItemMetadata, VersionMetadata):
+class GetItemMetadata(VersionMetadata, ItemMetadata):
     decode: Decode | None = field(
         None,
         description="Return the content as JSON `{\"json\"|\"text\"|\"base64\": ...}` instead of raw bytes; `auto` decides by Content-Type.",
@@ -54,15 +54,15 @@ class GetItemMetadata(ItemMetadata, VersionMetadata):
     range: str | None = field(None, pattern=r"^bytes=(\d+-\d*|-\d+)$", description="Only these bytes (HTTP Range syntax, one range).", example="bytes=0-1023")
 
 
-class HeadItemMetadata(ItemMetadata, VersionMetadata):
+class HeadItemMetadata(VersionMetadata, ItemMetadata):
     """Bucket, key and optional version of the object to describe."""
 
 
-class DeleteItemMetadata(ItemMetadata, VersionMetadata, WaitMetadata):
+class DeleteItemMetadata(WaitMetadata, VersionMetadata, ItemMetadata):
     """Bucket, key, optional version, and whether to wait until the key is gone."""
 
 
-class CopyItemMetadata(ItemMetadata, ObjectAttributes, WaitMetadata):
+class CopyItemMetadata(WaitMetadata, ObjectAttributes, ItemMetadata):
     copy_source: str = field(
         description="Source as `source-bucket/key` (any characters in the key, no URL encoding), or a bare bucket name to copy `item_name` "
         "from that bucket. Not needed with `source_bucket`/`source_item`.",

@@ -2,7 +2,9 @@
 
 Each method declares its metadata as one ``RequestMetadata`` subclass built
 from these bases, so a key means the same thing (and is checked the same way)
-in every method that reads it.
+in every method that reads it. pydantic lists the fields of the last base
+first, so methods name ``BucketMetadata``/``ItemMetadata`` last: the generated
+reference then starts with the bucket and the key.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class ObjectAttributes(RequestMetadata):
         """Merge ``user_metadata`` (JSON text) with ``meta_<name>`` keys; bad JSON is left for the field check to report."""
         if not isinstance(values, dict):
             return values
-        singles = {k[len(USER_METADATA_PREFIX) :]: v for k, v in values.items() if k.startswith(USER_METADATA_PREFIX) and len(k) > len(USER_METADATA_PREFIX)}
+        singles = {k[len(USER_METADATA_PREFIX) :]: v for k, v in values.items() if k.startswith(USER_METADATA_PREFIX) and len(k) > len(USER_METADATA_PREFIX) and v != ""}
         raw = values.get("user_metadata")
         if isinstance(raw, str) and raw != "":
             try:
