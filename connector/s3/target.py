@@ -78,7 +78,7 @@ class S3Target(Target):
             endpoint=endpoint or "aws",
             region=client.region,
             path_style=properties.path_style,
-            credentials="static" if credentials else "default chain",
+            auth="static keys" if credentials else "AWS default chain",
         )
 
     async def handle(self, request: Request, context: RequestContext) -> Response:
