@@ -31,7 +31,8 @@ def test_examples_only_use_declared_keys_and_send_options() -> None:
             continue
         words = shlex.split(line)
         pairs = dict(words[i + 1].split("=", 1) for i, word in enumerate(words) if word == "-m")
-        method = next(m for m in METHODS if m.name == pairs.pop("method"))
+        name = pairs.pop("method")
+        method = next(m for m in METHODS if m.name == name)
         declared = {info.alias or name for name, info in method.metadata.model_fields.items()}
         assert {key for key in pairs if not key.startswith("meta_")} <= declared, line
         options = {word for word in words if word.startswith("--")}
