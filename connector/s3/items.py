@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from boto3.s3.transfer import TransferConfig
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 
 from bindings.context import RequestContext
 from bindings.properties import field
@@ -76,19 +76,21 @@ class CopyItemMetadata(WaitMetadata, ObjectAttributes, ItemMetadata):
         example="REPLACE",
     )
 
+    @field_validator("metadata_directive", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
     @model_validator(mode="before")
     @classmethod
     def _source_from_parts(cls, values: Any) -> Any:
-        if not isinstance(values, dict):
-            return values
-        directive = values.get("metadata_directive")
-        if isinstance(directive, str):
-            values = {**values, "metadata_directive": directive.upper()}
-        bucket, item = values.get("source_bucket"), values.get("source_item")
-        if not bucket and not item:
+        """``source_bucket``/``source_item`` become ``copy_source`` (bucket names cannot hold ``/``, so the split is exact)."""
+        parts = (values.get("source_bucket"), values.get("source_item")) if isinstance(values, dict) else (None, None)
+        if not any(parts):
             return values
         if values.get("copy_source"):
             raise ValueError("give either copy_source or source_bucket/source_item, not both")
+        bucket, item = parts
         return {**values, "copy_source": f"{bucket or values.get('bucket_name', '')}/{item or values.get('item_name', '')}"}
 
     @model_validator(mode="after")
