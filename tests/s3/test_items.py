@@ -252,6 +252,11 @@ async def test_large_upload_goes_up_in_parts(make_target: MakeTarget, s3_client:
     assert (head["ContentLength"], head["ContentType"], head["Metadata"]) == (len(payload), "application/x-tar", {"kind": "archive"})
     got = await call(target, method="get_item", bucket_name=bucket, item_name="big")
     assert got.data == payload
+    # Conditional create holds for multipart uploads too, and the refused upload is aborted, not left behind.
+    with pytest.raises(TargetError) as caught:
+        await call(target, payload, method="upload_item", bucket_name=bucket, item_name="big", if_none_match="*")
+    assert (caught.value.code, caught.value.status) == ("PreconditionFailed", 412)
+    assert (await s3_client.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []
 
 
 class PartFails:
