@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bindings.client import query
 from bindings.broker import EmbeddedBroker
+from bindings.client import query
+from bindings.wire import Request
 from tests.fixtures.kubemq import StartConnector
 from tests.fixtures.s3 import unique_bucket_name
 
@@ -95,8 +96,6 @@ async def test_a_connector_with_the_embedded_store(start_connector: StartConnect
     await start_connector(EMBEDDED_CONFIG)
 
     async def send(metadata: dict[str, str], data: bytes = b"") -> Any:
-        from bindings.wire import Request
-
         return await query(broker.address, "query.aws.s3.embedded", Request(metadata=metadata, data=data), timeout=30, client_id="e2e-embedded")
 
     assert not (await send({"method": "create_bucket", "bucket_name": "demo"})).is_error
