@@ -22,12 +22,16 @@ import structlog
 from kubemq import ClientConfig
 
 from bindings.context import RequestContext
+from bindings.errors import RequestTimeoutError
 from bindings.source import Outcome, RequestHandler, Source
 from bindings.sources.connection import ConnectionProperties
+from bindings.wire import Response
 
 MessageT = TypeVar("MessageT")
 ClientT = TypeVar("ClientT")
 MAX_BACKOFF_SECONDS = 30.0
+# How long a reply to a request cut off by shutdown may take before the process moves on.
+SETTLE_ON_SHUTDOWN_SECONDS = 2.0
 
 log = structlog.get_logger("bindings.sources")
 
@@ -178,6 +182,17 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), delay)
 
+    async def _settle_cut_off(self, index: int, message: MessageT) -> None:
+        """A request cancelled by the drain timeout still gets an answer (a queue message a reject)."""
+        if not self._stopping.is_set():
+            return
+        error = RequestTimeoutError("the connector is shutting down and the request did not finish within the drain timeout")
+        try:
+            async with asyncio.timeout(SETTLE_ON_SHUTDOWN_SECONDS):
+                await self.settle(index, message, Outcome(Response.failure(error), error))
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - best effort while stopping
+            log.warning("could not answer a request cut off by shutdown", binding=self.binding, error=str(exc) or type(exc).__name__)
+
     async def _serve(self, index: int, message: MessageT, received: float) -> None:
         """Handle one message; nothing raised here may end the subscription."""
         assert self._handler is not None
@@ -185,7 +200,11 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
             request_id, body, timeout = self.describe(message)
             deadline = received + timeout if timeout else None
             context = RequestContext(binding=self.binding, request_id=request_id or uuid.uuid4().hex, source_kind=self.kind, deadline=deadline)
-            outcome = await self._handler(body, context)
+            try:
+                outcome = await self._handler(body, context)
+            except asyncio.CancelledError:
+                await self._settle_cut_off(index, message)
+                raise
             await self.settle(index, message, outcome)
         except asyncio.CancelledError:
             raise

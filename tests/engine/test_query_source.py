@@ -198,3 +198,17 @@ async def test_empty_or_raw_bodies_never_crash_the_subscription(broker: Embedded
     expected = "invalid request format, empty request" if not body else "invalid method type"
     assert parsed["error"].startswith(expected)
     assert (await send(broker, channel, {"method": "echo"}, b"still alive")).data == b"echo:still alive"
+
+
+async def test_a_request_cut_off_by_the_drain_timeout_still_gets_an_error_reply(broker: EmbeddedBroker, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.fixtures.kubemq import _start
+
+    running = await _start(echo_yaml("q.cutoff").replace("drainTimeoutSeconds: 5", "drainTimeoutSeconds: 0.3"), tmp_path, broker, REGISTRY)
+    slow = asyncio.create_task(send(broker, "q.cutoff", {"method": "sleep", "milliseconds": "20000"}, timeout=15))
+    await asyncio.sleep(0.5)
+    started = asyncio.get_running_loop().time()
+    await running.runtime.stop()
+    reply = await slow
+    assert asyncio.get_running_loop().time() - started < 5
+    assert reply.is_error
+    assert reply.error == "the connector is shutting down and the request did not finish within the drain timeout"
