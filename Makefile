@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONFIG ?= config.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast validate schema broker bench clean
+.PHONY: install run test test-fast validate schema docs broker bench clean
 
 install: $(STAMP)
 
@@ -34,6 +34,10 @@ validate: install
 ## Regenerate the shipped JSON Schema of config.yaml.
 schema: install
 	$(BIN)/kubemq-s3 schema > config.schema.json
+
+## Regenerate the configuration and method reference from the declarations.
+docs: install
+	$(BIN)/kubemq-s3 docs > docs/reference.md
 
 broker: install
 	$(BIN)/kubemq-s3 broker --port 50000

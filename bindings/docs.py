@@ -8,9 +8,10 @@ the shipped ``docs/reference.md`` with what this module generates.
 from __future__ import annotations
 
 import json
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -57,8 +58,22 @@ def _table(model: type[BaseModel], *, skip: frozenset[str] | set[str] = frozense
 
 
 def _type(info: FieldInfo) -> str:
-    text = str(info.annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
-    return f"`{text}`".replace("|", "\\|")
+    return _type_name(info.annotation).replace("|", "\\|")
+
+
+_TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", SecretStr: "string"}
+
+
+def _type_name(annotation: Any) -> str:
+    """A reader's name for a field type: ``string``, ``integer``, ``"a" | "b"`` ..."""
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return " | ".join(f"`{value}`" for value in get_args(annotation))
+    if origin in (Union, UnionType):
+        return " | ".join(_type_name(arg) for arg in get_args(annotation) if arg is not type(None))
+    if origin in (dict, list):
+        return "object" if origin is dict else "list"
+    return _TYPE_NAMES.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
 def _default(info: FieldInfo) -> str:
