@@ -102,7 +102,7 @@ def waiter_error(exc: WaiterError, what: str, timeout: float) -> TargetError:
         failed = client_error(ClientError(last, "Wait"))
         return TargetError(f"waiting for {what} failed: {failed}", code=failed.code, status=failed.status, retryable=failed.retryable)
     # Not retryable: the operation itself was done; repeating it is not what makes the wait succeed.
-    return TargetError(f"ResourceNotReady: gave up after {timeout:g}s waiting for {what}", code="ResourceNotReady")
+    return TargetError(f"ResourceNotReady: gave up after {round(timeout, 1):g}s waiting for {what}", code="ResourceNotReady")
 
 
 def delete_errors(errors: list[dict[str, Any]], total: int, shown: int = 10) -> TargetError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -166,3 +167,12 @@ async def test_a_target_can_be_initialised_again_after_close(make_target: MakeTa
         assert (await call(reopened, method="list_buckets")).metadata == {"result": "ok"}
     finally:
         await reopened.close()
+
+
+async def test_a_waiter_gives_up_at_the_request_deadline(make_target: MakeTarget, stub_s3: StubS3) -> None:
+    target = await make_target(endpoint=stub_s3.endpoint, waiter_timeout_seconds="60", waiter_delay_seconds="0.1")
+    stub_s3.replies = [(204, b"")] + [(200, b"")] * 20  # the delete lands, the key keeps answering HEAD
+    deadline = time.monotonic() + 0.3
+    with pytest.raises(TargetError, match=r"^ResourceNotReady: gave up after 0.3s waiting for object b/k to be deleted$"):
+        await call(target, method="delete_item_from_bucket", bucket_name="b", item_name="k", wait_for_completion="true", deadline=deadline)
+    assert time.monotonic() - deadline < 1.5
