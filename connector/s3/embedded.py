@@ -171,6 +171,9 @@ class EmbeddedS3:
                 await self.stop()
                 if not taken or attempt == START_ATTEMPTS:
                     raise
+            except BaseException:
+                self._cleanup()  # cancelled while starting: leave no half-started server behind
+                raise
         log.info("embedded SeaweedFS listening", endpoint=self.endpoint, data_dir=str(self._data_path()), pid=self.pid)
 
     async def stop(self) -> None:

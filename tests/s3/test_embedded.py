@@ -169,3 +169,15 @@ async def test_a_kept_data_directory_survives_a_restart(tmp_path: Path) -> None:
 def test_an_unstarted_server_has_no_endpoint() -> None:
     with pytest.raises(EmbeddedS3Error, match="not running"):
         _ = EmbeddedS3().endpoint
+
+
+async def test_a_start_cancelled_half_way_leaves_no_process() -> None:
+    server = EmbeddedS3()
+    task = asyncio.create_task(server.start())
+    while server.pid is None:
+        await asyncio.sleep(0.01)
+    pid = server.pid
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not alive(pid) and not server.running
