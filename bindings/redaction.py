@@ -15,13 +15,13 @@ from pydantic import BaseModel
 from bindings.properties import secret_fields
 
 MASK = "*****"
-SECRET_NAME = re.compile(r"(key|secret|token|password|passwd|credential|authorization)", re.IGNORECASE)
-# Keys that match the pattern but are not secrets.
-NOT_SECRET = frozenset({"key", "item_name", "max_keys"})
+# Anything naming a secret, token or password, and names ending in "key" after a qualifier
+# (aws_key, accessKey, api-key); not the object "key" itself nor counts like "max_keys".
+SECRET_NAME = re.compile(r"secret|token|password|passwd|credential|authorization|.[_-]?key$", re.IGNORECASE)
 
 
 def is_secret_name(name: str) -> bool:
-    return name not in NOT_SECRET and bool(SECRET_NAME.search(name))
+    return bool(SECRET_NAME.search(name))
 
 
 def redact(properties: BaseModel | dict[str, Any] | None) -> dict[str, Any]:

@@ -137,12 +137,15 @@ class MethodTable:
 
 
 def _describe(exc: ValidationError, method: str) -> str:
-    """kubemq-targets' wording for a missing key, pydantic's for a bad value; all problems, one line."""
+    """kubemq-targets' wording for a missing key; the key and the reason for a bad value; all problems, one line."""
     parts = []
     for error in exc.errors(include_url=False):
-        key = ".".join(str(p) for p in error["loc"]) or "metadata"
+        key = ".".join(str(p) for p in error["loc"])
+        reason = error["msg"].removeprefix("Value error, ")
         if error["type"] == "missing":
             parts.append(f"error parsing {key}, value of key {key} cannot be empty (required by {method})")
-        else:
-            parts.append(f"error parsing {key}, {error['msg'].lower()}")
+        elif key:
+            parts.append(f"error parsing {key}, {reason}")
+        else:  # a check across several keys names them itself
+            parts.append(reason)
     return "; ".join(parts)

@@ -74,9 +74,10 @@ class Response:
         so a large object is not copied into a Python ``str`` and escaped once more.
         """
         metadata = json.dumps(dict(sorted(self.metadata.items())), separators=(",", ":")).encode()
-        data = b"null" if self.data is None else b'"' + base64.b64encode(self.data) + b'"'
         tail = json.dumps({"is_error": self.is_error, "error": self.error}, separators=(",", ":")).encode()
-        return b"".join((b'{"metadata":', metadata, b',"data":', data, b",", tail[1:]))
+        # One join, so the base64 text is copied once more, not once per concatenation.
+        data = (b"null",) if self.data is None else (b'"', base64.b64encode(self.data), b'"')
+        return b"".join((b'{"metadata":', metadata, b',"data":', *data, b",", tail[1:]))
 
     @classmethod
     def from_json(cls, body: bytes) -> Response:
