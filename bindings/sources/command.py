@@ -22,5 +22,5 @@ class CommandSource(RequestsSource):
 
     async def deliver(self, client: AsyncCQClient, message: pb.Request, outcome: Outcome) -> None:
         response = outcome.response
-        reply = CommandResponse(command_received=CommandReceived.decode(message), is_executed=not response.is_error, error=response.error)
+        reply = CommandResponse(command_received=CommandReceived(**self.reply_address(message)), is_executed=not response.is_error, error=response.error)
         await client.send_response(reply)

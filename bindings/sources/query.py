@@ -21,5 +21,8 @@ class QuerySource(RequestsSource):
     subscribe_type = pb.Subscribe.Queries
 
     async def deliver(self, client: AsyncCQClient, message: pb.Request, outcome: Outcome) -> None:
-        reply = QueryResponse(query_received=QueryReceived.decode(message), is_executed=True, body=outcome.response.to_json())
+        body = outcome.response.to_json()
+        # Only the encoded body is needed from here on: free a large object before gRPC copies the body again.
+        outcome.response.data = None
+        reply = QueryResponse(query_received=QueryReceived(**self.reply_address(message)), is_executed=True, body=body)
         await client.send_response(reply)

@@ -34,3 +34,8 @@ class RequestsSource(SubscriptionSource[AsyncCQClient, pb.Request]):
 
     def describe(self, message: pb.Request) -> tuple[str, bytes, float | None]:
         return message.RequestID, message.Body, (message.Timeout / 1000 if message.Timeout > 0 else None)
+
+    @staticmethod
+    def reply_address(message: pb.Request) -> dict[str, str]:
+        """What a reply needs of the request: the SDK's ``*Received.decode`` would also copy its whole body."""
+        return {"id": message.RequestID, "from_client_id": message.ClientID, "channel": message.Channel, "reply_channel": message.ReplyChannel}
