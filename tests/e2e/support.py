@@ -1,0 +1,87 @@
+"""Helpers for the end-to-end tests: raw SDK sends, reply checks, independent HTTP and S3 checks.
+
+Everything here talks to real parts: the official KubeMQ SDK, the embedded
+broker, a running connector, SeaweedFS. Requests go through the connector;
+outcomes are checked behind its back with the raw ``s3_client`` or ``aiohttp``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from kubemq import AsyncCQClient, QueryMessage, RetryPolicy
+
+from bindings.wire import Response
+from tests.fixtures.kubemq import S3_CHANNEL
+from tests.fixtures.s3 import empty_bucket
+from tests.s3.support import keys_in, put_many
+
+__all__ = ["METHOD_LIST", "RFC3339", "Send", "keys_in", "put_many"]
+
+Send = Callable[..., Awaitable[Response]]
+
+MIB = 1024 * 1024
+# The methods as the unknown-method error lists them: kubemq-targets' nine first, in its order, then the additions.
+METHOD_LIST = (
+    "list_buckets, list_bucket_items, create_bucket, delete_bucket, upload_item, get_item, "
+    "delete_item_from_bucket, delete_all_items_from_bucket, copy_item, head_item, presign_url"
+)
+UNKNOWN_METHOD = f"invalid method type, method type should be one of the following: {METHOD_LIST}"
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+# aws-sdk-go's layout of an S3 error, as kubemq-targets senders match on it.
+S3_ERROR = re.compile(r"^(?P<code>\w+): (?P<message>[^\n]+)\n\tstatus code: (?P<status>\d{3}), request id: \S+$")
+
+
+def ok(reply: Response) -> Any:
+    """A success reply's ``data`` parsed as JSON (None for ``data: null``); fails the test on an error reply."""
+    assert not reply.is_error, reply.error
+    assert reply.metadata["result"] == "ok", reply.metadata
+    return None if reply.data is None else json.loads(reply.data)
+
+
+def s3_failure(reply: Response) -> tuple[str, int, str]:
+    """(S3 code, HTTP status, message) of an error reply carrying an S3 error, checked for kubemq-targets' error shape."""
+    assert reply.is_error and reply.metadata == {} and reply.data is None, reply
+    match = S3_ERROR.match(reply.error)
+    assert match is not None, f"not an aws-sdk-go style S3 error: {reply.error!r}"
+    return match["code"], int(match["status"]), match["message"]
+
+
+def target_properties(**properties: str) -> str:
+    """Extra ``aws.s3`` target properties for ``s3_binding_yaml(extra_target=...)``, quoted as kubemq-targets writes them."""
+    return "".join(f'\n            {name}: "{value}"' for name, value in properties.items())
+
+
+async def raw_query(address: str, body: bytes, *, channel: str = S3_CHANNEL, timeout: int = 15) -> tuple[bool, dict[str, Any]]:
+    """Send ``body`` verbatim as a KubeMQ query with the official SDK; (Executed, the reply body as parsed JSON)."""
+    options = {"address": address, "client_id": "e2e-raw-sender", "connection_pool_size": 1, "retry_policy": RetryPolicy(max_retries=0)}
+    async with AsyncCQClient(**options) as client:
+        reply = await client.send_query(QueryMessage(channel=channel, body=body, timeout_in_seconds=timeout))
+    return reply.is_executed, json.loads(reply.body)
+
+
+async def http(method: str, url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """One request with an independent HTTP client (aiohttp, no AWS code): (status, body)."""
+    async with aiohttp.ClientSession() as session, session.request(method, url, data=data, headers=headers) as response:
+        return response.status, await response.read()
+
+
+async def stored(s3_client: Any, bucket: str, key: str) -> bytes:
+    """The object's bytes, read with the raw client."""
+    return await (await s3_client.get_object(Bucket=bucket, Key=key))["Body"].read()  # type: ignore[no-any-return]
+
+
+async def bucket_exists(s3_client: Any, name: str) -> bool:
+    return name in {b["Name"] for b in (await s3_client.list_buckets())["Buckets"]}
+
+
+async def drop_bucket(s3_client: Any, name: str) -> None:
+    """Empty and delete ``name`` if a test left it behind."""
+    if await bucket_exists(s3_client, name):
+        await empty_bucket(s3_client, name)
+        await s3_client.delete_bucket(Bucket=name)
+
