@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.e2e.support import MIB, RFC3339, Send, ok, s3_failure, stored, target_properties
+from tests.e2e.support import MIB, RFC3339, Send, bucket_exists, ok, s3_failure, stored, target_properties
 from tests.fixtures.kubemq import StartConnector, s3_binding_yaml
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01"
@@ -26,6 +26,7 @@ async def test_upload_item_stores_attributes_and_user_metadata(connector_send: S
             "content_type": "application/json",
             "content_disposition": 'attachment; filename="q1.json"',
             "cache_control": "max-age=600",
+            "storage_class": "STANDARD_IA",
             "user_metadata": '{"team": "finance", "owner": "overridden"}',
             "meta_owner": "billing",
             "meta_source": "erp",
@@ -35,6 +36,7 @@ async def test_upload_item_stores_attributes_and_user_metadata(connector_send: S
     output = ok(reply)
     head = await s3_client.head_object(Bucket=bucket, Key=key)
     assert (head["ContentType"], head["ContentDisposition"], head["CacheControl"]) == ("application/json", 'attachment; filename="q1.json"', "max-age=600")
+    assert head["StorageClass"] == "STANDARD_IA"
     assert head["Metadata"] == {"team": "finance", "owner": "billing", "source": "erp"}  # meta_<name> wins over user_metadata
     link = f"{seaweed.endpoint}/{bucket}/{quote(key)}"
     assert reply.metadata == {"result": "ok", "bucket": bucket, "key": key, "etag": head["ETag"], "link": link}
@@ -122,7 +124,7 @@ async def test_get_item_reads_a_byte_range(connector_send: Send, s3_client: Any,
     assert (reply.is_error, reply.data, reply.metadata["content_length"]) == (False, expected, str(len(expected)))
 
 
-async def test_versions_are_read_by_id(connector_send: Send, s3_client: Any, bucket: str) -> None:
+async def test_versions_are_read_by_id_and_force_delete_removes_them_all(connector_send: Send, s3_client: Any, bucket: str) -> None:
     """SeaweedFS supports bucket versioning, so this runs rather than being skipped."""
     await s3_client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     item = {"bucket_name": bucket, "item_name": "doc.txt"}
@@ -137,6 +139,12 @@ async def test_versions_are_read_by_id(connector_send: Send, s3_client: Any, buc
     latest = await connector_send({"method": "get_item", **item})
     assert (latest.data, latest.metadata["version_id"]) == (b"version two", v2)
     assert ok(await connector_send({"method": "head_item", **item, "version_id": v1}))["VersionId"] == v1
+    ok(await connector_send({"method": "delete_item_from_bucket", **item}))  # a delete marker on top of both versions
+    assert s3_failure(await connector_send({"method": "get_item", **item}))[:2] == ("NoSuchKey", 404)
+    assert (await connector_send({"method": "get_item", **item, "version_id": v1})).data == b"version one"
+    forced = await connector_send({"method": "delete_bucket", "bucket_name": bucket, "force": "true"})
+    assert ok(forced) is None and forced.metadata["deleted"] == "3"  # two versions and the marker
+    assert not await bucket_exists(s3_client, bucket)
 
 
 async def test_head_item_describes_the_object_as_s3_does(connector_send: Send, s3_client: Any, bucket: str) -> None:
