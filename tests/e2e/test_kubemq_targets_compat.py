@@ -20,7 +20,7 @@ from typing import Any
 
 from bindings.broker import EmbeddedBroker
 from bindings.wire import Response
-from tests.e2e.support import RFC3339, drop_bucket, raw_query, s3_failure, stored
+from tests.e2e.support import RFC3339, Send, drop_bucket, keys_in, raw_query, s3_failure, stored
 from tests.fixtures.s3 import unique_bucket_name
 
 README = {
@@ -179,3 +179,12 @@ async def test_a_readme_request_that_fails_gets_kubemq_targets_error_reply(s3_co
     assert executed is True and list(reply) == ["metadata", "data", "is_error", "error"]
     code, status, message = s3_failure(Response(reply["metadata"], reply["data"], reply["is_error"], reply["error"]))
     assert (code, status, message) == ("NoSuchKey", 404, "The specified key does not exist.")
+
+
+async def test_every_boolean_go_parses_is_accepted(connector_send: Send, s3_client: Any, bucket: str) -> None:
+    """kubemq-targets reads ``wait_for_completion`` with Go's strconv.ParseBool; every spelling it accepts works here."""
+    spellings = ["1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"]
+    for number, spelling in enumerate(spellings):
+        reply = await connector_send({"method": "upload_item", "bucket_name": bucket, "item_name": f"k{number}", "wait_for_completion": spelling}, b"x")
+        assert not reply.is_error, (spelling, reply.error)
+    assert len(await keys_in(s3_client, bucket)) == len(spellings)

@@ -110,6 +110,7 @@ MISSING_BUCKET = "{missing}"
         ({"method": "delete_all_items_from_bucket", "bucket_name": MISSING_BUCKET}, "NoSuchBucket", 404),
         ({"method": "delete_bucket", "bucket_name": MISSING_BUCKET}, "NoSuchBucket", 404),
         ({"method": "delete_bucket"}, "BucketNotEmpty", 409),
+        ({"method": "create_bucket"}, "BucketAlreadyOwnedByYou", 409),
         ({"method": "get_item", "item_name": "k", "range": "bytes=100-"}, "InvalidRange", 416),
     ],
 )
