@@ -3,14 +3,19 @@
 ``ConnectionProperties`` is what every kind has; ``SubscriptionProperties``
 adds the subscription ``group`` of the stream kinds (queries, commands,
 events, events-store). Queues have no groups: their readers always compete.
+The TLS checks and the SDK's ``TLSConfig`` built here also serve the ``send``
+and ``broker`` commands, so a file is judged with the same words everywhere.
 """
 
 from __future__ import annotations
 
+import functools
+import ssl
 import uuid
+from pathlib import Path
 from typing import Annotated, Any
 
-from kubemq import ClientConfig, RetryPolicy
+from kubemq import ClientConfig, RetryPolicy, TLSConfig
 from pydantic import AfterValidator, field_validator, model_validator
 
 from bindings.properties import Properties, field
@@ -33,6 +38,60 @@ def check_channel_name(value: str, *, wildcards: bool = True) -> str:
 
 # A channel a source writes to (responses, dead letters): no wildcards there.
 OutputChannel = Annotated[str, AfterValidator(lambda value: check_channel_name(value, wildcards=False))]
+
+EMBEDDED_ADDRESS = "embedded"
+TLS_OPTIONS = ("tls_ca_file", "tls_cert_file", "tls_key_file", "tls_server_name")
+
+
+def check_pem_file(path: str, *, key: bool = False) -> str:
+    """Refuse at config time a TLS file that gRPC would refuse only at connect time.
+
+    Messages name the path only: a key file's content never appears in them.
+    """
+    file = Path(path)
+    if not file.exists():
+        raise ValueError(f"file not found: {path}")
+    if not file.is_file():
+        raise ValueError(f"not a regular file: {path}")
+    try:
+        content = file.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    if not key and b"-----BEGIN CERTIFICATE-----" not in content:
+        raise ValueError(f"no PEM certificate (-----BEGIN CERTIFICATE-----) in {path}")
+    if key and b"ENCRYPTED" in content:
+        raise ValueError(f"the private key in {path} is encrypted; gRPC needs an unencrypted PEM key")
+    if key and b"PRIVATE KEY-----" not in content:
+        raise ValueError(f"no PEM private key (-----BEGIN ... PRIVATE KEY-----) in {path}")
+    return path
+
+
+def key_pair_problem(cert_file: str | None, key_file: str | None, names: tuple[str, str]) -> str | None:
+    """A certificate needs its own private key: one alone, or another key, fails only at the handshake."""
+    if bool(cert_file) != bool(key_file):
+        return f"{names[0]} and {names[1]} go together: give both (the certificate and its private key), or neither"
+    if cert_file and key_file:
+        try:
+            # An empty password: an encrypted key fails here instead of prompting on the terminal.
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(cert_file, key_file, password=b"")
+        except OSError:
+            return f"{names[1]} is not the private key of {names[0]} ({key_file}, {cert_file})"
+    return None
+
+
+def sdk_tls(ca_file: str = "", cert_file: str = "", key_file: str = "", server_name: str = "") -> TLSConfig:
+    """The SDK's TLS settings; paths, not contents, so the SDK re-reads rotated files on reconnect."""
+    return TLSConfig(
+        enabled=True,
+        ca_file=Path(ca_file) if ca_file else None,
+        cert_file=Path(cert_file) if cert_file else None,
+        key_file=Path(key_file) if key_file else None,
+        server_name_override=server_name or None,
+    )
+
+
+CertificateFile = Annotated[str, AfterValidator(check_pem_file)]
+KeyFile = Annotated[str, AfterValidator(functools.partial(check_pem_file, key=True))]
 
 
 def check_not_read_back(properties: Properties, name: str) -> None:
@@ -58,11 +117,16 @@ class ConnectionProperties(Properties):
     max_concurrency: int = field(32, ge=1, le=1000, description="Requests handled at once per binding; further messages wait (backpressure) instead of piling up.", example=32)
     max_message_size: int = field(SERVER_MESSAGE_LIMIT, ge=MIB, le=2**31 - 1, description="Largest gRPC message sent or received, in bytes (the KubeMQ server's limit is 100 MiB).", example=SERVER_MESSAGE_LIMIT)
     do_not_parse_payload: bool = field(False, description="Pass the whole message body to the target as `data`, with empty metadata.", example=False)
+    tls: bool = field(False, description="Connect to KubeMQ over TLS. Implied by any other `tls_*` property; `false` together with one of them is refused.", example=True)
+    tls_ca_file: CertificateFile = field("", description="PEM file of the CA(s) that verify the KubeMQ server's certificate; empty: the system's trusted roots.", example="/etc/kubemq-s3/tls/ca.crt")
+    tls_cert_file: CertificateFile = field("", description="PEM client certificate for mutual TLS; needs `tls_key_file`.", example="/etc/kubemq-s3/tls/tls.crt")
+    tls_key_file: KeyFile = field("", description="PEM (unencrypted) private key of `tls_cert_file`; needs `tls_cert_file`. Only its path is ever shown.", example="/etc/kubemq-s3/tls/tls.key")
+    tls_server_name: str = field("", description="Name checked in the server's certificate instead of the address's host (when KubeMQ is reached by IP or another name).", example="kubemq-cluster-grpc.kubemq")
 
     @field_validator("address")
     @classmethod
     def _check_address(cls, value: str) -> str:
-        if value == "embedded":
+        if value == EMBEDDED_ADDRESS:
             return value
         host, sep, port = value.rpartition(":")
         if not sep or not host:
@@ -75,6 +139,20 @@ class ConnectionProperties(Properties):
     @classmethod
     def _check_channel(cls, value: str) -> str:
         return check_channel_name(value)
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> ConnectionProperties:
+        if problem := key_pair_problem(self.tls_cert_file, self.tls_key_file, ("tls_cert_file", "tls_key_file")):
+            raise ValueError(problem)
+        given = [name for name in TLS_OPTIONS if getattr(self, name)]
+        if given and not self.tls:
+            # Certificates with TLS switched off is a contradiction, not a choice: plaintext would be a silent downgrade.
+            if "tls" in self.model_fields_set:
+                raise ValueError(f"tls is false but {', '.join(given)} {'is' if len(given) == 1 else 'are'} set: set tls to true, or remove them")
+            object.__setattr__(self, "tls", True)
+        if self.tls and self.address == EMBEDDED_ADDRESS:
+            raise ValueError("address 'embedded' starts a plaintext development broker; for TLS give the address of a KubeMQ server that serves it")
+        return self
 
     @model_validator(mode="after")
     def _default_client_id(self) -> ConnectionProperties:
@@ -96,6 +174,8 @@ class ConnectionProperties(Properties):
         }
         if self.auth_token:
             options["auth_token"] = self.auth_token
+        if self.tls:
+            options["tls"] = sdk_tls(self.tls_ca_file, self.tls_cert_file, self.tls_key_file, self.tls_server_name)
         return ClientConfig(**options)
 
     @property
