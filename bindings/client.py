@@ -39,6 +39,7 @@ from kubemq import (
     QueryMessage,
     QueueMessage,
     RetryPolicy,
+    TLSConfig,
 )
 from kubemq.pubsub.events_store_subscription import EventStoreStartPosition
 
@@ -61,6 +62,7 @@ class Connection:
     address: str
     auth_token: str | None = None
     client_id: str = "kubemq-s3-send"
+    tls: TLSConfig | None = None
 
     def options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
@@ -74,6 +76,8 @@ class Connection:
         }
         if self.auth_token:
             options["auth_token"] = self.auth_token
+        if self.tls is not None:
+            options["tls"] = self.tls
         return options
 
 
@@ -89,9 +93,11 @@ class Sent:
         return {"sent": True, "pattern": self.pattern, "channel": self.channel, "id": self.id}
 
 
-async def query(address: str, channel: str, request: Request, *, timeout: int = 30, auth_token: str | None = None, client_id: str = "kubemq-s3-send") -> Response:
+async def query(
+    address: str, channel: str, request: Request, *, timeout: int = 30, auth_token: str | None = None, client_id: str = "kubemq-s3-send", tls: TLSConfig | None = None
+) -> Response:
     """Send ``request`` as a KubeMQ query and return the decoded reply."""
-    async with AsyncCQClient(**Connection(address, auth_token, client_id).options()) as client:
+    async with AsyncCQClient(**Connection(address, auth_token, client_id, tls).options()) as client:
         reply = await client.send_query(QueryMessage(channel=channel, body=request.to_json(), timeout_in_seconds=timeout))
     if not reply.is_executed:
         return Response.failure(reply.error or "query was not executed")
@@ -229,7 +235,7 @@ def readable(response: Response) -> dict[str, Any]:
 async def exchange(connection: Connection, pattern: Pattern, channel: str, request: Request, *, timeout: int, response_channel: str | None) -> tuple[Sent | None, Response | None]:
     """Send in ``pattern``; what was sent (fire-and-forget patterns) and the response, if one is awaited."""
     if pattern == "query":
-        return None, await query(connection.address, channel, request, timeout=timeout, auth_token=connection.auth_token, client_id=connection.client_id)
+        return None, await query(connection.address, channel, request, timeout=timeout, auth_token=connection.auth_token, client_id=connection.client_id, tls=connection.tls)
     if pattern == "command":
         return None, await command(connection, channel, request, timeout=timeout)
     if pattern == "queue":
@@ -253,11 +259,12 @@ async def send_request(
     output: Path | None,
     pattern: Pattern = "query",
     response_channel: str | None = None,
+    tls: TLSConfig | None = None,
 ) -> int:
     """Send, print the result; exit code 0 for success, 1 for an error reply, 2 if nothing came back."""
     request = Request(metadata=metadata, data=data)
     try:
-        sent, response = await exchange(Connection(address, auth_token), pattern, channel, request, timeout=timeout, response_channel=response_channel)
+        sent, response = await exchange(Connection(address, auth_token, tls=tls), pattern, channel, request, timeout=timeout, response_channel=response_channel)
     except TimeoutError:
         print(f"error: no response on {response_channel} within {timeout}s", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from bindings.errors import ConfigError
@@ -53,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     broker.add_argument("--host", default="127.0.0.1")
     broker.add_argument("--port", type=int, default=50000)
     broker.add_argument("--auth-token", default=os.environ.get("KUBEMQ_AUTH_TOKEN") or None, help="require this token (default: $KUBEMQ_AUTH_TOKEN, none)")
+    broker.add_argument("--tls-cert-file", type=_pem_file(), metavar="PEM", help="serve TLS with this certificate (default: plaintext); needs --tls-key-file")
+    broker.add_argument("--tls-key-file", type=_pem_file(key=True), metavar="PEM", help="private key of --tls-cert-file")
+    broker.add_argument("--tls-client-ca-file", type=_pem_file(), metavar="PEM", help="require client certificates signed by this CA (mutual TLS)")
     broker.set_defaults(func=_broker)
 
     send = commands.add_parser("send", help="send one kubemq-targets request with the official SDK, in any pattern, and print the result")
@@ -67,8 +71,37 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--timeout", type=int, default=30, help="seconds to wait for the reply or response")
     send.add_argument("--auth-token", default=os.environ.get("KUBEMQ_AUTH_TOKEN") or None)
     send.add_argument("--output", type=Path, help="write the reply's data bytes to this file instead of printing them")
+    send.add_argument("--tls", action="store_true", help="connect over TLS (implied by the other --tls-* options)")
+    send.add_argument("--tls-ca-file", type=_pem_file(), metavar="PEM", help="CA that verifies the server's certificate (default: the system's trusted roots)")
+    send.add_argument("--tls-cert-file", type=_pem_file(), metavar="PEM", help="client certificate for mutual TLS; needs --tls-key-file")
+    send.add_argument("--tls-key-file", type=_pem_file(key=True), metavar="PEM", help="private key of --tls-cert-file")
+    send.add_argument("--tls-server-name", metavar="NAME", help="name to check in the server's certificate instead of the address's host")
     send.set_defaults(func=_send)
     return parser
+
+
+def _pem_file(*, key: bool = False) -> Callable[[str], str]:
+    """An argparse type that refuses a missing or non-PEM file with the same words as the config checks."""
+
+    def checked(path: str) -> str:
+        from bindings.sources.connection import check_pem_file
+
+        try:
+            return check_pem_file(path, key=key)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return checked
+
+
+def _key_pair_refused(args: argparse.Namespace) -> bool:
+    """Whether --tls-cert-file and --tls-key-file are not a pair (and if so, say why)."""
+    from bindings.sources.connection import key_pair_problem
+
+    problem = key_pair_problem(args.tls_cert_file, args.tls_key_file, ("--tls-cert-file", "--tls-key-file"))
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+    return problem is not None
 
 
 def _registry():  # type: ignore[no-untyped-def]
@@ -119,15 +152,26 @@ def _docs(_: argparse.Namespace) -> int:
 def _broker(args: argparse.Namespace) -> int:
     from bindings import logs
     from bindings.broker import serve_forever
+    from bindings.broker.server import ServerTLS
 
+    if _key_pair_refused(args):
+        return 2
+    if args.tls_client_ca_file and not args.tls_cert_file:
+        print("error: --tls-client-ca-file needs the server's own --tls-cert-file and --tls-key-file", file=sys.stderr)
+        return 2
+    client_ca = Path(args.tls_client_ca_file) if args.tls_client_ca_file else None
+    tls = ServerTLS(Path(args.tls_cert_file), Path(args.tls_key_file), client_ca) if args.tls_cert_file else None
     logs.configure("info")
-    asyncio.run(serve_forever(args.host, args.port, args.auth_token))
+    asyncio.run(serve_forever(args.host, args.port, args.auth_token, tls))
     return 0
 
 
 def _send(args: argparse.Namespace) -> int:
     from bindings.client import send_request
+    from bindings.sources.connection import sdk_tls
 
+    if _key_pair_refused(args):
+        return 2
     metadata: dict[str, str] = {}
     for item in args.metadata:
         key, sep, value = item.partition("=")
@@ -140,8 +184,12 @@ def _send(args: argparse.Namespace) -> int:
         return 2
     data = args.data_file.read_bytes() if args.data_file else (args.data_text.encode() if args.data_text is not None else b"")
     channel = args.channel or f"{args.pattern}.aws.s3"
+    tls_options = (args.tls_ca_file or "", args.tls_cert_file or "", args.tls_key_file or "", args.tls_server_name or "")
+    tls = sdk_tls(*tls_options) if args.tls or any(tls_options) else None
     return asyncio.run(
-        send_request(args.address, channel, metadata, data, timeout=args.timeout, auth_token=args.auth_token, output=args.output, pattern=args.pattern, response_channel=args.response_channel)
+        send_request(
+            args.address, channel, metadata, data, timeout=args.timeout, auth_token=args.auth_token, output=args.output, pattern=args.pattern, response_channel=args.response_channel, tls=tls
+        )
     )
 
 

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 import grpc
@@ -30,13 +32,37 @@ _SERVER_OPTIONS = [
 _SUBSCRIBER_POLL_SECONDS = 0.01
 
 
-class EmbeddedBroker:
-    """A gRPC server that the official KubeMQ SDK accepts as a KubeMQ server."""
+@dataclass(frozen=True)
+class ServerTLS:
+    """Server TLS for the broker, so clients' TLS settings can be tried without a KubeMQ cluster.
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, auth_token: str | None = None) -> None:
+    With ``client_ca_file`` every client must present a certificate signed by
+    it (mutual TLS); without it any client may connect.
+    """
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        """Read the files now: a missing one fails ``start``, not the first handshake."""
+        pair = (self.key_file.read_bytes(), self.cert_file.read_bytes())
+        client_ca = self.client_ca_file.read_bytes() if self.client_ca_file else None
+        return grpc.ssl_server_credentials([pair], root_certificates=client_ca, require_client_auth=client_ca is not None)
+
+    @property
+    def mode(self) -> str:
+        return "mutual TLS" if self.client_ca_file else "TLS"
+
+
+class EmbeddedBroker:
+    """A gRPC server that the official KubeMQ SDK accepts as a KubeMQ server (plaintext unless given ``tls``)."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, auth_token: str | None = None, tls: ServerTLS | None = None) -> None:
         self._host = host
         self._requested_port = port
         self._auth_token = auth_token
+        self._tls = tls
         self._registry = SubscriptionRegistry()
         self._queues = QueueStore()
         self._server: grpc.aio.Server | None = None
@@ -60,10 +86,11 @@ class EmbeddedBroker:
         kubemq_pb2_grpc.add_kubemqServicer_to_server(
             BrokerServicer(self._registry, self._queues, auth_token=self._auth_token), server
         )
-        self._port = server.add_insecure_port(f"{self._host}:{self._requested_port}")
+        bind = f"{self._host}:{self._requested_port}"
+        self._port = server.add_secure_port(bind, self._tls.credentials()) if self._tls else server.add_insecure_port(bind)
         await server.start()
         self._server = server
-        log.info("embedded kubemq broker listening on %s", self.address)
+        log.info("embedded kubemq broker listening on %s (%s)", self.address, self._tls.mode if self._tls else "plaintext")
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop serving; subscriber streams end at once, other calls get ``grace`` seconds.
@@ -110,7 +137,7 @@ class EmbeddedBroker:
         await self.stop()
 
 
-async def serve_forever(host: str, port: int, auth_token: str | None) -> None:
+async def serve_forever(host: str, port: int, auth_token: str | None, tls: ServerTLS | None = None) -> None:
     """Run a broker until cancelled, SIGINT or SIGTERM, then stop it cleanly (for the CLI)."""
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -120,7 +147,7 @@ async def serve_forever(host: str, port: int, auth_token: str | None) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, stop_requested.set)
             handled.append(signum)
-    broker = EmbeddedBroker(host=host, port=port, auth_token=auth_token)
+    broker = EmbeddedBroker(host=host, port=port, auth_token=auth_token, tls=tls)
     try:
         await broker.start()
         log.info("kubemq broker ready at %s (auth %s)", broker.address, "on" if auth_token else "off")
