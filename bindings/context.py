@@ -21,6 +21,10 @@ class TargetContext:
     binding: str
     max_concurrency: int
     log: Any = field(default_factory=structlog.get_logger)
+    # Largest ``data`` a reply can carry through the source (base64 and the reply
+    # envelope included); None when the source has no limit. A target refuses
+    # to build a bigger reply instead of reading it all and failing to send it.
+    max_reply_data: int | None = None
 
 
 @dataclass(slots=True)

@@ -79,7 +79,9 @@ class Binding:
 
     async def _start_when_possible(self) -> None:
         attempt = 0
-        context = TargetContext(binding=self.name, max_concurrency=self.source.max_concurrency, log=log.bind(binding=self.name))
+        context = TargetContext(
+            binding=self.name, max_concurrency=self.source.max_concurrency, log=log.bind(binding=self.name), max_reply_data=self.source.max_reply_data
+        )
         while True:
             attempt += 1
             try:

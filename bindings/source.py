@@ -33,6 +33,8 @@ class Outcome:
 
 
 RequestHandler = Callable[[bytes, RequestContext], Awaitable[Outcome]]
+# Room kept in a reply message for the JSON envelope and metadata around the base64 data.
+REPLY_ENVELOPE_ALLOWANCE = 64 * 1024
 
 
 @dataclass(slots=True)
@@ -62,6 +64,22 @@ class Source(abc.ABC):
     def max_concurrency(self) -> int:
         """How many requests this source may run at once (sizes the target's pool)."""
         return int(getattr(self.properties, "max_concurrency", 1))
+
+    @property
+    def max_reply_data(self) -> int | None:
+        """Largest reply ``data`` this source can send back, or None if it sends none or has no limit.
+
+        A reply body is base64 of the data inside a small JSON envelope, within
+        the transport's message limit.
+        """
+        limit = getattr(self.properties, "max_message_size", None)
+        return None if limit is None else (limit - REPLY_ENVELOPE_ALLOWANCE) * 3 // 4
+
+    def inherit(self, previous: Source) -> None:
+        """Take over state from the source this one replaces on a reload (e.g. a resume position).
+
+        Called before ``start``; the default keeps nothing.
+        """
 
     @abc.abstractmethod
     async def start(self, handler: RequestHandler) -> None:

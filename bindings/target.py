@@ -62,6 +62,11 @@ class RequestMetadata(BaseModel):
             return {k: v for k, v in values.items() if v != ""}
         return values
 
+    @classmethod
+    def missing_message(cls, key: str, method: str) -> str:
+        """The error for a required key left out; kubemq-targets' wording, which senders may match."""
+        return f"error parsing {key}, value of key {key} cannot be empty"
+
 
 MetadataT = TypeVar("MetadataT", bound=RequestMetadata)
 Handler = Callable[[Any, Any, Request, RequestContext], Awaitable[Response]]
@@ -103,10 +108,6 @@ class MethodTable:
 
         return register
 
-    @property
-    def names(self) -> list[str]:
-        return list(self._methods)
-
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self._methods.values())
 
@@ -122,11 +123,12 @@ class MethodTable:
             raise InvalidRequestError(
                 "invalid method type, method type should be one of the following: " + ", ".join(self._methods)
             )
-        values: dict[str, str] = {**(defaults or {}), **request.metadata}
+        # A key sent empty counts as not sent, so it does not hide a default either.
+        values: dict[str, str] = {**(defaults or {}), **{k: v for k, v in request.metadata.items() if v != ""}}
         try:
             return method, method.metadata.model_validate(values)
         except ValidationError as exc:
-            raise InvalidRequestError(_describe(exc, name)) from None
+            raise InvalidRequestError(_describe(exc, method)) from None
 
     async def dispatch(self, owner: Any, request: Request, context: RequestContext, defaults: Mapping[str, str] | None = None) -> Response:
         """Resolve and run the request's method on ``owner`` (the target)."""
@@ -136,14 +138,14 @@ class MethodTable:
         return await method.handler(owner, metadata, request, context)
 
 
-def _describe(exc: ValidationError, method: str) -> str:
+def _describe(exc: ValidationError, method: Method[Any]) -> str:
     """kubemq-targets' wording for a missing key; the key and the reason for a bad value; all problems, one line."""
     parts = []
     for error in exc.errors(include_url=False):
         key = ".".join(str(p) for p in error["loc"])
         reason = error["msg"].removeprefix("Value error, ")
         if error["type"] == "missing":
-            parts.append(f"error parsing {key}, value of key {key} cannot be empty (required by {method})")
+            parts.append(method.metadata.missing_message(key, method.name))
         elif key:
             parts.append(f"error parsing {key}, {reason}")
         else:  # a check across several keys names them itself
