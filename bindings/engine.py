@@ -50,8 +50,8 @@ class Binding:
         self.target_ready = False
         self.last_error: str | None = None
         self._starter: asyncio.Task[None] | None = None
-        labels = {"binding": spec.name, "source_kind": spec.source.kind, "target_kind": spec.target.kind}
-        self._chain = middleware.build(self._call_target, spec.middleware, metrics, labels)
+        self._labels = {"binding": spec.name, "source_kind": spec.source.kind, "target_kind": spec.target.kind}
+        self._chain = middleware.build(self._call_target, spec.middleware, metrics, self._labels)
         self._parse: Callable[[bytes], Request] = (
             (lambda body: Request(data=bytes(body))) if getattr(source_properties, "do_not_parse_payload", False) else parse_request
         )
@@ -73,30 +73,38 @@ class Binding:
             return f"source not subscribed: {self.source.status.last_error or 'connecting'}"
         return ""
 
+    async def prepare(self) -> None:
+        """Try once to initialise the target now; ``start`` retries in the background if this failed."""
+        if not self.target_ready:
+            await self._init_target_once()
+
     async def start(self) -> None:
         """Begin starting in the background; readiness tells when it is done."""
         self._starter = asyncio.create_task(self._start_when_possible(), name=f"start-{self.name}")
 
-    async def _start_when_possible(self) -> None:
-        attempt = 0
+    async def _init_target_once(self) -> bool:
         context = TargetContext(
             binding=self.name, max_concurrency=self.source.max_concurrency, log=log.bind(binding=self.name), max_reply_data=self.source.max_reply_data
         )
-        while True:
-            attempt += 1
-            try:
-                await self.target.init(self.spec.target.properties, context)
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - reported on /ready and /bindings, retried
-                self.last_error = str(exc) or type(exc).__name__
-                log.error("target init failed", binding=self.name, attempt=attempt, error=self.last_error)
-                with contextlib.suppress(Exception):
-                    await self.target.close()
-                await asyncio.sleep(min(INIT_RETRY_MAX_SECONDS, 2 ** min(attempt - 1, 5)))
+        try:
+            await self.target.init(self.spec.target.properties, context)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported on /ready and /bindings, retried
+            self.last_error = str(exc) or type(exc).__name__
+            log.error("target init failed", binding=self.name, error=self.last_error)
+            with contextlib.suppress(Exception):
+                await self.target.close()
+            return False
         self.target_ready = True
         self.last_error = None
+        return True
+
+    async def _start_when_possible(self) -> None:
+        attempt = 0
+        while not self.target_ready and not await self._init_target_once():
+            attempt += 1
+            await asyncio.sleep(min(INIT_RETRY_MAX_SECONDS, 2 ** min(attempt - 1, 5)))
         await self.source.start(self.process)
         log.info("binding started", binding=self.name, source=self.spec.source.kind, target=self.spec.target.kind)
 
@@ -104,8 +112,14 @@ class Binding:
         """Stop receiving, let in-flight requests finish (up to ``drain_timeout``), close the target."""
         if self._starter is not None:
             self._starter.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            try:
                 await self._starter
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # this stop itself is being cancelled, not just the starter
+            except Exception:  # noqa: BLE001, S110 - the starter reports its own failures
+                pass
         await self.source.stop(drain_timeout)
         with contextlib.suppress(Exception):
             await self.target.close()
@@ -117,6 +131,12 @@ class Binding:
         """Parse, run the chain, and turn every failure into an error reply."""
         try:
             request = self._parse(body)
+        except RequestError as exc:
+            # Refused before the chain: still counted and logged like any failed request.
+            self.metrics.count_unparsed(self._labels, len(body), exc)
+            log.error("request refused", binding=self.name, request_id=context.request_id, error=str(exc))
+            return Outcome(Response.failure(exc), exc)
+        try:
             return Outcome(await self._chain(request, context))
         except RequestError as exc:
             return Outcome(Response.failure(exc), exc)
@@ -211,12 +231,16 @@ class Engine:
         twice), so the old one drains first and the new one starts after.
         Either way the old one's in-flight requests finish before it stops.
         """
+        new.source.inherit(old.source)
         if _shared_group(old.spec, new.spec):
             self._retiring.add(old)
             await self._launch(new)
             await self._handover(new, drain_timeout)
             await self._retire(old, drain_timeout, replaced=True)
         else:
+            # The new target comes up before the old one closes: shared resources it
+            # holds (a connection pool, the embedded store) are never dropped in between.
+            await new.prepare()
             await self._retire(old, drain_timeout, replaced=True)
             await self._launch(new)
 

@@ -57,10 +57,25 @@ class Metrics:
             self.binding_ready.remove(binding)
         self.stats.pop(binding, None)
 
+    def _stats(self, labels: dict[str, str]) -> BindingStats:
+        binding = labels["binding"]
+        return self.stats.setdefault(binding, BindingStats(binding, labels["source_kind"], labels["target_kind"]))
+
+    def count_unparsed(self, labels: dict[str, str], size: int, error: RequestError) -> None:
+        """Record a request refused before the chain (its body could not be parsed)."""
+        stats = self._stats(labels)
+        stats.request_count += 1
+        stats.request_volume += size
+        stats.errors_count += 1
+        series = (labels["binding"], labels["source_kind"], labels["target_kind"], "invalid")
+        self.requests.labels(*series).inc()
+        self.request_bytes.labels(*series).inc(size)
+        self.errors.labels(*series, type(error).__name__).inc()
+
     def middleware(self, labels: dict[str, str]):  # type: ignore[no-untyped-def]
         """A middleware recording each request once, whatever its outcome."""
         binding = labels["binding"]
-        stats = self.stats.setdefault(binding, BindingStats(binding, labels["source_kind"], labels["target_kind"]))
+        stats = self._stats(labels)
         in_flight = self.in_flight.labels(binding)
 
         def wrap(call_next):  # type: ignore[no-untyped-def]
@@ -76,7 +91,7 @@ class Metrics:
                     stats.response_count += 1
                     stats.response_volume += len(response.data or b"")
                     return response
-                except RequestError as exc:
+                except Exception as exc:
                     stats.errors_count += 1
                     code = exc.code if isinstance(exc, TargetError) and exc.code else type(exc).__name__
                     raise

@@ -13,7 +13,6 @@ reads) is accepted beside ``rate_per_second`` (the key its README writes).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -44,6 +43,9 @@ class MiddlewareProperties(Properties):
     retry_attempts: int = field(1, ge=1, le=100, description="Attempts per request, first included; only errors that can succeed on retry are retried.", example=3)
     retry_delay_milliseconds: int = field(100, ge=0, le=600_000, description="Delay before the first retry (`back-off` doubles it each time).", example=200)
     retry_max_jitter_milliseconds: int = field(100, ge=0, le=600_000, description="Random extra delay added to each retry, up to this much.", example=100)
+    retry_max_delay_milliseconds: int = field(
+        10_000, ge=0, le=600_000, description="Cap on one `back-off` delay, so many attempts cannot add up to hours.", example=5000
+    )
     retry_delay_type: Literal["back-off", "fixed", "random"] = field(
         "back-off", description="`back-off`: doubling delays; `fixed`: the same delay; `random`: uniform up to the delay.", example="back-off"
     )
@@ -123,17 +125,29 @@ def deadline_middleware() -> Middleware:
             if remaining <= 0:
                 raise RequestTimeoutError("request deadline passed before it was started; the sender has given up")
             work = asyncio.ensure_future(call_next(request, context))
-            done, _ = await asyncio.wait({work}, timeout=remaining)
+            try:
+                done, _ = await asyncio.wait({work}, timeout=remaining)
+            except asyncio.CancelledError:
+                # Cancelled from outside (drain timeout): the work must not outlive this request.
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+                raise
             if done or not context.read_only:
                 return await work
             work.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await work
+            await asyncio.gather(work, return_exceptions=True)
             raise RequestTimeoutError(f"request deadline passed after {_elapsed_ms(context):.0f} ms; the sender has given up")
 
         return handle
 
     return wrap
+
+
+def ensure_wanted(context: RequestContext, waited_for: str) -> None:
+    """Refuse to start (or restart) work after the sender's deadline, e.g. after a wait."""
+    remaining = context.remaining()
+    if remaining is not None and remaining <= 0:
+        raise RequestTimeoutError(f"request deadline passed while waiting for {waited_for}; the sender has given up")
 
 
 def retry_middleware(props: MiddlewareProperties) -> Middleware:
@@ -154,6 +168,7 @@ def retry_middleware(props: MiddlewareProperties) -> Middleware:
                     delay = retry_delay(props, attempt)
                     log.info("retrying request", binding=context.binding, request_id=context.request_id, attempt=attempt, delay_ms=round(delay * 1000), error=str(exc))
                     await asyncio.sleep(delay)
+                    ensure_wanted(context, "a retry")
             raise AssertionError("unreachable: the loop returns or raises")
 
         return handle
@@ -165,7 +180,7 @@ def retry_delay(props: MiddlewareProperties, attempt: int) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
     base = props.retry_delay_milliseconds / 1000
     if props.retry_delay_type == "back-off":
-        delay = base * 2 ** (attempt - 1)
+        delay = min(base * 2 ** (attempt - 1), props.retry_max_delay_milliseconds / 1000)
     elif props.retry_delay_type == "random":
         delay = random.uniform(0, base)
     else:
@@ -188,6 +203,7 @@ def rate_limit_middleware(rate_per_second: float) -> Middleware:
                 next_slot = max(now, next_slot) + interval
             if wait > 0:
                 await asyncio.sleep(wait)
+                ensure_wanted(context, "the rate limit")
             return await call_next(request, context)
 
         return handle

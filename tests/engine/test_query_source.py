@@ -212,3 +212,15 @@ async def test_a_request_cut_off_by_the_drain_timeout_still_gets_an_error_reply(
     assert asyncio.get_running_loop().time() - started < 5
     assert reply.is_error
     assert reply.error == "the connector is shutting down and the request did not finish within the drain timeout"
+
+
+async def test_malformed_requests_are_counted_and_logged(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    running = await start_connector(echo_yaml("q.counted"), REGISTRY)
+    async with AsyncCQClient(address=broker.address, client_id="raw-sender", connection_pool_size=1, retry_policy=RetryPolicy(max_retries=0)) as client:
+        reply = await client.send_query(QueryMessage(channel="q.counted", body=b'{"data":[1]}', timeout_in_seconds=10))
+    assert json.loads(reply.body)["error"] == "invalid request format, invalid data format, []interface {}"
+    stats = running.runtime.metrics.stats["echo"]
+    assert (stats.request_count, stats.errors_count) == (1, 1)
+    async with aiohttp.ClientSession() as http, http.get(f"{running.api_url}/metrics") as resp:
+        text = await resp.text()
+    assert 'kubemq_s3_errors_total{binding="echo",code="InvalidRequestError",method="invalid",source_kind="kubemq.query",target_kind="test.echo"} 1.0' in text
