@@ -20,7 +20,7 @@ from bindings.properties import field
 from bindings.wire import Request, Response
 from connector.s3.client import S3Client
 from connector.s3.content import Decode, decode_content
-from connector.s3.metadata import ItemMetadata, ObjectAttributes, VersionMetadata, WaitMetadata
+from connector.s3.metadata import ITEM_NAME, ItemMetadata, ObjectAttributes, VersionMetadata, WaitMetadata
 from connector.s3.options import MIB
 from connector.s3.results import COPY_OBJECT, DELETE_OBJECT, HEAD_OBJECT, rfc3339, to_json
 from connector.s3.transfer import multipart_upload, part_size_for, read_body
@@ -40,9 +40,15 @@ class UploadItemMetadata(WaitMetadata, ObjectAttributes, ItemMetadata):
     @model_validator(mode="before")
     @classmethod
     def _key_from_file_name(cls, values: Any) -> Any:
-        if isinstance(values, dict) and not values.get("item_name") and values.get("file_name"):
-            return {**values, "item_name": values["file_name"]}
+        if isinstance(values, dict) and not values.get(ITEM_NAME) and values.get("file_name"):
+            return {**values, ITEM_NAME: values["file_name"]}
         return values
+
+    @classmethod
+    def missing_message(cls, key: str, method: str) -> str:
+        """kubemq-targets' text, then the way out it did not have: ``file_name`` names the object too."""
+        text = super().missing_message(key, method)
+        return f"{text} (or give file_name, which then names the object)" if key == ITEM_NAME else text
 
 
 class GetItemMetadata(VersionMetadata, ItemMetadata):

@@ -18,6 +18,7 @@ from bindings.properties import field
 from bindings.target import RequestMetadata
 
 USER_METADATA_PREFIX = "meta_"
+ITEM_NAME = "item_name"
 
 
 class BucketMetadata(RequestMetadata):
@@ -26,6 +27,13 @@ class BucketMetadata(RequestMetadata):
 
 class ItemMetadata(BucketMetadata):
     item_name: str = field(description="Object key.", example="reports/2024/q1.pdf")
+
+    @classmethod
+    def missing_message(cls, key: str, method: str) -> str:
+        """kubemq-targets words a missing ``item_name`` its own way (space before the comma included); senders match it."""
+        if key == ITEM_NAME:
+            return f"item_name is required when using {method} , {super().missing_message(key, method)}"
+        return super().missing_message(key, method)
 
 
 class VersionMetadata(RequestMetadata):

@@ -87,25 +87,50 @@ async def test_item_name_wins_over_file_name(target: S3Target, bucket: str) -> N
     assert reply.metadata["key"] == "key"
 
 
+def missing(key: str) -> str:
+    return f"error parsing {key}, value of key {key} cannot be empty"
+
+
+def missing_item_name(method: str) -> str:
+    return f"item_name is required when using {method} , {missing('item_name')}"
+
+
 @pytest.mark.parametrize(
     ("metadata", "expected"),
     [
-        ({"method": "upload_item", "item_name": "k"}, "error parsing bucket_name, value of key bucket_name cannot be empty (required by upload_item)"),
-        ({"method": "upload_item", "bucket_name": "b"}, "error parsing item_name, value of key item_name cannot be empty (required by upload_item)"),
-        ({"method": "get_item", "bucket_name": "b"}, "error parsing item_name, value of key item_name cannot be empty (required by get_item)"),
-        ({"method": "delete_item_from_bucket", "bucket_name": "b", "item_name": ""}, "error parsing item_name, value of key item_name cannot be empty"),
-        ({"method": "copy_item", "bucket_name": "b", "item_name": "k"}, "error parsing copy_source, value of key copy_source cannot be empty (required by copy_item)"),
-        ({"method": "list_bucket_items"}, "error parsing bucket_name, value of key bucket_name cannot be empty (required by list_bucket_items)"),
-        ({"method": "create_bucket"}, "error parsing bucket_name, value of key bucket_name cannot be empty (required by create_bucket)"),
-        ({"method": "delete_bucket"}, "error parsing bucket_name, value of key bucket_name cannot be empty (required by delete_bucket)"),
-        ({"method": "delete_all_items_from_bucket"}, "error parsing bucket_name, value of key bucket_name cannot be empty"),
+        ({"method": "upload_item", "item_name": "k"}, missing("bucket_name")),
+        ({"method": "upload_item", "bucket_name": "b"}, missing_item_name("upload_item") + " (or give file_name, which then names the object)"),
+        ({"method": "get_item", "bucket_name": "b"}, missing_item_name("get_item")),
+        ({"method": "delete_item_from_bucket", "bucket_name": "b", "item_name": ""}, missing_item_name("delete_item_from_bucket")),
+        ({"method": "copy_item", "bucket_name": "b", "item_name": "k"}, missing("copy_source")),
+        ({"method": "copy_item", "bucket_name": "b", "copy_source": "b/k"}, missing_item_name("copy_item")),
+        ({"method": "head_item", "bucket_name": "b"}, missing_item_name("head_item")),
+        ({"method": "presign_url", "bucket_name": "b"}, missing_item_name("presign_url")),
+        ({"method": "list_bucket_items"}, missing("bucket_name")),
+        ({"method": "create_bucket"}, missing("bucket_name")),
+        ({"method": "delete_bucket"}, missing("bucket_name")),
+        ({"method": "delete_all_items_from_bucket"}, missing("bucket_name")),
+        ({"method": "get_item"}, f"{missing('bucket_name')}; {missing_item_name('get_item')}"),
+    ],
+)
+async def test_a_missing_key_reads_exactly_as_kubemq_targets_words_it(target: S3Target, metadata: dict[str, str], expected: str) -> None:
+    # kubemq-targets' own text for item_name (space before the comma included), its generic text for every other key.
+    with pytest.raises(InvalidRequestError) as caught:
+        await call(target, **metadata)
+    assert str(caught.value) == expected
+    assert caught.value.retryable is False
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
         ({"method": "delete_item_from_bucket", "bucket_name": "b", "item_name": "k", "wait_for_completion": "maybe"}, "error parsing wait_for_completion"),
         ({"method": "get_item", "bucket_name": "b", "item_name": "k", "decode": "hex"}, "error parsing decode"),
         ({"method": "get_item", "bucket_name": "b", "item_name": "k", "range": "0-10"}, "error parsing range"),
         ({"method": "upload_item", "bucket_name": "b", "item_name": "k", "if_none_match": "etag"}, "error parsing if_none_match"),
     ],
 )
-async def test_every_missing_or_invalid_key_is_named(target: S3Target, metadata: dict[str, str], expected: str) -> None:
+async def test_every_invalid_key_is_named(target: S3Target, metadata: dict[str, str], expected: str) -> None:
     with pytest.raises(InvalidRequestError) as caught:
         await call(target, **metadata)
     assert expected in str(caught.value)
