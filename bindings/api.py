@@ -24,6 +24,7 @@ from bindings.engine import Engine
 
 ENGINE_KEY = web.AppKey("engine", Engine)
 CONFIG_STATUS_KEY = web.AppKey("config_status", Callable[[], dict[str, Any]])
+REQUESTS_ENABLED_KEY = web.AppKey("requests_enabled", Callable[[], bool])
 SHUTTING_DOWN = "shutting down: draining in-flight requests"
 
 
@@ -65,6 +66,9 @@ async def binding_stats(request: web.Request) -> web.Response:
 async def binding_request(request: web.Request) -> web.Response:
     """kubemq-targets' ``POST /bindings/request``: run a request through a binding, bypassing its source."""
     engine = request.app[ENGINE_KEY]
+    if not request.app[REQUESTS_ENABLED_KEY]():
+        # It runs any operation with no KubeMQ auth in between: off unless the operator opts in.
+        return _json({"error": "POST /bindings/request is disabled; set apiRequests: true in the config to enable it"}, status=403)
     try:
         payload = await request.json()
         name = str(payload["binding"])
@@ -85,10 +89,11 @@ async def config_status(request: web.Request) -> web.Response:
     return _json(request.app[CONFIG_STATUS_KEY]())
 
 
-def create_app(engine: Engine, status: Callable[[], dict[str, Any]]) -> web.Application:
+def create_app(engine: Engine, status: Callable[[], dict[str, Any]], requests_enabled: Callable[[], bool] = lambda: False) -> web.Application:
     app = web.Application(client_max_size=100 * 1024 * 1024)
     app[ENGINE_KEY] = engine
     app[CONFIG_STATUS_KEY] = status
+    app[REQUESTS_ENABLED_KEY] = requests_enabled
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
@@ -99,9 +104,9 @@ def create_app(engine: Engine, status: Callable[[], dict[str, Any]]) -> web.Appl
     return app
 
 
-async def start_api(engine: Engine, host: str, port: int, status: Callable[[], dict[str, Any]]) -> web.AppRunner:
+async def start_api(engine: Engine, host: str, port: int, status: Callable[[], dict[str, Any]], requests_enabled: Callable[[], bool] = lambda: False) -> web.AppRunner:
     """Start serving; the caller awaits ``runner.cleanup()`` to stop."""
-    runner = web.AppRunner(create_app(engine, status), access_log=None)
+    runner = web.AppRunner(create_app(engine, status, requests_enabled), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

@@ -53,6 +53,10 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
     apiPort: int = Field(DEFAULT_API_PORT, ge=0, le=65535, description="HTTP API port (health, readiness, metrics, bindings); 0 disables it.")
     apiHost: str = Field("0.0.0.0", description="Address the HTTP API binds to.")
+    apiRequests: bool = Field(
+        False,
+        description="Serve `POST /bindings/request`, which runs a request through a binding with no KubeMQ auth in between: enable only where the API is not reachable by untrusted clients.",
+    )
     logLevel: Literal["debug", "info", "warning", "error"] = Field("info", description="Global log level.")
     logFormat: Literal["auto", "json", "console"] = Field("auto", description="`auto`: console on a terminal, JSON lines otherwise.")
     drainTimeoutSeconds: float = Field(25.0, ge=0, le=3600, description="On shutdown or a binding restart, how long in-flight requests may finish.")
@@ -90,6 +94,8 @@ def load_config(path: str | Path, registry: Registry) -> ResolvedConfig:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigProblem("", f"cannot read config file {str(path)!r}: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigProblem("", f"config file {str(path)!r} is not UTF-8 text (byte {exc.start})")]) from None
     return parse_config(text, registry)
 
 
@@ -172,16 +178,18 @@ def _expanded_fingerprint(serialized: str) -> str:
 
 def _load_yaml(text: str) -> tuple[Any, dict[tuple[str | int, ...], int]]:
     """Parse YAML and remember the line of every key and list item."""
+    lines: dict[tuple[str | int, ...], int] = {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
+        if node is not None:
+            _index_lines(node, (), lines)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise ConfigError([ConfigProblem("", f"invalid YAML: {getattr(exc, 'problem', None) or exc}", line)]) from None
-    lines: dict[tuple[str | int, ...], int] = {}
-    if node is not None:
-        _index_lines(node, (), lines)
+    except RecursionError:
+        raise ConfigError([ConfigProblem("", "invalid YAML: nested too deeply (a recursive alias?)")]) from None
     return data, lines
 
 

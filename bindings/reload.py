@@ -126,16 +126,23 @@ class ConfigWatcher:
     async def _watch(self) -> None:
         log.info("watching config for changes", directory=str(self.directory))
         # Whatever changed while the watch was being set up (or down) is caught by the first check.
-        await self.on_change()
+        await self._check()
         while not self._stop.is_set():
             try:
                 async for _ in watchfiles.awatch(
                     self.directory, watch_filter=None, step=QUIET_MS, debounce=MAX_BATCH_MS, stop_event=self._stop, recursive=False
                 ):
-                    await self.on_change()
+                    await self._check()
             except Exception as exc:  # noqa: BLE001 - a broken watch must not take the connector down
                 log.error("config watch failed; retrying (SIGHUP still reloads)", directory=str(self.directory), error=str(exc) or type(exc).__name__)
                 try:
                     await asyncio.wait_for(self._stop.wait(), RETRY_SECONDS)
                 except TimeoutError:
-                    await self.on_change()
+                    await self._check()
+
+    async def _check(self) -> None:
+        """Run the change handler; its failure is logged, never the end of the watch."""
+        try:
+            await self.on_change()
+        except Exception as exc:  # noqa: BLE001 - the next change gets its own chance
+            log.error("config change could not be handled", directory=str(self.directory), error=str(exc) or type(exc).__name__)

@@ -152,18 +152,29 @@ class Runtime:
             await self.start()
             await self._stop.wait()
         finally:
+            # The handlers stay during the drain: the default action of a second
+            # signal would kill the process and drop the requests still in flight.
+            await self.stop()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
-            await self.stop()
         return 0
+
+    def _requests_enabled(self) -> bool:
+        return bool(self.config and self.config.settings.apiRequests)
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         drain = self.config.settings.drainTimeoutSeconds if self.config else 0
+        if self._stop.is_set():
+            log.info("already shutting down; in-flight requests are draining", signal=sig.name, drain_timeout_seconds=drain)
+            return
         log.info("shutdown requested; draining in-flight requests", signal=sig.name, drain_timeout_seconds=drain)
         self.request_stop()
 
     def _on_reload_signal(self) -> None:
+        if self._stop.is_set():
+            log.info("reload ignored: shutting down")
+            return
         task = asyncio.create_task(self.reload("SIGHUP"), name="reload-sighup")
         self._signal_reloads.add(task)
         task.add_done_callback(self._signal_reloads.discard)
@@ -173,7 +184,7 @@ class Runtime:
         wanted = (settings.apiHost, settings.apiPort) if settings.apiPort else None
         if wanted == self._api_address:
             return
-        runner = await start_api(self.engine, settings.apiHost, settings.apiPort, self.status.as_dict) if wanted else None
+        runner = await start_api(self.engine, settings.apiHost, settings.apiPort, self.status.as_dict, self._requests_enabled) if wanted else None
         if self._api is not None:
             await self._api.cleanup()
         self._api, self._api_address = runner, wanted

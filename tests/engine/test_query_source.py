@@ -224,3 +224,18 @@ async def test_malformed_requests_are_counted_and_logged(broker: EmbeddedBroker,
     async with aiohttp.ClientSession() as http, http.get(f"{running.api_url}/metrics") as resp:
         text = await resp.text()
     assert 'kubemq_s3_errors_total{binding="echo",code="InvalidRequestError",method="invalid",source_kind="kubemq.query",target_kind="test.echo"} 1.0' in text
+
+
+async def test_http_request_endpoint_is_off_unless_enabled(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    payload = {"binding": "echo", "payload": {"metadata": {"method": "echo"}, "data": "aGk="}}
+    closed = await start_connector(echo_yaml("q.http.off"), REGISTRY)
+    opened = await start_connector(echo_yaml("q.http.on").replace("apiHost: 127.0.0.1", "apiHost: 127.0.0.1\n    apiRequests: true"), REGISTRY)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{closed.api_url}/bindings/request", json=payload) as resp:
+            assert resp.status == 403
+            assert "apiRequests: true" in (await resp.json())["error"]
+        async with http.post(f"{opened.api_url}/bindings/request", json=payload) as resp:
+            assert resp.status == 200
+            assert await resp.json() == {"metadata": {"result": "ok"}, "data": "ZWNobzpoaQ==", "is_error": False, "error": ""}
+        async with http.post(f"{opened.api_url}/bindings/request", json={"binding": "nope", "payload": {}}) as resp:
+            assert (resp.status, await resp.json()) == (404, {"error": "no such binding, nope"})

@@ -155,3 +155,14 @@ def test_changed_environment_changes_the_fingerprint(monkeypatch: pytest.MonkeyP
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "missing.yaml", REGISTRY)
+
+
+def test_non_utf8_file_is_refused_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"apiPort: 8080\n# caf\xe9\n")
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_config(path, REGISTRY)
+
+
+def test_recursive_alias_is_refused_not_a_crash() -> None:
+    assert problems("bindings: &loop\n  - *loop\n") == ["invalid YAML: nested too deeply (a recursive alias?)"]
