@@ -13,6 +13,13 @@ is known:
   last allowed attempt: the error response is sent, the message is copied to
   ``dead_letter_queue`` with the error in its tags, then acked.
 
+A response that cannot be sent counts as the request's failure: one that can
+never go (too large, refused by KubeMQ) is dead-lettered at once, with a
+short error response saying why; one that failed in transit (connection) is
+retryable. ``max_receive_count`` bounds every outcome: a message received
+more often than that (settling its last allowed delivery failed, so it was
+rejected once more) is dead-lettered without running it again.
+
 Until then the message stays held by this connector's stream: if the
 connector dies, KubeMQ makes it visible again and it is redelivered.
 
@@ -31,13 +38,16 @@ from dataclasses import dataclass
 
 import structlog
 from kubemq import AsyncQueuesClient, ClientConfig, QueueMessage, QueueMessageReceived
+from kubemq.core.exceptions import ErrorCode, KubeMQError, KubeMQValidationError
 from pydantic import model_validator
 
+from bindings.errors import RequestError
 from bindings.properties import field
 from bindings.source import Outcome
 from bindings.sources.connection import ConnectionProperties, OutputChannel, ReplyProperties, check_not_read_back
 from bindings.sources.sdk import flush_downstream
 from bindings.sources.subscription import SubscriptionSource
+from bindings.wire import Response
 
 log = structlog.get_logger("bindings.sources")
 
@@ -45,6 +55,8 @@ log = structlog.get_logger("bindings.sources")
 # 300 s, and an idle poll every minute costs nothing.
 MAX_POLL_SECONDS = 60
 MAX_TAG_CHARS = 1024
+# gRPC codes under which a send fails the same way every time: too large for a limit, or not allowed.
+_REFUSED_CODES = (ErrorCode.RESOURCE_EXHAUSTED, ErrorCode.PERMISSION_DENIED)
 
 
 class QueueProperties(ReplyProperties, ConnectionProperties):
@@ -69,6 +81,25 @@ class QueueProperties(ReplyProperties, ConnectionProperties):
 
 class QueueError(RuntimeError):
     """KubeMQ refused a poll or a send: the stream is re-opened (with backoff), or the message rejected."""
+
+
+class SendRefused(QueueError):
+    """A message that can never be sent as it is (too large, or refused by KubeMQ): trying again cannot help."""
+
+
+class ResponseNotSent(RequestError):
+    """The request ran, but its response could not be sent; retryable unless it can never be sent."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(f"the request ran but its response could not be sent: {str(cause) or type(cause).__name__}")
+        self.retryable = not isinstance(cause, SendRefused)
+
+
+class DeliveredTooOften(RequestError):
+    """A message received more often than ``max_receive_count``: it is not run again."""
+
+    def __init__(self, receive_count: int, limit: int) -> None:
+        super().__init__(f"received {receive_count} times, more than max_receive_count ({limit}); not run again")
 
 
 class Batch:
@@ -133,8 +164,20 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
                 raise QueueError(polled.error or "queue poll failed")
             batch = Batch(len(polled.messages))
             for message in polled.messages:
-                yield Polled(message, batch)
+                if message.receive_count <= self.properties.max_receive_count:
+                    yield Polled(message, batch)
+                    continue
+                await self._give_up_unrun(client, Polled(message, batch))
+                batch.settle_one()
             await batch.settled.wait()
+
+    async def _give_up_unrun(self, client: AsyncQueuesClient, message: Polled) -> None:
+        """Dead-letter a message over its delivery limit without running it (``deliver`` rejects it if that fails)."""
+        error = DeliveredTooOften(message.message.receive_count, self.properties.max_receive_count)
+        try:
+            await self.deliver(client, message, Outcome(Response.failure(error), error))
+        except Exception as exc:  # noqa: BLE001 - logged; the message comes back and the stream goes on
+            log.error("could not dead-letter a message over its delivery limit", binding=self.binding, request_id=message.message.id, error=str(exc) or type(exc).__name__)
 
     def describe(self, message: Polled) -> tuple[str, bytes, float | None]:
         return message.message.id, message.message.body, None
@@ -149,20 +192,36 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
         received = message.message
         try:
             if outcome.error is None:
-                await self._respond(client, received, outcome)
-            elif outcome.error.retryable and received.receive_count < self.properties.max_receive_count:
-                log.warning("queue request failed; rejected for redelivery", binding=self.binding, request_id=received.id, receive_count=received.receive_count, error=str(outcome.error))
-                await received.async_nack()
-                return
-            else:
-                await self._respond(client, received, outcome)
-                await self._dead_letter(client, received, outcome)
+                outcome = await self._answer(client, received, outcome)
+            if outcome.error is not None:
+                if outcome.error.retryable and received.receive_count < self.properties.max_receive_count:
+                    log.warning("queue request failed; rejected for redelivery", binding=self.binding, request_id=received.id, receive_count=received.receive_count, error=str(outcome.error))
+                    await received.async_nack()
+                    return
+                await self._give_up(client, received, outcome)
         except BaseException:
             # Not settled: hand it back now rather than when the stream closes.
             with contextlib.suppress(Exception):
                 await received.async_nack()
             raise
         await received.async_ack()
+
+    async def _answer(self, client: AsyncQueuesClient, message: QueueMessageReceived, outcome: Outcome) -> Outcome:
+        """Send a success's response; if it cannot be sent, that becomes the request's failure."""
+        try:
+            await self._respond(client, message, outcome)
+        except Exception as exc:  # noqa: BLE001 - any failure to answer is the request's outcome
+            error = ResponseNotSent(exc)
+            return Outcome(Response.failure(error), error)
+        return outcome
+
+    async def _give_up(self, client: AsyncQueuesClient, message: QueueMessageReceived, outcome: Outcome) -> None:
+        """Send the error response, then dead-letter; a response that can never be sent does not hold the message back."""
+        try:
+            await self._respond(client, message, outcome)
+        except SendRefused as exc:
+            log.error("error response refused; dead-lettering anyway", binding=self.binding, request_id=message.id, error=str(exc))
+        await self._dead_letter(client, message, outcome)
 
     async def _respond(self, client: AsyncQueuesClient, message: QueueMessageReceived, outcome: Outcome) -> None:
         """Send the kubemq-targets Response JSON to ``response_channel``, if set."""
@@ -186,8 +245,16 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
 
 
 async def _send(client: AsyncQueuesClient, message: QueueMessage) -> None:
-    # The unary send: SDK 4.1.5's streaming send drops messages that concurrent
-    # first callers queue before its stream is up (they time out after 2 s).
-    result = await client.send_queue_message_simple(message)
+    """Send one message; ``SendRefused`` when sending it again would fail the same way."""
+    limit = client.config.max_send_size
+    if len(message.body) > limit:
+        raise SendRefused(f"could not send to queue {message.channel}: the message is {len(message.body)} bytes, more than max_message_size ({limit})")
+    try:
+        # The unary send: SDK 4.1.5's streaming send drops messages that concurrent
+        # first callers queue before its stream is up (they time out after 2 s).
+        result = await client.send_queue_message_simple(message)
+    except KubeMQError as exc:
+        refused = isinstance(exc, KubeMQValidationError) or exc.code in _REFUSED_CODES
+        raise (SendRefused if refused else QueueError)(f"could not send to queue {message.channel}: {exc.message}") from exc
     if result.is_error:
-        raise QueueError(f"could not send to queue {message.channel}: {result.error}")
+        raise SendRefused(f"could not send to queue {message.channel}: {result.error}")

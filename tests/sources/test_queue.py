@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+from kubemq import AsyncQueuesClient, QueueMessage
+
 from bindings.broker import EmbeddedBroker
+from bindings.source import Outcome
+from bindings.sources.connection import MIB
+from bindings.sources.queue import Batch, Polled, QueueError, QueueProperties, QueueSource, SendRefused, _send
+from bindings.sources.sdk import flush_downstream
+from bindings.wire import Response
 from tests.fixtures.kubemq import StartConnector
-from tests.sources.support import binding, config, echo_target, enqueue, eventually, queue_depth, start, take
+from tests.sources.support import binding, config, echo_target, enqueue, eventually, options, queue_depth, start, take
 
 
 async def test_success_sends_the_response_then_acks(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
@@ -93,3 +101,73 @@ async def test_a_clean_stop_finishes_in_flight_requests_and_their_acks(broker: E
     [reply] = await take(broker, "qu.stop.resp")
     assert reply.response.data == b"finish me"
     assert await queue_depth(broker, "qu.stop") == 0  # not redelivered
+
+
+async def test_a_response_too_large_to_send_is_dead_lettered_not_rerun(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    # The reviewer's case: the request fits in max_message_size, its response (the data plus a long prefix) does not.
+    target = '      kind: test.echo\n      properties:\n        prefix: "' + "p" * 100_000 + '"'
+    source = {"response_channel": "qu.big.resp", "max_message_size": 1048576, "max_receive_count": 3}
+    running = await start(start_connector, broker, config(binding("q", "kubemq.queue", "qu.big", source, target=target)))
+    message_id = await enqueue(broker, "qu.big", {"method": "echo"}, b"d" * 700_000)
+    [dead] = await take(broker, "qu.big.dlq")
+    [reply] = await take(broker, "qu.big.resp")  # a short error response instead of the one that cannot go
+    await eventually(lambda: running.runtime.engine.bindings["q"].source.in_flight == 0)
+    assert echo_target(running, "q").calls == 1  # run once, not redelivered
+    why = "the request ran but its response could not be sent: could not send to queue qu.big.resp: the message is "
+    assert (reply.tags["request_id"], reply.response.is_error) == (message_id, True)
+    assert reply.response.error.startswith(why) and reply.response.error.endswith("bytes, more than max_message_size (1048576)")
+    assert len(reply.body) < 300
+    assert (dead.id, dead.tags["error"], dead.tags["receive_count"]) == (message_id, reply.response.error, "1")
+    assert await queue_depth(broker, "qu.big") == 0
+
+
+async def test_a_message_received_more_often_than_allowed_is_dead_lettered_without_running(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    message_id = await enqueue(broker, "qu.over", {"method": "echo"}, b"poison")
+    async with AsyncQueuesClient(**options(broker, "test-rejecter")) as client:  # a first delivery, rejected
+        polled = await client.receive_queue_messages("qu.over", max_messages=1, wait_timeout_seconds=5, auto_ack=False)
+        [first] = polled.messages
+        await first.async_nack()
+        await flush_downstream(client)
+    source = {"response_channel": "qu.over.resp", "max_receive_count": 1}
+    running = await start(start_connector, broker, config(binding("q", "kubemq.queue", "qu.over", source)))
+    [dead] = await take(broker, "qu.over.dlq")
+    [reply] = await take(broker, "qu.over.resp")
+    assert echo_target(running, "q").calls == 0
+    assert (dead.id, dead.tags["receive_count"], dead.body) == (message_id, "2", b'{"metadata":{"method":"echo"},"data":"cG9pc29u"}')
+    assert dead.tags["error"] == reply.response.error == "received 2 times, more than max_receive_count (1); not run again"
+    await eventually(lambda: running.runtime.engine.bindings["q"].source.in_flight == 0)
+    assert await queue_depth(broker, "qu.over") == 0
+
+
+async def test_sends_that_can_never_succeed_are_told_apart_from_failures_in_transit(broker: EmbeddedBroker) -> None:
+    config_options = options(broker, "test-classifier") | {"max_send_size": MIB}
+    async with AsyncQueuesClient(**config_options) as client:
+        with pytest.raises(SendRefused, match=r"the message is 1048577 bytes, more than max_message_size \(1048576\)"):
+            await _send(client, QueueMessage(channel="qu.class", body=b"x" * (MIB + 1)))
+        with pytest.raises(SendRefused, match="invalid expiration seconds"):  # KubeMQ's own refusal
+            await _send(client, QueueMessage(channel="qu.class", body=b"x", expiration_in_seconds=50_000))
+    with pytest.raises(QueueError, match="Client is closed") as closed:  # the connection, not the message
+        await _send(client, QueueMessage(channel="qu.class", body=b"x"))
+    assert not isinstance(closed.value, SendRefused)
+
+
+async def test_a_response_lost_in_transit_is_retried_within_max_receive_count(broker: EmbeddedBroker) -> None:
+    properties = QueueProperties(address=broker.address, channel="qu.transit", response_channel="qu.transit.resp", max_receive_count=2)
+    source = QueueSource(properties, "q")
+    lost = AsyncQueuesClient(**options(broker, "test-lost"))
+    await lost.close()  # every response sent through it fails as a dropped connection does
+    await enqueue(broker, "qu.transit", {"method": "echo"}, b"again")
+    async with AsyncQueuesClient(**options(broker, "test-receiver")) as receiver:
+        for expected_count in (1, 2):
+            polled = await receiver.receive_queue_messages("qu.transit", max_messages=1, wait_timeout_seconds=5, auto_ack=False)
+            [received] = polled.messages
+            assert received.receive_count == expected_count
+            delivery = source.deliver(lost, Polled(received, Batch(1)), Outcome(Response.ok(b"done")))
+            if expected_count == 1:
+                await delivery  # rejected: redelivered
+            else:
+                with pytest.raises(QueueError, match="Client is closed"):  # the error response is lost too: rejected
+                    await delivery
+            await flush_downstream(receiver)
+    [back] = await take(broker, "qu.transit")
+    assert back.receive_count == 3  # over max_receive_count: a running source dead-letters it unrun (test above)
