@@ -9,11 +9,13 @@ or as separate keys, and switches to a multipart copy for huge sources.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
+from urllib.parse import quote, unquote
 
 from boto3.s3.transfer import TransferConfig
-from pydantic import field_validator, model_validator
+from pydantic import PrivateAttr, field_validator, model_validator
 
 from bindings.context import RequestContext
 from bindings.properties import field
@@ -28,6 +30,9 @@ from connector.s3.transfer import multipart_upload, part_size_for, read_body
 DEFAULT_STORAGE_CLASS = "STANDARD"  # what S3 means when HEAD has no x-amz-storage-class
 # Attributes a multipart copy must carry over itself (CopyObject does this on its own).
 COPIED_ATTRIBUTES = ("CacheControl", "ContentDisposition", "ContentEncoding", "ContentLanguage", "ContentType", "Expires", "Metadata")
+# kubemq-targets' senders write copy_source as AWS takes it: URL-encoded, with an optional version.
+VERSION_QUERY = "?versionId="
+URL_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 PRESIGN_OPERATIONS = {"get": ("get_object", "GET"), "put": ("put_object", "PUT"), "delete": ("delete_object", "DELETE")}
 
 
@@ -70,9 +75,10 @@ class DeleteItemMetadata(WaitMetadata, VersionMetadata, ItemMetadata):
 
 class CopyItemMetadata(WaitMetadata, ObjectAttributes, ItemMetadata):
     copy_source: str = field(
-        description="Source as `source-bucket/key` (any characters in the key, no URL encoding), or a bare bucket name to copy `item_name` "
-        "from that bucket. Not needed with `source_bucket`/`source_item`.",
-        example="archive/reports/2024/q1.pdf",
+        description="Source as `source-bucket/key`: a plain key (any characters), or URL-encoded as sent to AWS by kubemq-targets "
+        "(a key holding `%XX` escapes is decoded, so a literal `%` is written `%25`), optionally ending in `?versionId=<id>`; "
+        "or a bare bucket name to copy `item_name` from that bucket. Not needed with `source_bucket`/`source_item`.",
+        example="archive/reports/2024/q1%20final.pdf?versionId=3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY",
     )
     source_bucket: str | None = field(None, description="Source bucket (default: `bucket_name`); alternative to `copy_source`.", example="archive")
     source_item: str | None = field(None, description="Source key (default: `item_name`); alternative to `copy_source`.", example="reports/2024/q1.pdf")
@@ -81,6 +87,7 @@ class CopyItemMetadata(WaitMetadata, ObjectAttributes, ItemMetadata):
         description="`COPY` keeps the source's metadata; `REPLACE` sets the attributes given here. Default: REPLACE when any attribute is given, else COPY.",
         example="REPLACE",
     )
+    _source: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @field_validator("metadata_directive", mode="before")
     @classmethod
@@ -90,14 +97,17 @@ class CopyItemMetadata(WaitMetadata, ObjectAttributes, ItemMetadata):
     @model_validator(mode="before")
     @classmethod
     def _source_from_parts(cls, values: Any) -> Any:
-        """``source_bucket``/``source_item`` become ``copy_source`` (bucket names cannot hold ``/``, so the split is exact)."""
+        """``source_bucket``/``source_item`` become ``copy_source``, the key URL-encoded so it reads back exactly (``%``, ``?`` included).
+
+        Bucket names cannot hold ``/``, so the split is exact.
+        """
         parts = (values.get("source_bucket"), values.get("source_item")) if isinstance(values, dict) else (None, None)
         if not any(parts):
             return values
         if values.get("copy_source"):
             raise ValueError("give either copy_source or source_bucket/source_item, not both")
         bucket, item = parts
-        return {**values, "copy_source": f"{bucket or values.get('bucket_name', '')}/{item or values.get('item_name', '')}"}
+        return {**values, "copy_source": f"{bucket or values.get('bucket_name', '')}/{quote(item or values.get(ITEM_NAME, ''), safe='/')}"}
 
     @model_validator(mode="after")
     def _directive_fits(self) -> CopyItemMetadata:
@@ -105,11 +115,15 @@ class CopyItemMetadata(WaitMetadata, ObjectAttributes, ItemMetadata):
             raise ValueError("new attributes (content_type, content_disposition, cache_control, user metadata) require metadata_directive replace")
         return self
 
+    @model_validator(mode="after")
+    def _read_source(self) -> CopyItemMetadata:
+        self._source = _copy_source(self.copy_source, self.item_name)
+        return self
+
     @property
     def source(self) -> dict[str, str]:
         """CopySource as a dict, so botocore encodes the key (spaces, unicode) itself."""
-        bucket, slash, key = self.copy_source.lstrip("/").partition("/")
-        return {"Bucket": bucket, "Key": key if slash and key else self.item_name}
+        return self._source
 
     @property
     def directive(self) -> str:
@@ -180,7 +194,7 @@ async def copy_item(s3: S3Client, metadata: CopyItemMetadata, request: Request, 
     """CopyObject, or a managed multipart copy for sources above ``copy_multipart_threshold_mib``."""
     bucket, key, source = metadata.bucket_name, metadata.item_name, metadata.source
     properties = s3.properties
-    head = await s3.head_object(source["Bucket"], source["Key"])
+    head = await s3.head_object(source["Bucket"], source["Key"], **_present(VersionId=source.get("VersionId")))
     threshold = properties.copy_multipart_threshold_mib * MIB
     if head["ContentLength"] < threshold:
         output = await s3.s3.copy_object(Bucket=bucket, Key=key, CopySource=source, MetadataDirective=metadata.directive, **metadata.s3_args())
@@ -225,6 +239,30 @@ def _describe(output: dict[str, Any]) -> dict[str, str]:
         "last_modified": rfc3339(output["LastModified"]) if "LastModified" in output else "",
     }
     return {**described, **_present(version_id=output.get("VersionId"))}
+
+
+def _copy_source(text: str, default_key: str) -> dict[str, str]:
+    """``bucket/key[?versionId=id]`` (or a bare bucket: the key is ``default_key``) as CopySource's parts.
+
+    kubemq-targets handed ``copy_source`` to AWS as is, so its senders
+    URL-encode the key and may add ``?versionId=``; plain keys are read as written.
+    """
+    path, marker, version = text.rpartition(VERSION_QUERY)
+    if not marker:
+        path, version = text, ""
+    bucket, slash, key = path.lstrip("/").partition("/")
+    source = {"Bucket": bucket, "Key": _url_decoded(key) if slash and key else default_key}
+    return {**source, "VersionId": _url_decoded(version)} if version else source
+
+
+def _url_decoded(text: str) -> str:
+    """``text`` with its ``%XX`` escapes decoded; text without any is taken as written (a plain key)."""
+    if not URL_ESCAPE.search(text):
+        return text
+    try:
+        return unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        raise ValueError(f"error parsing copy_source, {text!r} is URL-encoded but does not decode to UTF-8 text (write a literal % as %25)") from None
 
 
 def _present(**values: Any) -> dict[str, Any]:

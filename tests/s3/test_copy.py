@@ -1,8 +1,9 @@
-"""copy_item: both copy_source forms, separate source keys, keys with spaces and unicode, metadata, multipart copy."""
+"""copy_item: copy_source plain or URL-encoded (with a version), a bare bucket, separate source keys, metadata, multipart copy."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -62,6 +63,35 @@ async def test_other_ways_to_name_the_source(target: S3Target, s3_client: Any, s
     assert await read(s3_client, source, "dup") == b"original"
 
 
+async def test_copy_source_url_encoded_as_kubemq_targets_senders_write_it(target: S3Target, s3_client: Any, source: str) -> None:
+    # kubemq-targets handed copy_source to AWS as is, so its senders URL-encode the key.
+    await call(target, method="copy_item", bucket_name=source, item_name="copy.pdf", copy_source=f"{source}/{quote(SOURCE_KEY)}")
+    assert await read(s3_client, source, "copy.pdf") == b"original"
+
+
+async def test_a_literal_percent_is_written_25_in_copy_source_but_not_in_source_item(target: S3Target, s3_client: Any, bucket: str) -> None:
+    await s3_client.put_object(Bucket=bucket, Key="rate 100%.txt", Body=b"percent")
+    await s3_client.put_object(Bucket=bucket, Key="a%20b?versionId=1", Body=b"literal")
+    await call(target, method="copy_item", bucket_name=bucket, item_name="one", copy_source=f"{bucket}/rate 100%25.txt")
+    await call(target, method="copy_item", bucket_name=bucket, item_name="two", source_item="a%20b?versionId=1")
+    assert (await read(s3_client, bucket, "one"), await read(s3_client, bucket, "two")) == (b"percent", b"literal")
+
+
+@pytest.mark.parametrize("encode", [quote, str], ids=["url-encoded", "plain"])
+async def test_copy_source_version_id_selects_the_source_version(target: S3Target, s3_client: Any, bucket: str, encode: Any) -> None:
+    await s3_client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    first = await s3_client.put_object(Bucket=bucket, Key=SOURCE_KEY, Body=b"first")
+    await s3_client.put_object(Bucket=bucket, Key=SOURCE_KEY, Body=b"second")
+    copy_source = f"{bucket}/{encode(SOURCE_KEY)}?versionId={quote(first['VersionId'], safe='')}"
+    await call(target, method="copy_item", bucket_name=bucket, item_name="old", copy_source=copy_source)
+    assert await read(s3_client, bucket, "old") == b"first"
+
+
+async def test_a_copy_source_that_is_not_url_encoded_utf8_is_refused(target: S3Target, bucket: str) -> None:
+    with pytest.raises(InvalidRequestError, match=r"^error parsing copy_source, '%FF\.bin' is URL-encoded but does not decode to UTF-8 text"):
+        await call(target, method="copy_item", bucket_name=bucket, item_name="x", copy_source=f"{bucket}/%FF.bin")
+
+
 async def test_copy_source_and_source_keys_are_exclusive(target: S3Target, source: str) -> None:
     with pytest.raises(InvalidRequestError, match="give either copy_source or source_bucket/source_item, not both"):
         await call(target, method="copy_item", bucket_name=source, item_name="x", copy_source=f"{source}/a", source_item="b")
@@ -108,3 +138,16 @@ async def test_sources_above_the_threshold_are_copied_in_parts_keeping_their_met
     assert (head["ContentType"], head["Metadata"]) == ("video/mp4", {"take": "2"})
     small = await call(target, method="copy_item", bucket_name=bucket, item_name="small copy", copy_source=f"{bucket}/small")
     assert "-" not in body(small)["CopyObjectResult"]["ETag"]
+
+
+async def test_a_multipart_copy_of_an_old_version_keeps_that_versions_attributes(make_target: MakeTarget, s3_client: Any, bucket: str) -> None:
+    # A multipart copy takes the attributes from HEAD, so HEAD must ask for the same version as the copy.
+    target = await make_target(copy_multipart_threshold_mib="5", copy_part_size_mib="5")
+    await s3_client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    payload = bytes(range(256)) * (11 * MIB // 256)
+    old = await s3_client.put_object(Bucket=bucket, Key="doc", Body=payload, ContentType="video/mp4", Metadata={"take": "1"})
+    await s3_client.put_object(Bucket=bucket, Key="doc", Body=payload[::-1], ContentType="text/plain", Metadata={"take": "2"})
+    await call(target, method="copy_item", bucket_name=bucket, item_name="restored", copy_source=f"{bucket}/doc?versionId={old['VersionId']}")
+    assert await read(s3_client, bucket, "restored") == payload
+    head = await s3_client.head_object(Bucket=bucket, Key="restored")
+    assert (head["ContentType"], head["Metadata"]) == ("video/mp4", {"take": "1"})
