@@ -6,8 +6,9 @@ there, as an event or as an events-store message respectively.
 
 An events-store subscription resumes where it stopped: the source remembers
 the last sequence it finished and re-subscribes at the next one, so a
-dropped connection (or, with ``state_file``, a restart) neither repeats nor
-skips events. Only a first start uses ``start_position``.
+dropped connection, a reload (the new source takes over the old one's
+progress) or, with ``state_file``, a restart neither repeats nor skips
+events. Only a first start uses ``start_position``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from kubemq.grpc import kubemq_pb2 as pb
 from pydantic import model_validator
 
 from bindings.properties import field
-from bindings.source import Outcome
+from bindings.source import Outcome, Source
 from bindings.sources.connection import ReplyProperties, SubscriptionProperties
 from bindings.sources.sdk import subscribe_message, subscription_stream
 from bindings.sources.subscription import SubscriptionSource
@@ -111,18 +112,30 @@ class EventsStoreSource(EventsSource):
         state = Path(properties.state_file) if properties.state_file else None
         self.progress = SequenceProgress(properties.channel, state, binding)
 
+    def inherit(self, previous: Source) -> None:
+        """On a reload, resume where the replaced source is instead of at ``start_position``.
+
+        The progress is shared, not copied: the old source is still draining (or,
+        with a shared group, still receiving), and what it finishes or still runs
+        must count for this one. A ``state_file`` of the new config takes over.
+        """
+        if not isinstance(previous, EventsStoreSource) or previous.properties.channel != self.properties.channel:
+            return
+        previous.progress.keep_in(self.progress.state_file)
+        self.progress = previous.progress
+
     def subscribe(self, client: AsyncPubSubClient) -> pb.Subscribe:
         subscribe = subscribe_message(client, self.properties, pb.Subscribe.EventsStore)
-        if self.progress.floor > 0:
-            subscribe.EventsStoreTypeData = pb.Subscribe.StartAtSequence
-            subscribe.EventsStoreTypeValue = self.progress.floor + 1
-            return subscribe
-        subscribe.EventsStoreTypeData = _START_TYPES[self.properties.start_position]  # type: ignore[assignment]
-        if self.properties.start_position == "sequence":
-            subscribe.EventsStoreTypeValue = self.properties.start_sequence
-        elif self.properties.start_position == "time_delta":
-            subscribe.EventsStoreTypeValue = self.properties.start_time_delta_seconds
+        subscribe.EventsStoreTypeData, subscribe.EventsStoreTypeValue = self._start()  # type: ignore[assignment]
         return subscribe
+
+    def _start(self) -> tuple[int, int]:
+        """Where a subscription begins: after what was handled, else ``start_position``."""
+        props = self.properties
+        if resume := self.progress.resume_at:
+            return pb.Subscribe.StartAtSequence, resume
+        value = {"sequence": props.start_sequence, "time_delta": props.start_time_delta_seconds}.get(props.start_position, 0)
+        return _START_TYPES[props.start_position], value
 
     async def open_stream(self, client: AsyncPubSubClient, index: int, stop: asyncio.Event) -> AsyncIterator[pb.EventReceive]:  # type: ignore[override]
         async for event in subscription_stream(client, self.subscribe(client), stop):
@@ -162,6 +175,13 @@ class SequenceProgress:
         self._finished: set[int] = set()
         self._highest = self.floor
 
+    @property
+    def resume_at(self) -> int:
+        """The first sequence a re-subscription must read; 0 when nothing was received (``start_position`` applies)."""
+        if self._running:
+            return min(self._running)
+        return self.floor + 1 if self._highest else 0
+
     def claim(self, sequence: int) -> bool:
         """True if the event is new to this binding; it then counts as running."""
         if sequence <= self.floor or sequence in self._running or sequence in self._finished:
@@ -180,6 +200,12 @@ class SequenceProgress:
         self.floor = floor
         self._finished = {s for s in self._finished if s > floor}
         self._save()
+
+    def keep_in(self, state_file: Path | None) -> None:
+        """Keep the position in ``state_file`` from now on (a reload may name another file, or none)."""
+        if state_file != self.state_file:
+            self.state_file = state_file
+            self._save()
 
     def _load(self) -> int:
         if self.state_file is None or not self.state_file.exists():

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 from kubemq import AsyncPubSubClient, EventMessage, EventStoreMessage
 
 from bindings.broker import EmbeddedBroker
-from bindings.sources.events import EventsStoreSource
+from bindings.sources.events import EventsStoreProperties, EventsStoreSource
 from bindings.wire import Request
-from tests.fixtures.kubemq import StartConnector
+from tests.fixtures.kubemq import RunningConnector, StartConnector
 from tests.sources.support import binding, config, echo_target, eventually, listen, options, start, wait_subscribed
 
 
@@ -91,3 +92,61 @@ async def test_events_store_first_start_position_and_resume_from_state_file(brok
     second = await start(start_connector, broker, yaml)
     await eventually(lambda: json.loads(state.read_text())["sequence"] == 3)
     assert echo_target(second, "es").calls == 1  # only the new one, despite start_position: first
+
+
+async def reload_changed(running: RunningConnector, old: str, new: str) -> None:
+    """Edit the running config file (``old`` -> ``new``) and reload it, as a SIGHUP would."""
+    text = running.config_path.read_text()
+    assert old in text
+    running.config_path.write_text(text.replace(old, new))
+    assert await running.runtime.reload()
+
+
+def store_source(running: RunningConnector, name: str) -> EventsStoreSource:
+    source = running.runtime.engine.bindings[name].source
+    assert isinstance(source, EventsStoreSource)
+    return source
+
+
+LOG_LEVEL = ('log_level: "error"', 'log_level: "warning"')  # a change that restarts the binding and nothing else
+
+
+async def test_events_store_reload_resumes_instead_of_replaying_or_losing(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    for i in (1, 2):  # history, run once by the first source
+        await publish(broker, "es.reload", {"method": "echo"}, str(i).encode(), store=True)
+    source_props = {"start_position": "first", "response_channel": "es.reload.resp", "max_concurrency": "4"}
+    running = await start(start_connector, broker, config(binding("es", "kubemq.events-store", "es.reload", source_props)))
+    old_source, old_target = store_source(running, "es"), echo_target(running, "es")
+    await eventually(lambda: old_target.calls == 2)
+    await publish(broker, "es.reload", {"method": "sleep", "milliseconds": "800"}, b"3", store=True)
+    await eventually(lambda: old_target.calls == 3)  # in flight when the reload comes: the old source finishes it
+
+    reload = asyncio.create_task(reload_changed(running, *LOG_LEVEL))
+    await eventually(lambda: not old_source.status.connected)  # the old one has unsubscribed and drains 3
+    await publish(broker, "es.reload", {"method": "echo"}, b"4", store=True)  # published during the swap
+    await reload
+    await publish(broker, "es.reload", {"method": "echo"}, b"5", store=True)
+    new_source, new_target = store_source(running, "es"), echo_target(running, "es")
+    assert new_source is not old_source and new_source.progress is old_source.progress
+    await eventually(lambda: new_source.progress.floor == 5)
+    await asyncio.sleep(0.3)  # room for a wrong replay to show
+    assert (old_target.calls, new_target.calls) == (3, 2)
+    async with listen(broker, "es.reload.resp", store=True) as responses:
+        await eventually(lambda: len(responses.received) == 5)
+    assert sorted(response.data or b"" for response in responses.responses()) == [b"3", b"echo:1", b"echo:2", b"echo:4", b"echo:5"]
+
+
+def test_events_store_inherits_progress_only_on_the_same_channel_and_keeps_it_in_the_new_state_file(tmp_path: Path) -> None:
+    def source(channel: str, state_file: Path) -> EventsStoreSource:
+        return EventsStoreSource(EventsStoreProperties(address="localhost:50000", channel=channel, state_file=str(state_file)), "es")
+
+    old = source("es.a", tmp_path / "old.json")
+    assert old.progress.claim(7)
+    old.progress.finish(7)
+    elsewhere = source("es.b", tmp_path / "b.json")
+    elsewhere.inherit(old)
+    assert elsewhere.progress is not old.progress and elsewhere.progress.resume_at == 0
+    moved = source("es.a", tmp_path / "new.json")
+    moved.inherit(old)
+    assert moved.progress is old.progress and moved.progress.resume_at == 8
+    assert json.loads((tmp_path / "new.json").read_text()) == {"channel": "es.a", "sequence": 7}
