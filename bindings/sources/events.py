@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Literal
@@ -41,6 +42,8 @@ _START_TYPES: dict[str, int] = {
     "sequence": pb.Subscribe.StartAtSequence,
     "time_delta": pb.Subscribe.StartAtTimeDelta,
 }
+# How often a stopping source looks whether its claimed events have started.
+HANDOVER_POLL_SECONDS = 0.02
 
 
 class EventsProperties(ReplyProperties, SubscriptionProperties):
@@ -111,6 +114,8 @@ class EventsStoreSource(EventsSource):
         super().__init__(properties, binding)
         state = Path(properties.state_file) if properties.state_file else None
         self.progress = SequenceProgress(properties.channel, state, binding)
+        # Claimed and handed to a subscription loop that has not started them yet (it waits for a free slot).
+        self._waiting: set[int] = set()
 
     def inherit(self, previous: Source) -> None:
         """On a reload, resume where the replaced source is instead of at ``start_position``.
@@ -141,13 +146,30 @@ class EventsStoreSource(EventsSource):
         async for event in subscription_stream(client, self.subscribe(client), stop):
             # A replay after re-subscribing may repeat events handled or still running.
             if self.progress.claim(event.Sequence):
+                self._waiting.add(event.Sequence)
                 yield event
+                self._waiting.discard(event.Sequence)  # the loop asks for the next one only once this one runs
 
     async def settle(self, index: int, message: pb.EventReceive, outcome: Outcome) -> None:
         try:
             await super().settle(index, message, outcome)
         finally:
             self.progress.finish(message.Sequence)
+
+    async def stop(self, drain_timeout: float) -> None:
+        """Stop, but first let the events already claimed start, so they drain like the others.
+
+        Cancelled while waiting for a slot, they would stay "running" for good and a
+        successor sharing the progress would skip them. Any still waiting when
+        ``drain_timeout`` ends are handed back, for the next subscription to read again.
+        """
+        deadline = time.monotonic() + drain_timeout
+        self._stopping.set()  # ends the streams: nothing new is claimed
+        while self._waiting and time.monotonic() < deadline:
+            await asyncio.sleep(HANDOVER_POLL_SECONDS)
+        await super().stop(max(0.0, deadline - time.monotonic()))
+        self.progress.release(self._waiting)
+        self._waiting.clear()
 
     async def publish(self, client: AsyncPubSubClient, body: bytes, tags: dict[str, str]) -> None:
         """Publish a response as an events-store message."""
@@ -162,8 +184,9 @@ class SequenceProgress:
     Events are handled concurrently, so "the last one handled" is ``floor``:
     every event received up to it is finished. Events finished above it are
     remembered, so a replay from ``floor + 1`` skips them; events still in
-    flight are skipped too. Sequences never received (another group member's,
-    or older than the start) count as not ours.
+    flight are skipped too. Events handed back unstarted (``release``) hold
+    the floor below them until a replay brings them again. Sequences never
+    received (another group member's, or older than the start) count as not ours.
     """
 
     def __init__(self, channel: str, state_file: Path | None, binding: str) -> None:
@@ -172,29 +195,37 @@ class SequenceProgress:
         self.binding = binding
         self.floor = self._load()
         self._running: set[int] = set()
+        self._released: set[int] = set()
         self._finished: set[int] = set()
         self._highest = self.floor
 
     @property
     def resume_at(self) -> int:
         """The first sequence a re-subscription must read; 0 when nothing was received (``start_position`` applies)."""
-        if self._running:
-            return min(self._running)
+        if unfinished := self._running | self._released:
+            return min(unfinished)
         return self.floor + 1 if self._highest else 0
 
     def claim(self, sequence: int) -> bool:
         """True if the event is new to this binding; it then counts as running."""
         if sequence <= self.floor or sequence in self._running or sequence in self._finished:
             return False
+        self._released.discard(sequence)
         self._running.add(sequence)
         self._highest = max(self._highest, sequence)
         return True
+
+    def release(self, sequences: set[int]) -> None:
+        """Hand back claimed events that never started: not running, not finished, read again on the next replay."""
+        self._running -= sequences
+        self._released |= sequences
 
     def finish(self, sequence: int) -> None:
         """Mark an event handled and move the floor as far as every older one is."""
         self._running.discard(sequence)
         self._finished.add(sequence)
-        floor = min(self._running) - 1 if self._running else self._highest
+        unfinished = self._running | self._released
+        floor = min(unfinished) - 1 if unfinished else self._highest
         if floor <= self.floor:
             return
         self.floor = floor

@@ -136,6 +136,37 @@ async def test_events_store_reload_resumes_instead_of_replaying_or_losing(broker
     assert sorted(response.data or b"" for response in responses.responses()) == [b"3", b"echo:1", b"echo:2", b"echo:4", b"echo:5"]
 
 
+async def test_events_store_reload_with_a_shared_group_runs_events_waiting_for_a_slot(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    source_props = {"start_position": "first", "group": "es-g", "max_concurrency": "1"}
+    running = await start(start_connector, broker, config(binding("es", "kubemq.events-store", "es.group", source_props)))
+    old_source, old_target = store_source(running, "es"), echo_target(running, "es")
+    await publish(broker, "es.group", {"method": "sleep", "milliseconds": "600"}, b"1", store=True)
+    await publish(broker, "es.group", {"method": "echo"}, b"2", store=True)
+    await eventually(lambda: old_target.calls == 1 and old_source._waiting == {2})  # 2 is claimed, waiting for the slot 1 holds
+    await reload_changed(running, *LOG_LEVEL)  # the new source subscribes (and skips 1 and 2) before the old one stops
+    await eventually(lambda: old_source.progress.floor == 2)
+    assert (old_target.calls, echo_target(running, "es").calls) == (2, 0)  # the old one ran 2 before it stopped
+
+
+async def test_events_store_events_still_waiting_after_the_drain_are_read_again(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    source_props = {"start_position": "first", "max_concurrency": "1", "response_channel": "es.late.resp"}
+    yaml = config(binding("es", "kubemq.events-store", "es.late", source_props)).replace("drainTimeoutSeconds: 5", "drainTimeoutSeconds: 0.3")
+    running = await start(start_connector, broker, yaml)
+    old_source, old_target = store_source(running, "es"), echo_target(running, "es")
+    await publish(broker, "es.late", {"method": "sleep", "milliseconds": "3000"}, b"1", store=True)
+    await publish(broker, "es.late", {"method": "echo"}, b"2", store=True)
+    await eventually(lambda: old_target.calls == 1 and old_source._waiting == {2})
+    await reload_changed(running, *LOG_LEVEL)  # 1 is cut off by the drain timeout; 2 never started and is handed back
+    new_target = echo_target(running, "es")
+    await eventually(lambda: store_source(running, "es").progress.floor == 2)
+    assert (old_target.calls, new_target.calls) == (1, 1)
+    async with listen(broker, "es.late.resp", store=True) as responses:
+        await eventually(lambda: len(responses.received) == 2)
+    cut_off, ran = responses.responses()
+    assert cut_off.is_error and "did not finish within the drain timeout" in cut_off.error
+    assert ran.data == b"echo:2"
+
+
 def test_events_store_inherits_progress_only_on_the_same_channel_and_keeps_it_in_the_new_state_file(tmp_path: Path) -> None:
     def source(channel: str, state_file: Path) -> EventsStoreSource:
         return EventsStoreSource(EventsStoreProperties(address="localhost:50000", channel=channel, state_file=str(state_file)), "es")
