@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import time
 from collections.abc import AsyncIterator
@@ -42,6 +43,8 @@ _START_TYPES: dict[str, int] = {
     "sequence": pb.Subscribe.StartAtSequence,
     "time_delta": pb.Subscribe.StartAtTimeDelta,
 }
+# Positions counted from the moment of subscribing: a later subscription must not count from its own.
+_NOW_RELATIVE = ("new_only", "last", "time_delta")
 # How often a stopping source looks whether its claimed events have started.
 HANDOVER_POLL_SECONDS = 0.02
 
@@ -116,6 +119,8 @@ class EventsStoreSource(EventsSource):
         self.progress = SequenceProgress(properties.channel, state, binding)
         # Claimed and handed to a subscription loop that has not started them yet (it waits for a free slot).
         self._waiting: set[int] = set()
+        # On a reload, when the binding first subscribed: where to start while nothing was received yet.
+        self._predecessor_since: float | None = None
 
     def inherit(self, previous: Source) -> None:
         """On a reload, resume where the replaced source is instead of at ``start_position``.
@@ -128,6 +133,7 @@ class EventsStoreSource(EventsSource):
             return
         previous.progress.keep_in(self.progress.state_file)
         self.progress = previous.progress
+        self._predecessor_since = previous.progress.since
 
     def subscribe(self, client: AsyncPubSubClient) -> pb.Subscribe:
         subscribe = subscribe_message(client, self.properties, pb.Subscribe.EventsStore)
@@ -135,10 +141,17 @@ class EventsStoreSource(EventsSource):
         return subscribe
 
     def _start(self) -> tuple[int, int]:
-        """Where a subscription begins: after what was handled, else ``start_position``."""
+        """Where a subscription begins: after what was handled, else where the replaced source began, else ``start_position``."""
         props = self.properties
         if resume := self.progress.resume_at:
             return pb.Subscribe.StartAtSequence, resume
+        if self._predecessor_since is not None and props.start_position in _NOW_RELATIVE:
+            # Nothing came since the replaced source subscribed: start where it did, so the swap loses nothing.
+            # Rounded up to whole seconds: repeating a fraction of a second beats a gap.
+            seconds = math.ceil(time.time() - self._predecessor_since)
+            return pb.Subscribe.StartAtTimeDelta, max(1, seconds) + (props.start_time_delta_seconds if props.start_position == "time_delta" else 0)
+        if self.progress.since is None:
+            self.progress.since = time.time()
         value = {"sequence": props.start_sequence, "time_delta": props.start_time_delta_seconds}.get(props.start_position, 0)
         return _START_TYPES[props.start_position], value
 
@@ -198,6 +211,8 @@ class SequenceProgress:
         self._released: set[int] = set()
         self._finished: set[int] = set()
         self._highest = self.floor
+        # Wall-clock time of the first subscription at ``start_position``.
+        self.since: float | None = None
 
     @property
     def resume_at(self) -> int:

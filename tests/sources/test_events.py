@@ -136,6 +136,23 @@ async def test_events_store_reload_resumes_instead_of_replaying_or_losing(broker
     assert sorted(response.data or b"" for response in responses.responses()) == [b"3", b"echo:1", b"echo:2", b"echo:4", b"echo:5"]
 
 
+async def test_events_store_reload_before_any_event_starts_where_the_old_source_did(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    await publish(broker, "es.fresh", {"method": "echo"}, b"before", store=True)  # before the binding: never run
+    await asyncio.sleep(1.1)  # a resume rounds back up to a second; keep "before" out of that second
+    source_props = {"reconnect_interval_seconds": "60"}  # new_only (the default)
+    running = await start(start_connector, broker, config(binding("es", "kubemq.events-store", "es.fresh", source_props)))
+    old_source, old_target = store_source(running, "es"), echo_target(running, "es")
+    await old_source._clients[0].close()  # the old source stops listening (and stays away: the reconnect is a minute off)
+    await eventually(lambda: not old_source.status.connected)
+    await publish(broker, "es.fresh", {"method": "echo"}, b"unheard", store=True)
+    await reload_changed(running, *LOG_LEVEL)
+    await publish(broker, "es.fresh", {"method": "echo"}, b"after", store=True)
+    new_target = echo_target(running, "es")
+    await eventually(lambda: store_source(running, "es").progress.floor == 3)
+    await asyncio.sleep(0.3)
+    assert (old_target.calls, new_target.calls) == (0, 2)  # "unheard" and "after"; not "before"
+
+
 async def test_events_store_reload_with_a_shared_group_runs_events_waiting_for_a_slot(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
     source_props = {"start_position": "first", "group": "es-g", "max_concurrency": "1"}
     running = await start(start_connector, broker, config(binding("es", "kubemq.events-store", "es.group", source_props)))
