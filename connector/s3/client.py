@@ -39,9 +39,11 @@ class Credentials:
 class S3Client:
     """The target's S3 connection plus the few helpers handlers share (waiters, HEAD, URLs)."""
 
-    def __init__(self, properties: S3Properties, endpoint_url: str | None) -> None:
+    def __init__(self, properties: S3Properties, endpoint_url: str | None, max_reply_data: int | None = None) -> None:
         self.properties = properties
         self.endpoint_url = endpoint_url
+        # Largest reply data the binding's source can send (None: no limit); get_item refuses bigger objects unread.
+        self.max_reply_data = max_reply_data
         self.region = DEFAULT_REGION
         self._stack = AsyncExitStack()
         self._client: Any = None

@@ -4,6 +4,10 @@ Matching is on the media type, not the exact header: ``application/json;
 charset=utf-8`` and ``application/problem+json`` are JSON, ``text/*`` and
 XML/YAML/CSV-like types are text (Camunda's connector compares the whole
 string, so a charset parameter sends JSON down the base64 path).
+
+The size of a decoded reply is known before the object is read, up to
+escaping (base64 is 4/3 of the content), so an object whose reply cannot be
+sent is refused without reading it.
 """
 
 from __future__ import annotations
@@ -11,11 +15,15 @@ from __future__ import annotations
 import base64
 import codecs
 import json
+import math
 from typing import Any, Literal
 
 from bindings.errors import InvalidRequestError
 
 Decode = Literal["auto", "text", "json", "base64"]
+Form = Literal["text", "json", "base64"]
+# The JSON around the content in each decoded form: {"json":<value>}, {"text":"<string>"}, {"base64":"<string>"}.
+WRAPPING: dict[Form, int] = {"json": len('{"json":}'), "text": len('{"text":""}'), "base64": len('{"base64":""}')}
 TEXT_TYPES = frozenset(
     {
         "application/xml",
@@ -54,7 +62,30 @@ def is_text(kind: str) -> bool:
     return kind.startswith("text/") or kind in TEXT_TYPES or kind.endswith("+xml") or kind.endswith("+yaml")
 
 
-def decode_content(body: bytes | bytearray, content_type: str | None, mode: Decode, key: str) -> dict[str, Any]:
+def expected_form(content_type: str | None, mode: Decode | None) -> Form | None:
+    """The member ``decode`` will most likely put the content in (``auto`` decides by media type); None for raw bytes."""
+    if mode != "auto":
+        return mode
+    kind, _ = media_type(content_type)
+    return "json" if is_json(kind) else "text" if is_text(kind) else "base64"
+
+
+def reply_size(length: int, form: Form | None) -> int:
+    """Bytes of the reply data for ``length`` bytes of content: base64 grows by 4/3, text and JSON keep (about) their size."""
+    if form is None:
+        return length
+    return WRAPPING[form] + (4 * math.ceil(length / 3) if form == "base64" else length)
+
+
+def largest_content(limit: int, form: Form | None) -> int:
+    """The most content bytes whose reply in ``form`` stays within ``limit`` (the inverse of ``reply_size``)."""
+    if form is None:
+        return limit
+    room = max(0, limit - WRAPPING[form])
+    return room // 4 * 3 if form == "base64" else room
+
+
+def decode_content(body: bytes | bytearray, content_type: str | None, mode: Decode, key: str) -> dict[Form, Any]:
     """``{"json": value}``, ``{"text": str}`` or ``{"base64": str}``.
 
     ``auto`` never fails: content that is not what its type claims falls back

@@ -117,6 +117,16 @@ def delete_errors(errors: list[dict[str, Any]], total: int, shown: int = 10) -> 
     )
 
 
+def reply_too_large(subject: str, size: str, limit: int, piece: int) -> TargetError:
+    """A reply the binding's source could not send; says how to get the object another way. Retrying cannot help."""
+    return TargetError(
+        f"ReplyTooLarge: {subject} is {size}, more than the {limit} bytes of data a reply can carry through this binding's source; "
+        f"get it in parts with range (at most {piece} bytes each, e.g. range=bytes=0-{max(piece, 1) - 1}) "
+        "or download it directly from a presign_url URL",
+        code="ReplyTooLarge",
+    )
+
+
 def translate(exc: Exception) -> RequestError:
     """Any failure of an S3 operation as the engine's exception type; never echoes a credential."""
     if isinstance(exc, RequestError):

@@ -18,14 +18,16 @@ from boto3.s3.transfer import TransferConfig
 from pydantic import PrivateAttr, field_validator, model_validator
 
 from bindings.context import RequestContext
+from bindings.errors import TargetError
 from bindings.properties import field
 from bindings.wire import Request, Response
 from connector.s3.client import S3Client
-from connector.s3.content import Decode, decode_content
+from connector.s3.content import Decode, Form, decode_content, expected_form, largest_content, reply_size
+from connector.s3.errors import reply_too_large
 from connector.s3.metadata import ITEM_NAME, ItemMetadata, ObjectAttributes, VersionMetadata, WaitMetadata
 from connector.s3.options import MIB
 from connector.s3.results import COPY_OBJECT, DELETE_OBJECT, HEAD_OBJECT, rfc3339, to_json
-from connector.s3.transfer import multipart_upload, part_size_for, read_body
+from connector.s3.transfer import BodyTooLarge, multipart_upload, part_size_for, read_body
 
 DEFAULT_STORAGE_CLASS = "STANDARD"  # what S3 means when HEAD has no x-amz-storage-class
 # Attributes a multipart copy must carry over itself (CopyObject does this on its own).
@@ -164,14 +166,48 @@ async def upload_item(s3: S3Client, metadata: UploadItemMetadata, request: Reque
 
 
 async def get_item(s3: S3Client, metadata: GetItemMetadata, request: Request, context: RequestContext) -> Response:
-    """The object's bytes (or, with ``decode``, its content as JSON), plus what describes it in the metadata."""
+    """The object's bytes (or, with ``decode``, its content as JSON), plus what describes it in the metadata.
+
+    An object whose reply the source cannot send is refused before its body
+    is read (by Content-Length, which is the range's length for a range), so
+    it never fills memory; a decoded reply is measured again once built,
+    since escaping can grow it.
+    """
     params = _present(Range=metadata.range, VersionId=metadata.version_id)
     output = await s3.s3.get_object(Bucket=metadata.bucket_name, Key=metadata.item_name, **params)
-    body = await read_body(output)
-    data: bytes | bytearray = body
-    if metadata.decode is not None:
-        data = to_json(decode_content(body, output.get("ContentType"), metadata.decode, metadata.item_name))
-    return Response.ok(data, bucket=metadata.bucket_name, key=metadata.item_name, **_describe(output))  # type: ignore[arg-type]
+    form = expected_form(output.get("ContentType"), metadata.decode)
+    limit = s3.max_reply_data
+    if limit is None:
+        body = await read_body(output)
+    else:
+        try:
+            body = await read_body(output, largest_content(limit, form))
+        except BodyTooLarge as exc:
+            raise _too_large(metadata, exc.length, form, limit) from None
+    described = _describe(output)
+    if metadata.decode is None:
+        return Response.ok(body, bucket=metadata.bucket_name, key=metadata.item_name, **described)  # type: ignore[arg-type]
+    content = decode_content(body, output.get("ContentType"), metadata.decode, metadata.item_name)
+    data = to_json(content)
+    if limit is not None and len(data) > limit:
+        (decoded_as,) = content
+        raise _too_large(metadata, len(body), decoded_as, limit, len(data))
+    return Response.ok(data, bucket=metadata.bucket_name, key=metadata.item_name, **described)
+
+
+def _too_large(metadata: GetItemMetadata, length: int | None, form: Form | None, limit: int, reply: int | None = None) -> TargetError:
+    """The refusal naming the object (or range), its size, the reply it would make and the limit."""
+    subject = f"object {metadata.bucket_name}/{metadata.item_name}"
+    if metadata.range is not None:
+        subject = f"{metadata.range} of {subject}"
+    piece = largest_content(limit, form)
+    if length is None:  # the store announced no length; reading stopped at the bound
+        size = f"more than {piece} bytes"
+    elif form is None:
+        size = f"{length} bytes"
+    else:
+        size = f"{length} bytes, a {reply or reply_size(length, form)}-byte reply as {form}"
+    return reply_too_large(subject, size, limit, piece)
 
 
 async def head_item(s3: S3Client, metadata: HeadItemMetadata, request: Request, context: RequestContext) -> Response:

@@ -65,7 +65,7 @@ class S3Target(Target):
             )
             self._uses_embedded = True
             endpoint, credentials = embedded.endpoint, Credentials(embedded.access_key, embedded.secret_key)
-        client = S3Client(properties, endpoint)
+        client = S3Client(properties, endpoint, context.max_reply_data)
         try:
             await client.open(credentials, context.max_concurrency)
         except BaseException:

@@ -5,7 +5,8 @@ of it (``memoryview``, no copies of the payload) with a bounded number of
 parts in flight, and aborts the upload if any part fails, so no orphaned
 parts keep costing storage. A download is read straight into one
 preallocated buffer of the object's size instead of a list of chunks joined
-at the end (which would need twice the memory).
+at the end (which would need twice the memory), and only once its announced
+size is within the caller's bound: the bound is what keeps memory in check.
 """
 
 from __future__ import annotations
@@ -95,15 +96,31 @@ async def multipart_upload(
     return output, upload_id
 
 
-async def read_body(output: dict[str, Any]) -> bytearray:
-    """The whole body of a GetObject output, read into a buffer of its Content-Length."""
+class BodyTooLarge(Exception):
+    """A body longer than the reader's bound; ``length`` is its announced size (None when the store announced none)."""
+
+    def __init__(self, length: int | None) -> None:
+        super().__init__(f"body of {length} bytes" if length is not None else "body longer than the bound")
+        self.length = length
+
+
+async def read_body(output: dict[str, Any], most: int | None = None) -> bytearray:
+    """The whole body of a GetObject output, read into a buffer of its Content-Length.
+
+    Raises ``BodyTooLarge`` when the body is longer than ``most`` bytes: before
+    reading anything when Content-Length says so, else as soon as it shows.
+    """
     length = output.get("ContentLength")
     body = output["Body"]
-    async with body:  # releases the connection even when reading fails
+    async with body:  # releases the connection even when reading fails or is refused
+        if most is not None and length is not None and length > most:
+            raise BodyTooLarge(length)
         if length is None:
             buffer = bytearray()
             async for chunk in body.iter_chunks(READ_CHUNK):
                 buffer += chunk
+                if most is not None and len(buffer) > most:
+                    raise BodyTooLarge(None)
             return buffer
         buffer = bytearray(length)
         position = 0

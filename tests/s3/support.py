@@ -13,9 +13,9 @@ from connector.s3 import S3Properties, S3Target
 CONTEXT = TargetContext(binding="t", max_concurrency=8)
 
 
-async def open_target(properties: dict[str, Any]) -> S3Target:
+async def open_target(properties: dict[str, Any], context: TargetContext = CONTEXT) -> S3Target:
     target = S3Target()
-    await target.init(S3Properties(**properties), CONTEXT)
+    await target.init(S3Properties(**properties), context)
     return target
 
 
