@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.e2e.support import Send, bucket_exists, drop_bucket, keys_in, ok, put_many, s3_failure, stored, target_properties
 from tests.fixtures.kubemq import StartConnector, s3_binding_yaml
 from tests.fixtures.s3 import unique_bucket_name
@@ -78,14 +76,8 @@ async def test_a_target_default_bucket_serves_requests_without_bucket_name(
     assert await keys_in(s3_client, bucket) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: an empty bucket_name overrides the target's default bucket before empty values are dropped "
-    "(bindings/target.py MethodTable.resolve merges {**defaults, **request.metadata}), so the request fails with "
-    "'error parsing bucket_name, value of key bucket_name cannot be empty' although docs/methods.md says a key sent "
-    "empty counts as not sent and bucket_name may be left out when the target sets a default bucket",
-)
 async def test_an_empty_bucket_name_falls_back_to_the_default_bucket(start_connector: StartConnector, connector_send: Send, seaweed: Any, s3_client: Any, bucket: str) -> None:
+    """docs/methods.md: a key sent empty counts as not sent, and bucket_name may be left out when the target has a default."""
     channel = "query.aws.s3.e2e.default-bucket-empty"
     await start_connector(s3_binding_yaml(seaweed, channel, extra_target=target_properties(bucket=bucket)))
     reply = await connector_send({"method": "upload_item", "bucket_name": "", "item_name": "empty-name.txt"}, b"x", channel=channel)

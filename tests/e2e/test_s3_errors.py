@@ -35,8 +35,14 @@ REQUIRED = {
 }
 
 
-def missing(key: str, method: str) -> str:
-    return f"error parsing {key}, value of key {key} cannot be empty (required by {method})"
+def names_missing(error: str, keys: tuple[str, ...] | list[str]) -> bool:
+    """The error has one part per missing key, in order, each in kubemq-targets' wording for that key.
+
+    Only the wording is pinned (``error parsing <key>, value of key <key> cannot be empty``); what a method
+    adds around it (which method needs the key) is left to the method's own tests.
+    """
+    parts = error.split("; ")
+    return len(parts) == len(keys) and all(f"error parsing {key}, value of key {key} cannot be empty" in part for part, key in zip(parts, keys, strict=True))
 
 
 @pytest.mark.parametrize("method", ["rename_item", "GET_ITEM", "list-buckets"])
@@ -49,12 +55,12 @@ async def test_an_unknown_method_lists_the_methods_in_a_stable_order(connector_s
 async def test_each_missing_required_key_is_named(connector_send: Send, method: str) -> None:
     keys = REQUIRED[method]
     nothing = await connector_send({"method": method})
-    assert nothing.is_error and nothing.error == "; ".join(missing(key, method) for key in keys)
+    assert nothing.is_error and names_missing(nothing.error, keys), nothing.error
     for key in keys:
         others = {other: "never-created-bucket" if other == "bucket_name" else "k" for other in keys if other != key}
         for absent in ({}, {key: ""}):  # left out, or sent empty: the same for kubemq-targets
             reply = await connector_send({"method": method, **others, **absent})
-            assert (reply.is_error, reply.error, reply.metadata, reply.data) == (True, missing(key, method), {}, None)
+            assert (reply.is_error, reply.metadata, reply.data) == (True, {}, None) and names_missing(reply.error, [key]), reply.error
 
 
 ERROR_REPLY = {"metadata": {}, "data": None, "is_error": True}
