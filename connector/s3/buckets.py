@@ -3,12 +3,15 @@
 Buckets outside us-east-1 are created with a LocationConstraint (which
 kubemq-targets never sent, so AWS refused them). Emptying a bucket deletes in
 batches of at most 1000 keys page by page, so memory stays bounded however
-large the bucket is, and per-key failures are reported instead of dropped.
+large the bucket is, and per-key failures are reported instead of dropped
+(the first ones by key, all by count; deletion stops once batch after batch
+is refused entirely).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from bindings.context import RequestContext
@@ -20,6 +23,8 @@ from connector.s3.metadata import BucketMetadata, WaitMetadata
 from connector.s3.results import CREATE_BUCKET, to_json
 
 DELETE_BATCH = 1000  # DeleteObjects' limit
+KEPT_REFUSALS = 100  # refused keys an error names; the others are only counted
+REFUSED_BATCHES_TO_STOP = 3  # batches in a row with every key refused: the rest would be refused too
 
 
 class CreateBucketMetadata(WaitMetadata, BucketMetadata):
@@ -62,28 +67,41 @@ async def delete_all_items_from_bucket(s3: S3Client, metadata: DeleteAllItemsMet
     return Response.ok(to_json({"Deleted": deleted}), bucket=metadata.bucket_name, deleted=str(deleted))
 
 
-async def delete_in_batches(s3: S3Client, bucket: str, batches: AsyncIterator[list[dict[str, str]]]) -> int:
-    """DeleteObjects for each listed batch; raises after the last batch if any key failed."""
-    deleted, failed = 0, []
-    async for batch in batches:
-        for start in range(0, len(batch), DELETE_BATCH):
-            chunk = batch[start : start + DELETE_BATCH]
-            output = await s3.s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
-            errors = output.get("Errors", [])
-            deleted += len(chunk) - len(errors)
-            failed += errors
-    if failed:
-        raise delete_errors(failed, deleted + len(failed))
+async def delete_in_batches(s3: S3Client, bucket: str, batches: AsyncGenerator[list[dict[str, str]], None]) -> int:
+    """DeleteObjects for each listed batch; raises after the last batch if any key failed.
+
+    The error keeps the first ``KEPT_REFUSALS`` refused keys and counts the
+    rest, so a bucket of millions of refused keys cannot fill memory; and
+    once ``REFUSED_BATCHES_TO_STOP`` batches in a row were refused entirely
+    (a policy denying deletes, say) it stops instead of listing the whole
+    bucket only to be refused again.
+    """
+    deleted = refused = refused_in_a_row = 0
+    kept: list[dict[str, Any]] = []
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            for start in range(0, len(batch), DELETE_BATCH):
+                chunk = batch[start : start + DELETE_BATCH]
+                output = await s3.s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
+                errors = output.get("Errors", [])
+                deleted += len(chunk) - len(errors)
+                refused += len(errors)
+                kept += errors[: KEPT_REFUSALS - len(kept)]
+                refused_in_a_row = refused_in_a_row + 1 if len(errors) == len(chunk) else 0
+                if refused_in_a_row == REFUSED_BATCHES_TO_STOP:
+                    raise delete_errors(kept, refused, deleted, stopped_after=refused_in_a_row)
+    if refused:
+        raise delete_errors(kept, refused, deleted)
     return deleted
 
 
-async def _keys(s3: S3Client, bucket: str, prefix: str | None) -> AsyncIterator[list[dict[str, str]]]:
+async def _keys(s3: S3Client, bucket: str, prefix: str | None) -> AsyncGenerator[list[dict[str, str]], None]:
     paginator = s3.s3.get_paginator("list_objects_v2")
     async for page in paginator.paginate(Bucket=bucket, Prefix=prefix or "", PaginationConfig={"PageSize": DELETE_BATCH}):
         yield [{"Key": item["Key"]} for item in page.get("Contents", [])]
 
 
-async def _versions(s3: S3Client, bucket: str) -> AsyncIterator[list[dict[str, str]]]:
+async def _versions(s3: S3Client, bucket: str) -> AsyncGenerator[list[dict[str, str]], None]:
     paginator = s3.s3.get_paginator("list_object_versions")
     async for page in paginator.paginate(Bucket=bucket, PaginationConfig={"PageSize": DELETE_BATCH}):
         entries = page.get("Versions", []) + page.get("DeleteMarkers", [])

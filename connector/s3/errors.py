@@ -105,16 +105,21 @@ def waiter_error(exc: WaiterError, what: str, timeout: float) -> TargetError:
     return TargetError(f"ResourceNotReady: gave up after {round(timeout, 1):g}s waiting for {what}", code="ResourceNotReady")
 
 
-def delete_errors(errors: list[dict[str, Any]], total: int, shown: int = 10) -> TargetError:
-    """DeleteObjects' per-key ``Errors`` as one failure; retryable only if every key failed transiently."""
+def delete_errors(errors: list[dict[str, Any]], refused: int, deleted: int, stopped_after: int = 0) -> TargetError:
+    """DeleteObjects' per-key ``Errors`` (the first ones kept, ``refused`` in all) as one failure.
+
+    ``stopped_after`` is how many batches in a row were refused entirely when
+    deletion gave up early. Retryable only if every kept refusal is transient.
+    """
     codes = {str(error.get("Code", "")) for error in errors}
-    listed = "; ".join(f"{error.get('Key')}: {error.get('Code')} ({error.get('Message', '')})" for error in errors[:shown])
-    more = f"; and {len(errors) - shown} more" if len(errors) > shown else ""
-    return TargetError(
-        f"{sorted(codes)[0]}: failed to delete {len(errors)} of {total} objects: {listed}{more}",
-        code=sorted(codes)[0],
-        retryable=codes <= (THROTTLING_CODES | TRANSIENT_CODES),
-    )
+    code = sorted(codes)[0]
+    listed = "; ".join(f"{error.get('Key')}: {error.get('Code')} ({error.get('Message', '')})" for error in errors)
+    more = f"; and {refused - len(errors)} more" if refused > len(errors) else ""
+    if stopped_after:
+        summary = f"stopped after {stopped_after} batches in a row in which every object was refused; {deleted} deleted before stopping, {refused} refused"
+    else:
+        summary = f"failed to delete {refused} of {refused + deleted} objects"
+    return TargetError(f"{code}: {summary}: {listed}{more}", code=code, retryable=codes <= (THROTTLING_CODES | TRANSIENT_CODES))
 
 
 def reply_too_large(subject: str, size: str, limit: int, piece: int) -> TargetError:

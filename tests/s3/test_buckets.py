@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncGenerator, Container
 from types import SimpleNamespace
 from typing import Any
 
@@ -127,7 +128,7 @@ async def test_default_bucket_property_fills_a_missing_bucket_name(make_target: 
 class FailingDeletes:
     """DeleteObjects that refuses some keys, as S3 does per key (SeaweedFS cannot be made to)."""
 
-    def __init__(self, refuse: set[str], code: str) -> None:
+    def __init__(self, refuse: Container[str], code: str) -> None:
         self.refuse, self.code, self.calls = refuse, code, []  # type: ignore[var-annotated]
 
     async def delete_objects(self, Bucket: str, Delete: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - botocore's names
@@ -137,17 +138,31 @@ class FailingDeletes:
         return {"Errors": [{"Key": o["Key"], "Code": self.code, "Message": "refused"} for o in objects if o["Key"] in self.refuse]}
 
 
-async def batches(*sizes: int) -> Any:
-    start = 0
-    for size in sizes:
-        yield [{"Key": f"k{i}"} for i in range(start, start + size)]
-        start += size
+class Listing:
+    """Pages of keys ``k0``, ``k1``, ... as a listing yields them; records how far it was read and whether it was closed."""
+
+    def __init__(self, *sizes: int) -> None:
+        self.sizes, self.pages, self.closed = sizes, 0, False
+
+    async def __call__(self) -> AsyncGenerator[list[dict[str, str]], None]:
+        start = 0
+        try:
+            for size in self.sizes:
+                self.pages += 1
+                yield [{"Key": f"k{i}"} for i in range(start, start + size)]
+                start += size
+        finally:
+            self.closed = True
+
+
+def keys(start: int, stop: int) -> set[str]:
+    return {f"k{i}" for i in range(start, stop)}
 
 
 async def test_per_key_delete_errors_fail_the_request_after_every_batch() -> None:
     fake = FailingDeletes({"k3", "k1500"}, "AccessDenied")
     with pytest.raises(TargetError) as caught:
-        await delete_in_batches(SimpleNamespace(s3=fake), "b", batches(1000, 1200))  # type: ignore[arg-type]
+        await delete_in_batches(SimpleNamespace(s3=fake), "b", Listing(1000, 1200)())  # type: ignore[arg-type]
     assert fake.calls == [1000, 1000, 200]
     assert str(caught.value) == "AccessDenied: failed to delete 2 of 2200 objects: k3: AccessDenied (refused); k1500: AccessDenied (refused)"
     assert caught.value.code == "AccessDenied" and caught.value.retryable is False
@@ -155,5 +170,50 @@ async def test_per_key_delete_errors_fail_the_request_after_every_batch() -> Non
 
 async def test_per_key_throttling_is_retryable() -> None:
     with pytest.raises(TargetError) as caught:
-        await delete_in_batches(SimpleNamespace(s3=FailingDeletes({"k0"}, "SlowDown")), "b", batches(3))  # type: ignore[arg-type]
+        await delete_in_batches(SimpleNamespace(s3=FailingDeletes({"k0"}, "SlowDown")), "b", Listing(3)())  # type: ignore[arg-type]
     assert caught.value.retryable is True
+
+
+async def test_the_error_names_the_first_100_refused_keys_and_counts_the_rest() -> None:
+    # Every other key refused: no batch is refused entirely, so deletion goes on to the end.
+    fake = FailingDeletes({f"k{i}" for i in range(0, 5000, 2)}, "AccessDenied")
+    with pytest.raises(TargetError) as caught:
+        await delete_in_batches(SimpleNamespace(s3=fake), "b", Listing(1000, 1000, 1000, 1000, 1000)())  # type: ignore[arg-type]
+    text = str(caught.value)
+    assert text.startswith("AccessDenied: failed to delete 2500 of 5000 objects: k0: AccessDenied (refused); k2: ")
+    assert text.count("AccessDenied (refused)") == 100 and "k198: AccessDenied (refused); and 2400 more" in text and text.endswith("; and 2400 more")
+
+
+async def test_deletion_stops_after_three_batches_in_a_row_refused_entirely() -> None:
+    # The first batch is half deleted; from k500 on a policy refuses everything. Ten pages are listed, four are read.
+    listing = Listing(*[1000] * 10)
+    fake = FailingDeletes(keys(500, 10_000), "AccessDenied")
+    with pytest.raises(TargetError) as caught:
+        await delete_in_batches(SimpleNamespace(s3=fake), "b", listing())  # type: ignore[arg-type]
+    assert fake.calls == [1000] * 4 and listing.pages == 4 and listing.closed
+    assert str(caught.value).startswith(
+        "AccessDenied: stopped after 3 batches in a row in which every object was refused; 500 deleted before stopping, 3500 refused: "
+        "k500: AccessDenied (refused); k501: "
+    )
+    assert str(caught.value).endswith("k599: AccessDenied (refused); and 3400 more") and caught.value.retryable is False
+
+
+async def test_a_batch_with_any_key_deleted_restarts_the_count_of_refused_batches() -> None:
+    fake = FailingDeletes(keys(0, 2000) | keys(2001, 4000) | keys(4000, 5000), "AccessDenied")
+    with pytest.raises(TargetError) as caught:
+        await delete_in_batches(SimpleNamespace(s3=fake), "b", Listing(1000, 1000, 1000, 1000, 1000)())  # type: ignore[arg-type]
+    assert fake.calls == [1000] * 5 and str(caught.value).startswith("AccessDenied: failed to delete 4999 of 5000 objects: ")
+
+
+async def test_force_delete_through_the_target_stops_when_every_key_is_refused(make_target: MakeTarget, stub_s3: StubS3) -> None:
+    # S3 answers each DeleteObjects with every key refused; the target stops listing after three batches of ten pages.
+    target = await make_target(endpoint=stub_s3.endpoint)
+    page = "".join(f"<Version><Key>k{i}</Key><VersionId>v</VersionId></Version>" for i in range(1000))
+    refused = "".join(f"<Error><Key>k{i}</Key><VersionId>v</VersionId><Code>AccessDenied</Code><Message>Access Denied</Message></Error>" for i in range(1000))
+    for number in range(10):
+        listing = f"<ListVersionsResult><IsTruncated>true</IsTruncated><NextKeyMarker>m{number}</NextKeyMarker><NextVersionIdMarker>v</NextVersionIdMarker>{page}</ListVersionsResult>"
+        stub_s3.replies += [(200, listing.encode()), (200, f"<DeleteResult>{refused}</DeleteResult>".encode())]
+    with pytest.raises(TargetError) as caught:
+        await call(target, method="delete_bucket", bucket_name="locked", force="true")
+    assert str(caught.value).startswith("AccessDenied: stopped after 3 batches in a row in which every object was refused; 0 deleted before stopping, 3000 refused: ")
+    assert [method for method, _, _ in stub_s3.requests] == ["GET", "POST"] * 3
