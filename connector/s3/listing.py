@@ -4,7 +4,8 @@ kubemq-targets listed one page (at most 1000 keys) and said nothing about
 the rest. Here a listing follows every page up to ``list_max_keys_cap`` and
 says when it stopped early (``IsTruncated`` plus ``NextContinuationToken``),
 or serves exactly one page when asked to (``max_keys``, ``continuation_token``,
-``start_after``). ``search`` filters keys by substring while paging.
+``start_after``). ``search`` filters keys by substring while paging, reading
+at most ``list_search_scan_cap`` entries per request.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ async def list_buckets(s3: S3Client, metadata: ListBucketsMetadata, request: Req
 async def list_bucket_items(s3: S3Client, metadata: ListItemsMetadata, request: Request, context: RequestContext) -> Response:
     """A bucket's objects as one ListObjectsV2 output, gathered over as many pages as the request allows."""
     limit = _limit(metadata, s3.properties.list_max_keys_cap)
-    listing = await _gather(s3, metadata, limit)
+    listing = await _gather(s3, metadata, limit, s3.properties.list_search_scan_cap)
     output = {
         "CommonPrefixes": listing.prefixes or None,
         "Contents": listing.contents or None,
@@ -100,13 +101,14 @@ def _limit(metadata: ListItemsMetadata, cap: int) -> int:
     return min(S3_PAGE, cap) if paging and not metadata.all_pages else cap
 
 
-async def _gather(s3: S3Client, metadata: ListItemsMetadata, limit: int) -> _Listing:
-    """Read pages until ``limit`` entries are gathered or the listing ends.
+async def _gather(s3: S3Client, metadata: ListItemsMetadata, limit: int, scan_cap: int) -> _Listing:
+    """Read pages until ``limit`` entries are gathered, a search has read ``scan_cap`` entries, or the listing ends.
 
     Without ``search`` each page asks for exactly what is still missing, so the
     last page ends where the reply ends and its continuation token is exact.
-    With ``search`` full pages are read; if one holds more matches than fit,
-    it is read again cut after the last match that fits, for the same reason.
+    With ``search`` full pages are read (the last one cut at ``scan_cap``); if
+    one holds more matches than fit, it is read again cut after the last match
+    that fits, for the same reason.
     """
     params: dict[str, Any] = {"Bucket": metadata.bucket_name}
     for name, value in (("Prefix", metadata.prefix), ("Delimiter", metadata.delimiter), ("StartAfter", metadata.start_after)):
@@ -114,19 +116,21 @@ async def _gather(s3: S3Client, metadata: ListItemsMetadata, limit: int) -> _Lis
             params[name] = value
     listing = _Listing()
     token = metadata.continuation_token
+    scanned = 0
     while True:
         missing = limit - listing.count
-        page = await _page(s3, params, token, S3_PAGE if metadata.search else min(S3_PAGE, missing))
+        page = await _page(s3, params, token, min(S3_PAGE, scan_cap - scanned) if metadata.search else min(S3_PAGE, missing))
         contents, prefixes = _matching(page, metadata.search)
         if len(contents) + len(prefixes) > missing:
             page = await _page(s3, params, token, _cut(page, metadata.search, missing))
             contents, prefixes = _matching(page, metadata.search)
+        scanned += len(page.get("Contents", [])) + len(page.get("CommonPrefixes", []))
         listing.contents += contents
         listing.prefixes += prefixes
         token = page.get("NextContinuationToken")
         if not page.get("IsTruncated") or not token:
             return listing
-        if listing.count >= limit:
+        if listing.count >= limit or (metadata.search and scanned >= scan_cap):
             listing.truncated, listing.next_token = True, token
             return listing
 

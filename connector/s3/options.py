@@ -83,6 +83,15 @@ class S3Properties(Properties):
         "When a listing stops at the cap the reply says so with `IsTruncated: true` and `NextContinuationToken`.",
         example=100_000,
     )
+    list_search_scan_cap: int = field(
+        1_000_000,
+        ge=1,
+        le=1_000_000_000,
+        description="Most keys (and common prefixes) one `list_bucket_items` request with `search` reads looking for matches, "
+        "so a search matching little does not page through a whole huge bucket at once. When the cap stops it the reply says so "
+        "with `IsTruncated: true` and `NextContinuationToken` to continue from.",
+        example=1_000_000,
+    )
     multipart_threshold_mib: int = field(16, ge=5, le=5 * 1024, description="Uploads larger than this many MiB go up as multipart uploads.", example=16)
     multipart_part_size_mib: int = field(8, ge=5, le=5 * 1024, description="Part size in MiB for multipart uploads (S3's minimum is 5).", example=8)
     multipart_concurrency: int = field(4, ge=1, le=64, description="Parts of one upload (or copy) sent at the same time.", example=4)

@@ -103,6 +103,20 @@ async def test_search_pages_resume_exactly_after_the_last_match(target: S3Target
     assert seen == INVOICES
 
 
+async def test_a_search_stopped_by_the_scan_cap_says_so_and_can_be_continued(make_target: MakeTarget, big_bucket: str) -> None:
+    # 250 keys read per request: the first reply has no match yet, but says where to go on from.
+    target = await make_target(list_search_scan_cap="250")
+    first = body(await call(target, method="list_bucket_items", bucket_name=big_bucket, search="invoice"))
+    assert (first["Contents"], first["KeyCount"], first["IsTruncated"]) == (None, 0, True) and first["NextContinuationToken"]
+    seen, token, replies = [], first["NextContinuationToken"], 1
+    while token:
+        page = body(await call(target, method="list_bucket_items", bucket_name=big_bucket, search="invoice", continuation_token=token, all="true"))
+        seen += keys_of(page)
+        token, replies = page["NextContinuationToken"], replies + 1
+        assert page["IsTruncated"] is (token is not None)
+    assert seen == INVOICES and replies == 5  # 1,201 keys, 250 at a time
+
+
 async def test_search_over_folders(target: S3Target, big_bucket: str) -> None:
     output = body(await call(target, method="list_bucket_items", bucket_name=big_bucket, delimiter="/", search="z"))
     assert output["CommonPrefixes"] == [{"Prefix": "zz/"}] and keys_of(output) == []
