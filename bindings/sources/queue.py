@@ -68,7 +68,7 @@ class QueueProperties(ReplyProperties, ConnectionProperties):
     max_concurrency: int = field(32, ge=1, le=1000, description="Most requests in flight for this binding (there are never more than `sources` x `batch_size`).", example=32)
     batch_size: int = field(1, ge=1, le=1024, description="Most messages taken per poll. A poll returns when it has this many or `wait_timeout` has passed.", example=1)
     wait_timeout: int = field(5, ge=1, le=86400, description="Seconds one poll waits for messages (at most 60 per poll; larger values are accepted for kubemq-targets configs).", example=5)
-    max_receive_count: int = field(3, ge=1, le=1024, description="Deliveries of a message whose request keeps failing with a retryable error before it is dead-lettered.", example=3)
+    max_receive_count: int = field(3, ge=1, le=1024, description="Deliveries of a message before it is dead-lettered, whatever brought it back (a retryable failure, a response lost in transit).", example=3)
     dead_letter_queue: OutputChannel = field("", description="Queue that receives requests that failed for good (original body and metadata, error in the tags); empty: `<channel>.dlq`.", example="queue.aws.s3.dlq")
 
     @model_validator(mode="after")
