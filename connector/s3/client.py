@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -107,6 +108,21 @@ class S3Client:
             if is_not_found(exc):
                 return NO_SUCH_BUCKET
         return NO_SUCH_KEY
+
+    async def credentials_expiry(self) -> datetime | None:
+        """When the client's temporary credentials (web identity / IRSA, container or instance role, SSO) expire.
+
+        None for static keys (a static ``token``'s expiry is not known either)
+        or when it cannot be told. botocore keeps the expiry private
+        (``_expiry_time`` of refreshable credentials, read after loading them);
+        its versions are pinned, and anything unexpected reads as unknown.
+        """
+        credentials = self.s3._get_credentials()
+        if credentials is None:
+            return None
+        await credentials.get_frozen_credentials()  # loads deferred credentials, renews ones about to expire
+        expiry = getattr(credentials, "_expiry_time", None)
+        return expiry if isinstance(expiry, datetime) and expiry.tzinfo is not None else None
 
     def object_url(self, bucket: str, key: str) -> str:
         """The object's URL as this client addresses it (path style, or the bucket's virtual host)."""

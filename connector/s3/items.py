@@ -254,13 +254,21 @@ async def _multipart_copy(s3: S3Client, metadata: CopyItemMetadata, head: dict[s
 
 
 async def presign_url(s3: S3Client, metadata: PresignUrlMetadata, request: Request, context: RequestContext) -> Response:
-    """A SigV4 URL that lets anyone holding it GET, PUT or DELETE one object until it expires."""
+    """A SigV4 URL that lets anyone holding it GET, PUT or DELETE one object until it expires.
+
+    A URL stops working when the credentials that signed it expire, so with
+    temporary credentials its validity is cut to theirs: ``expires_at`` and
+    the URL's own ``X-Amz-Expires`` then tell the truth.
+    """
     client_method, http_method = PRESIGN_OPERATIONS[metadata.operation]
     params = {"Bucket": metadata.bucket_name, "Key": metadata.item_name, **_present(ContentType=metadata.content_type)}
+    credentials_expire = await s3.credentials_expiry()
     signed_at = datetime.now(timezone.utc).replace(microsecond=0)  # SigV4 dates have whole seconds
-    url = await s3.s3.generate_presigned_url(client_method, Params=params, ExpiresIn=metadata.expires_seconds, HttpMethod=http_method)
-    expires_at = signed_at + timedelta(seconds=metadata.expires_seconds)
-    result: dict[str, Any] = {"url": url, "method": http_method, "expires_at": rfc3339(expires_at)}
+    expires_seconds = metadata.expires_seconds
+    if credentials_expire is not None:
+        expires_seconds = max(1, min(expires_seconds, int((credentials_expire - signed_at).total_seconds())))
+    url = await s3.s3.generate_presigned_url(client_method, Params=params, ExpiresIn=expires_seconds, HttpMethod=http_method)
+    result: dict[str, Any] = {"url": url, "method": http_method, "expires_at": rfc3339(signed_at + timedelta(seconds=expires_seconds))}
     if metadata.content_type is not None:
         result["headers"] = {"Content-Type": metadata.content_type}
     return Response.ok(to_json(result), bucket=metadata.bucket_name, key=metadata.item_name)

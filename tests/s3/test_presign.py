@@ -10,9 +10,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
+from aiobotocore.credentials import AioDeferredRefreshableCredentials
 
 from bindings.errors import InvalidRequestError
 from connector.s3 import S3Target
+from tests.s3.conftest import MakeTarget
 from tests.s3.support import body, call
 
 KEY = "shared/a b ü.txt"
@@ -72,6 +74,32 @@ async def test_a_tampered_url_is_refused(target: S3Target, bucket: str) -> None:
     tampered = re.sub(r"(X-Amz-Signature=)(.)", lambda m: m.group(1) + ("0" if m.group(2) != "0" else "1"), url)
     async with aiohttp.ClientSession() as http, http.get(tampered) as response:
         assert response.status == 403
+
+
+def role_credentials(seaweed: Any, lifetime: timedelta) -> AioDeferredRefreshableCredentials:
+    """Credentials as a role or web identity (IRSA) hands them out: fetched on first use, valid for ``lifetime``."""
+
+    async def fetch() -> dict[str, Any]:
+        expiry = datetime.now(timezone.utc) + lifetime
+        return {"access_key": seaweed.access_key, "secret_key": seaweed.secret_key, "token": None, "expiry_time": expiry.isoformat()}
+
+    return AioDeferredRefreshableCredentials(refresh_using=fetch, method="assume-role-with-web-identity")
+
+
+@pytest.mark.parametrize(("asked", "valid"), [(86400, 3600), (600, 600)])
+async def test_a_url_never_outlives_temporary_credentials(
+    make_target: MakeTarget, seaweed: Any, s3_client: Any, bucket: str, asked: int, valid: int
+) -> None:
+    target = await make_target()
+    target._client.s3._request_signer._credentials = role_credentials(seaweed, timedelta(hours=1))  # type: ignore[union-attr]
+    await s3_client.put_object(Bucket=bucket, Key=KEY, Body=b"signed by a role")
+    before = datetime.now(timezone.utc)
+    output = await presign(target, bucket, expires_seconds=str(asked))
+    expires_at = datetime.strptime(output["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    assert before + timedelta(seconds=valid - 3) <= expires_at <= before + timedelta(seconds=valid + 1)
+    assert valid - 3 <= int(parse_qs(urlsplit(output["url"]).query)["X-Amz-Expires"][0]) <= valid
+    async with aiohttp.ClientSession() as http, http.get(output["url"]) as response:
+        assert response.status == 200 and await response.read() == b"signed by a role"
 
 
 @pytest.mark.parametrize(
