@@ -117,7 +117,8 @@ class S3Client:
         (``_expiry_time`` of refreshable credentials, read after loading them);
         its versions are pinned, and anything unexpected reads as unknown.
         """
-        credentials = self.s3._get_credentials()
+        get_credentials = getattr(self.s3, "_get_credentials", None)
+        credentials = get_credentials() if get_credentials is not None else None
         if credentials is None:
             return None
         await credentials.get_frozen_credentials()  # loads deferred credentials, renews ones about to expire
