@@ -27,6 +27,11 @@ _SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     # Without this a second broker could silently share a busy port.
     ("grpc.so_reuseport", 0),
+    # The SDK keeps idle connections alive with a ping every 10 s; grpc-core's default
+    # policy counts those as abuse ("too many pings") and drops the subscription.
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
+    ("grpc.http2.max_ping_strikes", 0),
 ]
 
 _SUBSCRIBER_POLL_SECONDS = 0.01
