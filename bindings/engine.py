@@ -242,6 +242,9 @@ class Engine:
             # holds (a connection pool, the embedded store) are never dropped in between.
             await new.prepare()
             await self._retire(old, drain_timeout, replaced=True)
+            if self.closing:  # shut down during the drain: the prepared target must not leak
+                await new.stop(0)
+                return
             await self._launch(new)
 
     async def _handover(self, new: Binding, timeout: float) -> None:

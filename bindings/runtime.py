@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,8 @@ class Runtime:
             logs.configure(settings.logLevel, settings.logFormat)
         await self._ensure_embedded_broker(self.config)
         await self._serve_api(settings)
-        changes = await self.engine.apply(self.config, settings.drainTimeoutSeconds)
+        async with self._reload_lock:  # a SIGHUP during start-up waits for it instead of applying alongside
+            changes = await self.engine.apply(self.config, settings.drainTimeoutSeconds)
         self._seen_digest = digest
         self.status.applied(digest, changes["started"], changes, "start")
         if self.watch:
@@ -166,8 +168,9 @@ class Runtime:
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         drain = self.config.settings.drainTimeoutSeconds if self.config else 0
         if self._stop.is_set():
-            log.info("already shutting down; in-flight requests are draining", signal=sig.name, drain_timeout_seconds=drain)
-            return
+            # A second signal while draining is an operator insisting (Ctrl-C twice): leave now.
+            log.warning("second stop signal while draining; exiting without waiting for in-flight requests", signal=sig.name)
+            os._exit(128 + sig.value)
         log.info("shutdown requested; draining in-flight requests", signal=sig.name, drain_timeout_seconds=drain)
         self.request_stop()
 

@@ -20,6 +20,11 @@ class CommandSource(RequestsSource):
     summary = "Receives KubeMQ commands and replies Executed=true, or Executed=false with the error."
     subscribe_type = pb.Subscribe.Commands
 
+    @property
+    def max_reply_data(self) -> int | None:
+        """A command reply carries no data, so no object is too big to fetch through one."""
+        return None
+
     async def deliver(self, client: AsyncCQClient, message: pb.Request, outcome: Outcome) -> None:
         response = outcome.response
         reply = CommandResponse(command_received=CommandReceived(**self.reply_address(message)), is_executed=not response.is_error, error=response.error)

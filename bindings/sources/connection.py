@@ -169,8 +169,9 @@ class ConnectionProperties(Properties):
             "max_send_size": self.max_message_size,
             "max_receive_size": self.max_message_size,
             "connection_pool_size": 1,
-            # Our own loop re-subscribes, and a failed reply is handled by the source (a queue
-            # message is rejected and comes back): an SDK-level retry could only publish it twice.
+            # Our own loop re-subscribes, and a queue or event source handles a failed send
+            # itself (a queue message is rejected and comes back): an SDK-level retry could
+            # publish it twice. Query and command sources opt into one retry (see requests.py).
             "retry_policy": RetryPolicy(max_retries=0),
         }
         if self.auth_token:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import ClassVar
 
-from kubemq import AsyncCQClient, ClientConfig
+from kubemq import AsyncCQClient, ClientConfig, RetryPolicy
 from kubemq.grpc import kubemq_pb2 as pb
 
 from bindings.sources.connection import SubscriptionProperties
@@ -27,7 +28,10 @@ class RequestsSource(SubscriptionSource[AsyncCQClient, pb.Request]):
     subscribe_type: ClassVar[int]
 
     def new_client(self, config: ClientConfig) -> AsyncCQClient:
-        return AsyncCQClient(config=config)
+        # One SDK retry of a reply: KubeMQ keeps the first reply to a request and drops
+        # any other, so a retried reply cannot be delivered twice, and a transient
+        # failure no longer leaves the sender waiting out its timeout.
+        return AsyncCQClient(config=replace(config, retry_policy=RetryPolicy(max_retries=1)))
 
     def open_stream(self, client: AsyncCQClient, index: int, stop: asyncio.Event) -> AsyncIterator[pb.Request]:
         return subscription_stream(client, subscribe_message(client, self.properties, self.subscribe_type), stop)

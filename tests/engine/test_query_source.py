@@ -239,3 +239,29 @@ async def test_http_request_endpoint_is_off_unless_enabled(broker: EmbeddedBroke
             assert await resp.json() == {"metadata": {"result": "ok"}, "data": "ZWNobzpoaQ==", "is_error": False, "error": ""}
         async with http.post(f"{opened.api_url}/bindings/request", json={"binding": "nope", "payload": {}}) as resp:
             assert (resp.status, await resp.json()) == (404, {"error": "no such binding, nope"})
+
+
+async def test_shutdown_during_a_reload_closes_the_prepared_replacement(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    running = await start_connector(echo_yaml("q.leak"), REGISTRY)
+    old = running.runtime.engine.bindings["echo"]
+    writing = asyncio.create_task(send(broker, "q.leak", {"method": "write", "milliseconds": "1500"}))
+    await asyncio.sleep(0.3)
+    running.config_path.write_text(running.config_path.read_text().replace('prefix: "echo:"', 'prefix: "new:"'))
+    reloading = asyncio.create_task(running.runtime.reload())
+    await asyncio.sleep(0.3)  # the replacement's target is prepared; the old binding drains its write
+    await running.runtime.engine.stop(5)
+    await reloading
+    assert not (await writing).is_error
+    assert old.target_ready is False
+    assert running.runtime.engine.bindings == {}
+    assert not [t for t in EchoTarget.open_targets if t.prefix == b"new:"]  # the prepared replacement was closed
+
+
+def test_a_command_source_has_no_reply_size_limit() -> None:
+    from bindings.sources.command import CommandSource
+    from bindings.sources.connection import SubscriptionProperties
+    from bindings.sources.query import QuerySource
+
+    properties = SubscriptionProperties(address="127.0.0.1:50000", channel="c", max_message_size=2 * 1024 * 1024)
+    assert CommandSource(properties, "b").max_reply_data is None
+    assert QuerySource(properties, "b").max_reply_data == (2 * 1024 * 1024 - 64 * 1024) * 3 // 4
