@@ -156,12 +156,27 @@ class EventsStoreSource(EventsSource):
         return _START_TYPES[props.start_position], value
 
     async def open_stream(self, client: AsyncPubSubClient, index: int, stop: asyncio.Event) -> AsyncIterator[pb.EventReceive]:  # type: ignore[override]
-        async for event in subscription_stream(client, self.subscribe(client), stop):
-            # A replay after re-subscribing may repeat events handled or still running.
-            if self.progress.claim(event.Sequence):
-                self._waiting.add(event.Sequence)
-                yield event
-                self._waiting.discard(event.Sequence)  # the loop asks for the next one only once this one runs
+        """Subscribe at ``resume_at``; re-subscribe there whenever events are handed back.
+
+        A live subscription is already past the events a draining predecessor
+        hands back (``release``), and a group's broker does not send them again,
+        so only a new subscription from ``resume_at`` reads them.
+        """
+        while not stop.is_set():
+            released = self.progress.released
+            ended = asyncio.Event()
+            watcher = asyncio.create_task(_set_on_first(ended, stop, released))
+            try:
+                async for event in subscription_stream(client, self.subscribe(client), ended):
+                    # A replay after re-subscribing may repeat events handled or still running.
+                    if self.progress.claim(event.Sequence):
+                        self._waiting.add(event.Sequence)
+                        yield event
+                        self._waiting.discard(event.Sequence)  # the loop asks for the next one only once this one runs
+            finally:
+                watcher.cancel()
+            if not released.is_set():
+                return  # stopped, or the server ended the stream: the subscription loop decides
 
     async def settle(self, index: int, message: pb.EventReceive, outcome: Outcome) -> None:
         try:
@@ -213,6 +228,8 @@ class SequenceProgress:
         self._highest = self.floor
         # Wall-clock time of the first subscription at ``start_position``.
         self.since: float | None = None
+        # Set (and replaced by a fresh one) each time events are handed back.
+        self.released = asyncio.Event()
 
     @property
     def resume_at(self) -> int:
@@ -231,9 +248,17 @@ class SequenceProgress:
         return True
 
     def release(self, sequences: set[int]) -> None:
-        """Hand back claimed events that never started: not running, not finished, read again on the next replay."""
+        """Hand back claimed events that never started: not running, not finished, read again on the next replay.
+
+        Sets ``released`` so that a successor sharing this progress, whose live
+        subscription is already past them, re-subscribes at ``resume_at``.
+        """
+        if not sequences:
+            return
         self._running -= sequences
         self._released |= sequences
+        released, self.released = self.released, asyncio.Event()
+        released.set()
 
     def finish(self, sequence: int) -> None:
         """Mark an event handled and move the floor as far as every older one is."""
@@ -276,3 +301,14 @@ class SequenceProgress:
             os.replace(temporary, self.state_file)  # atomic: a crash never leaves half a file
         except OSError as exc:
             log.error("could not save events-store state", binding=self.binding, state_file=str(self.state_file), error=str(exc))
+
+
+async def _set_on_first(target: asyncio.Event, *sources: asyncio.Event) -> None:
+    """Set ``target`` once any of ``sources`` is set (a stream stops for any of several reasons)."""
+    waits = [asyncio.create_task(source.wait()) for source in sources]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        target.set()
+    finally:
+        for wait in waits:
+            wait.cancel()

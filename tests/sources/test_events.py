@@ -198,3 +198,22 @@ def test_events_store_inherits_progress_only_on_the_same_channel_and_keeps_it_in
     moved.inherit(old)
     assert moved.progress is old.progress and moved.progress.resume_at == 8
     assert json.loads((tmp_path / "new.json").read_text()) == {"channel": "es.a", "sequence": 7}
+
+
+async def test_events_store_reload_with_a_shared_group_reads_again_the_events_handed_back_at_the_drain_timeout(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    # The reviewer's case: the successor's live group subscription is already past 2 when the old source hands it back.
+    source_props = {"start_position": "first", "group": "es-g2", "max_concurrency": "1"}
+    yaml = config(binding("es", "kubemq.events-store", "es.grp2", source_props)).replace("drainTimeoutSeconds: 5", "drainTimeoutSeconds: 0.5")
+    running = await start(start_connector, broker, yaml)
+    old_source, old_target = store_source(running, "es"), echo_target(running, "es")
+    await publish(broker, "es.grp2", {"method": "sleep", "milliseconds": "4000"}, b"1", store=True)
+    await publish(broker, "es.grp2", {"method": "echo"}, b"2", store=True)
+    await eventually(lambda: old_target.calls == 1 and old_source._waiting == {2})
+    await reload_changed(running, *LOG_LEVEL)  # 1 is cut off by the drain timeout, 2 is handed back
+    new_source, new_target = store_source(running, "es"), echo_target(running, "es")
+    for i in range(3, 8):
+        await publish(broker, "es.grp2", {"method": "echo"}, str(i).encode(), store=True)
+    await eventually(lambda: new_source.progress.floor == 7)
+    await asyncio.sleep(0.3)  # room for a wrong replay to show
+    assert (old_target.calls, new_target.calls) == (1, 6)  # 2 and 3-7, each once
+    assert new_source.progress.resume_at == 8 and not new_source.progress._finished
