@@ -28,11 +28,7 @@ async def test_sigterm_answers_every_accepted_request_and_exits_0(broker: Embedd
             asyncio.create_task(query(broker.address, CHANNEL, Request({"method": "upload_item", "bucket_name": bucket, "item_name": f"k{n}"}, b"x" * 100_000), timeout=30))
             for n in range(8)
         ]
-
-        async def all_accepted() -> bool:
-            return (await get_json(f"{api}/bindings"))[1][0]["in_flight"] == 8
-
-        await eventually(all_accepted)
+        await eventually(lambda: _in_flight(api, 8))
         child.send_signal(signal.SIGTERM)
         status, body = await eventually(_draining(api))
         assert (status, body["reason"]) == (503, "shutting down: draining in-flight requests")
@@ -55,3 +51,32 @@ def _draining(api: str) -> Any:
         return (status, body) if status == 503 else None
 
     return check
+
+
+async def test_a_second_sigterm_while_draining_exits_at_once(broker: EmbeddedBroker, seaweed: Any, bucket: str, tmp_path: Path) -> None:
+    path, port = tmp_path / "config.yaml", free_port()
+    # One request a second: the queued ones would keep the drain busy for many seconds.
+    write_config(path, s3_binding_yaml(seaweed, f"{CHANNEL}.twice", middleware='\n          rate_per_second: "1"'), broker, port)
+    api = f"http://127.0.0.1:{port}"
+    async with connector_process(path) as child:
+        await child.wait_ready(api)
+        await broker.wait_for_subscribers(f"{CHANNEL}.twice", 1, kind="queries")
+        uploads = [
+            asyncio.create_task(query(broker.address, f"{CHANNEL}.twice", Request({"method": "upload_item", "bucket_name": bucket, "item_name": f"t{n}"}, b"x"), timeout=30))
+            for n in range(6)
+        ]
+        await eventually(lambda: _in_flight(api, 6))
+        child.send_signal(signal.SIGTERM)
+        await eventually(_draining(api))
+        started = asyncio.get_running_loop().time()
+        child.send_signal(signal.SIGTERM)
+        assert await child.wait(timeout=10) == 128 + signal.SIGTERM.value
+        assert asyncio.get_running_loop().time() - started < 5
+        for upload in uploads:
+            upload.cancel()
+        await asyncio.gather(*uploads, return_exceptions=True)
+    assert "second stop signal while draining; exiting without waiting for in-flight requests" in [e["event"] for e in child.events()]
+
+
+async def _in_flight(api: str, count: int) -> bool:
+    return (await get_json(f"{api}/bindings"))[1][0]["in_flight"] == count
