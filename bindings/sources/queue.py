@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 from kubemq import AsyncQueuesClient, ClientConfig, QueueMessage, QueueMessageReceived
@@ -55,6 +55,8 @@ log = structlog.get_logger("bindings.sources")
 # 300 s, and an idle poll every minute costs nothing.
 MAX_POLL_SECONDS = 60
 MAX_TAG_CHARS = 1024
+# Most message ids remembered as answered while their dead-letter copy is still to go.
+MAX_ANSWERED_KEPT = 10_000
 # gRPC codes under which a send fails the same way every time: too large for a limit, or not allowed.
 _REFUSED_CODES = (ErrorCode.RESOURCE_EXHAUSTED, ErrorCode.PERMISSION_DENIED)
 
@@ -135,6 +137,9 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
     def __init__(self, properties: QueueProperties, binding: str) -> None:
         super().__init__(properties, binding)
         self._unanswered_polls: set[AsyncQueuesClient] = set()
+        # Messages given up whose error response went but whose dead-letter copy did not (they
+        # come back): their next give-up sends no second response. Oldest dropped past the bound.
+        self._answered: dict[str, None] = {}
 
     def new_client(self, config: ClientConfig) -> AsyncQueuesClient:
         return AsyncQueuesClient(config=config)
@@ -216,12 +221,17 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
         return outcome
 
     async def _give_up(self, client: AsyncQueuesClient, message: QueueMessageReceived, outcome: Outcome) -> None:
-        """Send the error response, then dead-letter; a response that can never be sent does not hold the message back."""
-        try:
-            await self._respond(client, message, outcome)
-        except SendRefused as exc:
-            log.error("error response refused; dead-lettering anyway", binding=self.binding, request_id=message.id, error=str(exc))
+        """Send the error response (once per message), then dead-letter; a response that can never be sent does not hold the message back."""
+        if message.id not in self._answered:
+            try:
+                await self._respond(client, message, outcome)
+            except SendRefused as exc:
+                log.error("error response refused; dead-lettering anyway", binding=self.binding, request_id=message.id, error=str(exc))
+            self._answered[message.id] = None
+            if len(self._answered) > MAX_ANSWERED_KEPT:
+                del self._answered[next(iter(self._answered))]
         await self._dead_letter(client, message, outcome)
+        self._answered.pop(message.id, None)
 
     async def _respond(self, client: AsyncQueuesClient, message: QueueMessageReceived, outcome: Outcome) -> None:
         """Send the kubemq-targets Response JSON to ``response_channel``, if set."""
@@ -231,7 +241,11 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
         await _send(client, reply)
 
     async def _dead_letter(self, client: AsyncQueuesClient, message: QueueMessageReceived, outcome: Outcome) -> None:
-        """Copy the request to the dead-letter queue, the error and its history in the tags."""
+        """Copy the request to the dead-letter queue, the error and its history in the tags.
+
+        A copy refused for good goes without its body; if even that is refused
+        the message is given up (logged), since rejecting it would only loop.
+        """
         error = str(outcome.error)
         tags = {
             **message.tags,
@@ -241,8 +255,20 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
             "binding": self.binding,
         }
         log.error("queue request failed for good; dead-lettered", binding=self.binding, request_id=message.id, receive_count=message.receive_count, dead_letter_queue=self.properties.dead_letter_queue, error=error)
-        await _send(client, QueueMessage(channel=self.properties.dead_letter_queue, id=message.id, metadata=message.metadata or None, body=message.body, tags=tags))
-
+        copy = QueueMessage(channel=self.properties.dead_letter_queue, id=message.id, metadata=message.metadata or None, body=message.body, tags=tags)
+        size = len(message.body)
+        try:
+            await _send(client, copy)
+            return
+        except SendRefused as exc:
+            # Rejecting would bring it back to be refused again, forever: keep what fits.
+            log.warning("dead-letter copy refused; sending it without the body", binding=self.binding, request_id=message.id, size=size, error=str(exc))
+        # KubeMQ refuses a message with neither body nor metadata.
+        stripped = replace(copy, body=b"", metadata=message.metadata or f"body dropped: {size} bytes", tags=tags | {"body_dropped": str(size)})
+        try:
+            await _send(client, stripped)
+        except SendRefused as exc:
+            log.error("dead-letter copy refused even without the body; message given up", binding=self.binding, request_id=message.id, size=size, error=str(exc))
 
 async def _send(client: AsyncQueuesClient, message: QueueMessage) -> None:
     """Send one message; ``SendRefused`` when sending it again would fail the same way."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 from kubemq import AsyncQueuesClient, QueueMessage
 
@@ -10,9 +13,10 @@ from bindings.source import Outcome
 from bindings.sources.connection import MIB
 from bindings.sources.queue import Batch, Polled, QueueError, QueueProperties, QueueSource, SendRefused, _send
 from bindings.sources.sdk import flush_downstream
-from bindings.wire import Response
+from bindings.errors import TargetError
+from bindings.wire import Request, Response
 from tests.fixtures.kubemq import StartConnector
-from tests.sources.support import binding, config, echo_target, enqueue, eventually, options, queue_depth, start, take
+from tests.sources.support import Taken, binding, config, echo_target, enqueue, eventually, options, queue_depth, start, take
 
 
 async def test_success_sends_the_response_then_acks(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
@@ -171,3 +175,83 @@ async def test_a_response_lost_in_transit_is_retried_within_max_receive_count(br
             await flush_downstream(receiver)
     [back] = await take(broker, "qu.transit")
     assert back.receive_count == 3  # over max_receive_count: a running source dead-letters it unrun (test above)
+
+
+def near_limit(metadata: str, fill: int) -> bytes:
+    """A request body of about ``fill`` bytes: ``metadata`` (JSON) and base64-like data."""
+    head = b'{"metadata":' + metadata.encode() + b',"data":"'
+    pad = fill - len(head) - 2
+    return head + b"A" * (pad - pad % 4) + b'"}'
+
+
+async def count_taken(broker: EmbeddedBroker, channel: str) -> list[Taken]:
+    """Take every message now on ``channel`` (none waiting: an empty list)."""
+    found: list[Taken] = []
+    async with AsyncQueuesClient(**options(broker, "test-counter")) as client:
+        while polled := (await client.receive_queue_messages(channel, max_messages=1024, wait_timeout_seconds=1, auto_ack=True)).messages:
+            found += [Taken(m.id, m.body, dict(m.tags), m.receive_count) for m in polled]
+    return found
+
+
+async def test_a_dead_letter_copy_too_large_to_send_goes_without_its_body(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    # The reviewer's case: the request fits in max_message_size; its dead-letter copy, with the error tags added, does not.
+    source = {"response_channel": "qu.dlbig.resp", "max_message_size": MIB, "max_receive_count": 2}
+    running = await start(start_connector, broker, config(binding("q" * 300, "kubemq.queue", "qu.dlbig", source)))
+    body = near_limit('{"method":"fail","code":"NoSuchKey"}', MIB - 180)
+    async with AsyncQueuesClient(**options(broker)) as client:
+        sent = await client.send_queue_message(QueueMessage(channel="qu.dlbig", body=body))
+    [dead] = await take(broker, "qu.dlbig.dlq")
+    await eventually(lambda: running.runtime.engine.bindings["q" * 300].source.in_flight == 0)
+    assert (dead.id, dead.body, dead.tags["body_dropped"], dead.tags["error"]) == (sent.id, b"", str(len(body)), "NoSuchKey: injected failure")
+    [reply] = await count_taken(broker, "qu.dlbig.resp")
+    assert reply.response.error == "NoSuchKey: injected failure"
+    assert echo_target(running, "q" * 300).calls == 1
+    assert await queue_depth(broker, "qu.dlbig") == 0
+
+
+async def test_a_dead_letter_copy_refused_even_without_its_body_is_given_up_once(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
+    # The request's own tags fill the limit, so no copy of it fits once the error tags (and a long binding name) are added.
+    name = "q" * 300
+    source = {"response_channel": "qu.dlnone.resp", "max_message_size": MIB, "max_receive_count": 2}
+    running = await start(start_connector, broker, config(binding(name, "kubemq.queue", "qu.dlnone", source)))
+    body = Request(metadata={"method": "fail", "code": "NoSuchKey"}).to_json()
+    async with AsyncQueuesClient(**options(broker)) as client:
+        sent = await client.send_queue_message(QueueMessage(channel="qu.dlnone", body=body, tags={"filler": "f" * (MIB - 300)}))
+    assert not sent.is_error, sent.error
+    await eventually(lambda: echo_target(running, name).calls == 1)
+    await eventually(lambda: running.runtime.engine.bindings[name].source.in_flight == 0)
+    await asyncio.sleep(1.0)  # room for a redelivery loop to show
+    assert echo_target(running, name).calls == 1
+    assert len(await count_taken(broker, "qu.dlnone.resp")) == 1
+    assert (await queue_depth(broker, "qu.dlnone"), await queue_depth(broker, "qu.dlnone.dlq")) == (0, 0)  # acked: given up
+
+
+async def test_a_message_whose_dead_letter_copy_was_lost_in_transit_gets_one_response(broker: EmbeddedBroker) -> None:
+    properties = QueueProperties(address=broker.address, channel="qu.once", response_channel="qu.once.resp", max_receive_count=1)
+    source = QueueSource(properties, "q")
+    dead_letter, lost = source._dead_letter, [QueueError("connection lost")]
+
+    async def dead_letter_lost_once(*args: Any) -> None:
+        if lost:
+            raise lost.pop()
+        await dead_letter(*args)
+
+    source._dead_letter = dead_letter_lost_once  # type: ignore[method-assign]
+    await enqueue(broker, "qu.once", {"method": "fail", "code": "NoSuchKey"})
+    error = TargetError("NoSuchKey: gone", code="NoSuchKey")
+    async with AsyncQueuesClient(**options(broker, "test-receiver")) as receiver:
+        polled = await receiver.receive_queue_messages("qu.once", max_messages=1, wait_timeout_seconds=5, auto_ack=False)
+        [received] = polled.messages
+        with pytest.raises(QueueError, match="connection lost"):  # responded, not dead-lettered: rejected
+            await source.deliver(receiver, Polled(received, Batch(1)), Outcome(Response.failure(error), error))
+        await flush_downstream(receiver)
+        polled = await receiver.receive_queue_messages("qu.once", max_messages=1, wait_timeout_seconds=5, auto_ack=False)
+        [again] = polled.messages
+        assert again.receive_count == 2
+        await source._give_up_unrun(receiver, Polled(again, Batch(1)))  # over the limit: dead-lettered unrun, no second response
+        await flush_downstream(receiver)
+    [dead] = await take(broker, "qu.once.dlq")
+    assert dead.tags["error"] == "received 2 times, more than max_receive_count (1); not run again"
+    [reply] = await count_taken(broker, "qu.once.resp")
+    assert reply.response.error == "NoSuchKey: gone"
+    assert await queue_depth(broker, "qu.once") == 0
