@@ -14,9 +14,9 @@ is known:
   ``dead_letter_queue`` with the error in its tags, then acked.
 
 A response that cannot be sent counts as the request's failure: one that can
-never go (too large, refused by KubeMQ) is dead-lettered at once, with a
-short error response saying why; one that failed in transit (connection) is
-retryable. ``max_receive_count`` bounds every outcome: a message received
+never go (too large, invalid or not allowed) is dead-lettered at once, with a
+short error response saying why; any other failure (connection, throttling)
+is retryable. ``max_receive_count`` bounds every outcome: a message received
 more often than that (settling its last allowed delivery failed, so it was
 rejected once more) is dead-lettered without running it again.
 
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
@@ -57,8 +58,10 @@ MAX_POLL_SECONDS = 60
 MAX_TAG_CHARS = 1024
 # Most message ids remembered as answered while their dead-letter copy is still to go.
 MAX_ANSWERED_KEPT = 10_000
-# gRPC codes under which a send fails the same way every time: too large for a limit, or not allowed.
-_REFUSED_CODES = (ErrorCode.RESOURCE_EXHAUSTED, ErrorCode.PERMISSION_DENIED)
+# A RESOURCE_EXHAUSTED that is about the message's size (gRPC's limit), not throttling.
+_TOO_LARGE = re.compile(r"larger than max|too large", re.IGNORECASE)
+# KubeMQ's validation errors (1xx codes), e.g. "Error 110: invalid message, cannot be empty".
+_VALIDATION_ERROR = re.compile(r"Error 1\d\d\b")
 
 
 class QueueProperties(ReplyProperties, ConnectionProperties):
@@ -86,7 +89,7 @@ class QueueError(RuntimeError):
 
 
 class SendRefused(QueueError):
-    """A message that can never be sent as it is (too large, or refused by KubeMQ): trying again cannot help."""
+    """A message that can never be sent as it is (too large, invalid, not allowed): trying again cannot help."""
 
 
 class ResponseNotSent(RequestError):
@@ -280,7 +283,14 @@ async def _send(client: AsyncQueuesClient, message: QueueMessage) -> None:
         # first callers queue before its stream is up (they time out after 2 s).
         result = await client.send_queue_message_simple(message)
     except KubeMQError as exc:
-        refused = isinstance(exc, KubeMQValidationError) or exc.code in _REFUSED_CODES
-        raise (SendRefused if refused else QueueError)(f"could not send to queue {message.channel}: {exc.message}") from exc
+        raise (SendRefused if _refused_for_good(exc) else QueueError)(f"could not send to queue {message.channel}: {exc.message}") from exc
     if result.is_error:
-        raise SendRefused(f"could not send to queue {message.channel}: {result.error}")
+        error = result.error or "send failed"
+        raise (SendRefused if _VALIDATION_ERROR.match(error) else QueueError)(f"could not send to queue {message.channel}: {error}")
+
+
+def _refused_for_good(exc: KubeMQError) -> bool:
+    """Whether a send error repeats every time: invalid, not allowed, or too large (other RESOURCE_EXHAUSTED is throttling)."""
+    if isinstance(exc, KubeMQValidationError) or exc.code == ErrorCode.PERMISSION_DENIED:
+        return True
+    return exc.code == ErrorCode.RESOURCE_EXHAUSTED and _TOO_LARGE.search(exc.message) is not None

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from kubemq import AsyncQueuesClient, QueueMessage
+from kubemq.core.exceptions import ErrorCode, KubeMQError, KubeMQValidationError
 
 from bindings.broker import EmbeddedBroker
 from bindings.source import Outcome
 from bindings.sources.connection import MIB
-from bindings.sources.queue import Batch, Polled, QueueError, QueueProperties, QueueSource, SendRefused, _send
+from bindings.sources.queue import Batch, Polled, QueueError, QueueProperties, QueueSource, SendRefused, _refused_for_good, _send
 from bindings.sources.sdk import flush_downstream
 from bindings.errors import TargetError
 from bindings.wire import Request, Response
@@ -255,3 +257,32 @@ async def test_a_message_whose_dead_letter_copy_was_lost_in_transit_gets_one_res
     [reply] = await count_taken(broker, "qu.once.resp")
     assert reply.response.error == "NoSuchKey: gone"
     assert await queue_depth(broker, "qu.once") == 0
+
+
+@pytest.mark.parametrize(
+    ("error", "for_good"),
+    [
+        (KubeMQError("CLIENT: Sent message larger than max (1048861 vs. 1048576)", code=ErrorCode.RESOURCE_EXHAUSTED), True),
+        (KubeMQError("grpc: received message larger than max (2000000 vs. 1048576)", code=ErrorCode.RESOURCE_EXHAUSTED), True),
+        (KubeMQError("rate limit exceeded, try again later", code=ErrorCode.RESOURCE_EXHAUSTED), False),  # throttling
+        (KubeMQError("not allowed on this channel", code=ErrorCode.PERMISSION_DENIED), True),
+        (KubeMQValidationError("channel cannot be empty"), True),
+        (KubeMQError("connection reset", code=ErrorCode.UNAVAILABLE), False),
+    ],
+)
+def test_send_errors_are_permanent_only_when_they_repeat(error: KubeMQError, for_good: bool) -> None:
+    assert _refused_for_good(error) is for_good
+
+
+@pytest.mark.parametrize(
+    ("result_error", "refused"),
+    [("Error 110: invalid message, cannot be empty", True), ("Error 137: invalid expiration seconds", True), ("Error 200: queue store unavailable", False), ("", False)],
+)
+async def test_send_results_with_an_error_are_permanent_only_for_kubemq_validation_errors(result_error: str, refused: bool) -> None:
+    async def send_queue_message_simple(message: QueueMessage) -> SimpleNamespace:
+        return SimpleNamespace(is_error=True, error=result_error)
+
+    refusing = SimpleNamespace(config=SimpleNamespace(max_send_size=MIB), send_queue_message_simple=send_queue_message_simple)
+    with pytest.raises(QueueError) as raised:
+        await _send(refusing, QueueMessage(channel="qu.result", body=b"x"))  # type: ignore[arg-type]
+    assert isinstance(raised.value, SendRefused) is refused
