@@ -86,6 +86,11 @@ class EventsSource(SubscriptionSource[AsyncPubSubClient, pb.EventReceive]):
     def new_client(self, config: ClientConfig) -> AsyncPubSubClient:
         return AsyncPubSubClient(config=config)
 
+    @property
+    def max_reply_data(self) -> int | None:
+        """No limit without ``response_channel``: nothing is published back, so no object is too big to reply with."""
+        return super().max_reply_data if self.properties.response_channel else None
+
     def subscribe(self, client: AsyncPubSubClient) -> pb.Subscribe:
         return subscribe_message(client, self.properties, pb.Subscribe.Events)
 

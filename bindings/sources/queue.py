@@ -162,6 +162,11 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
         props = self.properties
         return min(props.max_concurrency, props.sources * props.batch_size)
 
+    @property
+    def max_reply_data(self) -> int | None:
+        """No limit without ``response_channel``: nothing is sent back, so no object is too big to reply with."""
+        return super().max_reply_data if self.properties.response_channel else None
+
     async def open_stream(self, client: AsyncQueuesClient, index: int, stop: asyncio.Event) -> AsyncIterator[Polled]:  # type: ignore[override]
         wait = min(self.properties.wait_timeout, MAX_POLL_SECONDS)
         while not stop.is_set():

@@ -6,10 +6,13 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
 from kubemq import AsyncPubSubClient, EventMessage, EventStoreMessage
 
 from bindings.broker import EmbeddedBroker
-from bindings.sources.events import EventsStoreProperties, EventsStoreSource
+from bindings.source import REPLY_ENVELOPE_ALLOWANCE
+from bindings.sources.connection import MIB
+from bindings.sources.events import EventsSource, EventsStoreProperties, EventsStoreSource
 from bindings.wire import Request
 from tests.fixtures.kubemq import RunningConnector, StartConnector
 from tests.sources.support import binding, config, echo_target, eventually, listen, options, start, wait_subscribed
@@ -217,3 +220,12 @@ async def test_events_store_reload_with_a_shared_group_reads_again_the_events_ha
     await asyncio.sleep(0.3)  # room for a wrong replay to show
     assert (old_target.calls, new_target.calls) == (1, 6)  # 2 and 3-7, each once
     assert new_source.progress.resume_at == 8 and not new_source.progress._finished
+
+
+@pytest.mark.parametrize("source_type", [EventsSource, EventsStoreSource])
+def test_events_have_no_reply_size_limit_without_a_response_channel(source_type: type[EventsSource]) -> None:
+    def source(**reply: str) -> EventsSource:
+        return source_type(source_type.properties_model(address="localhost:50000", channel="es.limit", max_message_size=MIB, **reply), "es")
+
+    assert source(response_channel="es.limit.resp").max_reply_data == (MIB - REPLY_ENVELOPE_ALLOWANCE) * 3 // 4
+    assert source().max_reply_data is None

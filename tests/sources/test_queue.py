@@ -11,7 +11,7 @@ from kubemq import AsyncQueuesClient, QueueMessage
 from kubemq.core.exceptions import ErrorCode, KubeMQError, KubeMQValidationError
 
 from bindings.broker import EmbeddedBroker
-from bindings.source import Outcome
+from bindings.source import REPLY_ENVELOPE_ALLOWANCE, Outcome
 from bindings.sources.connection import MIB
 from bindings.sources.queue import Batch, Polled, QueueError, QueueProperties, QueueSource, SendRefused, _refused_for_good, _send
 from bindings.sources.sdk import flush_downstream
@@ -286,3 +286,9 @@ async def test_send_results_with_an_error_are_permanent_only_for_kubemq_validati
     with pytest.raises(QueueError) as raised:
         await _send(refusing, QueueMessage(channel="qu.result", body=b"x"))  # type: ignore[arg-type]
     assert isinstance(raised.value, SendRefused) is refused
+
+
+def test_no_reply_size_limit_without_a_response_channel() -> None:
+    answering = QueueSource(QueueProperties(address="localhost:50000", channel="qu.limit", response_channel="qu.limit.resp", max_message_size=MIB), "q")
+    assert answering.max_reply_data == (MIB - REPLY_ENVELOPE_ALLOWANCE) * 3 // 4
+    assert QueueSource(QueueProperties(address="localhost:50000", channel="qu.limit", max_message_size=MIB), "q").max_reply_data is None
