@@ -8,7 +8,8 @@ An events-store subscription resumes where it stopped: the source remembers
 the last sequence it finished and re-subscribes at the next one, so a
 dropped connection, a reload (the new source takes over the old one's
 progress) or, with ``state_file``, a restart neither repeats nor skips
-events. Only a first start uses ``start_position``.
+events; only one cut off by the drain timeout runs again, as it did not
+finish. Only a first start uses ``start_position``.
 """
 
 from __future__ import annotations
@@ -189,6 +190,12 @@ class EventsStoreSource(EventsSource):
         finally:
             self.progress.finish(message.Sequence)
 
+    async def _settle_cut_off(self, index: int, message: pb.EventReceive) -> None:
+        """Hand back an event cut off by the drain timeout: it did not finish, so the successor (or a restart) runs it again."""
+        if self._stopping.is_set():
+            log.warning("event cut off by the drain timeout; handed back", binding=self.binding, sequence=message.Sequence)
+            self.progress.release({message.Sequence})
+
     async def stop(self, drain_timeout: float) -> None:
         """Stop, but first let the events already claimed start, so they drain like the others.
 
@@ -217,7 +224,7 @@ class SequenceProgress:
     Events are handled concurrently, so "the last one handled" is ``floor``:
     every event received up to it is finished. Events finished above it are
     remembered, so a replay from ``floor + 1`` skips them; events still in
-    flight are skipped too. Events handed back unstarted (``release``) hold
+    flight are skipped too. Events handed back unfinished (``release``) hold
     the floor below them until a replay brings them again. Sequences never
     received (another group member's, or older than the start) count as not ours.
     """
@@ -253,7 +260,7 @@ class SequenceProgress:
         return True
 
     def release(self, sequences: set[int]) -> None:
-        """Hand back claimed events that never started: not running, not finished, read again on the next replay.
+        """Hand back claimed events that did not finish: not running, not finished, read again on the next replay.
 
         Sets ``released`` so that a successor sharing this progress, whose live
         subscription is already past them, re-subscribes at ``resume_at``.
