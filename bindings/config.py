@@ -180,8 +180,13 @@ def _load_yaml(text: str) -> tuple[Any, dict[tuple[str | int, ...], int]]:
     """Parse YAML and remember the line of every key and list item."""
     lines: dict[tuple[str | int, ...], int] = {}
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        # One parse: the node tree gives the lines, and the same tree builds the data.
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
         if node is not None:
             _index_lines(node, (), lines)
     except yaml.YAMLError as exc:
