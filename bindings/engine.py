@@ -19,7 +19,7 @@ import structlog
 from bindings import middleware
 from bindings.config import ResolvedBinding, ResolvedConfig
 from bindings.context import RequestContext, TargetContext
-from bindings.errors import RequestError
+from bindings.errors import InvalidRequestError, RequestError, describe
 from bindings.metrics import Metrics
 from bindings.redaction import redact
 from bindings.registry import Registry
@@ -128,22 +128,23 @@ class Binding:
         log.info("binding stopped", binding=self.name)
 
     async def process(self, body: bytes, context: RequestContext) -> Outcome:
-        """Parse, run the chain, and turn every failure into an error reply."""
+        """Parse, run the chain, and turn every failure into an error reply; never raises but ``CancelledError``."""
         try:
             request = self._parse(body)
-        except RequestError as exc:
+        except Exception as exc:  # noqa: BLE001 - the parser refuses with RequestError; anything else is still the input's fault
+            error = exc if isinstance(exc, RequestError) else InvalidRequestError(f"invalid request format, {describe(exc)}")
             # Refused before the chain: still counted and logged like any failed request.
-            self.metrics.count_unparsed(self._labels, len(body), exc)
-            log.error("request refused", binding=self.name, request_id=context.request_id, error=str(exc))
-            return Outcome(Response.failure(exc), exc)
+            self.metrics.count_unparsed(self._labels, len(body), error)
+            log.error("request refused", binding=self.name, request_id=context.request_id, error=str(error))
+            return Outcome(Response.failure(error), error)
         try:
-            return Outcome(await self._chain(request, context))
+            return Outcome(await self._chain(request, context), method=context.method)
         except RequestError as exc:
-            return Outcome(Response.failure(exc), exc)
+            return Outcome(Response.failure(exc), exc, method=context.method)
         except Exception as exc:  # noqa: BLE001 - a bug must not end the subscription
             log.exception("unexpected error", binding=self.name, request_id=context.request_id)
-            error = RequestError(f"internal error: {type(exc).__name__}: {exc}")
-            return Outcome(Response.failure(error), error)
+            error = RequestError(f"internal error: {describe(exc)}")
+            return Outcome(Response.failure(error), error, method=context.method)
 
     async def _call_target(self, request: Request, context: RequestContext) -> Response:
         return await self.target.handle(request, context)

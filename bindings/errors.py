@@ -76,3 +76,9 @@ class RequestTimeoutError(RequestError):
     """The request ran past its deadline; a later attempt may succeed."""
 
     retryable = True
+
+
+def describe(error: BaseException) -> str:
+    """``Type: message`` of an unexpected exception, for a reply or a log line; never empty."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -26,6 +26,8 @@ class Outcome:
 
     response: Response
     error: RequestError | None = None
+    # The target's method that ran (empty when the request never reached one), for per-method outcome metrics.
+    method: str = ""
 
     @property
     def failed(self) -> bool:

@@ -95,16 +95,19 @@ class Response:
 def parse_request(body: bytes) -> Request:
     """Parse a request body with kubemq-targets' rules (see the module docstring).
 
-    Raises ``InvalidRequestError`` only where kubemq-targets fails too: an empty
-    body, or a ``data`` field that is neither string, object nor null.
+    Total over every input: it returns a ``Request`` or raises
+    ``InvalidRequestError``, never anything else. It raises only where
+    kubemq-targets fails too (an empty body, a ``data`` field that is neither
+    string, object nor null) and for a ``data`` object nested deeper than
+    ``MAX_DATA_DEPTH`` or holding a number no JSON encoder can write back.
+    Text is read as Go reads it: invalid UTF-8 and lone surrogates become U+FFFD.
     """
     if not body:
         raise InvalidRequestError("invalid request format, empty request")
     if len(body) >= LARGE_BODY and (fast := _parse_large(body)) is not None:
         return fast
-    try:
-        decoded = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    decoded = _loads_object(body)
+    if decoded is _NOT_JSON:
         return Request(data=bytes(body))
     if decoded is None:
         return Request()
@@ -115,7 +118,74 @@ def parse_request(body: bytes) -> Request:
         metadata = {}
     if not _is_string_map(metadata):
         return Request(data=bytes(body))
-    return Request(metadata=dict(metadata), data=_decode_data(decoded.get("data")))
+    return Request(metadata=_valid_text_map(metadata), data=_decode_data(decoded.get("data")))
+
+
+# A ``data`` object deeper than this is refused before it is re-encoded (Go allows 10,000;
+# Python's own encoder gives out near 1,000, depending on the stack already in use).
+MAX_DATA_DEPTH = 512
+# Longest integer kept exact; a longer one is read as a float, as Go reads every JSON number.
+_MAX_EXACT_DIGITS = 4000
+_NOT_JSON = object()
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_WHITESPACE = b" \t\r\n"
+
+
+class _NotGoJson(ValueError):
+    """Text Python's JSON reader accepts but Go's refuses (``NaN``, ``Infinity``)."""
+
+
+def _go_number(digits: str) -> int | float:
+    # Python refuses to read integers of more than 4300 digits; Go reads them all as float64.
+    return int(digits) if len(digits) <= _MAX_EXACT_DIGITS else float(digits)
+
+
+def _refuse_constant(name: str) -> float:
+    raise _NotGoJson(name)
+
+
+def _loads_object(body: bytes) -> Any:
+    """The decoded body, or ``_NOT_JSON`` when Go would fail to read it into a request.
+
+    Only an object (or ``null``) can be a request, so any other body skips
+    decoding: a large binary body is never turned into text.
+    """
+    start = 0
+    while start < len(body) and body[start] in _WHITESPACE:
+        start += 1
+    first = body[start : start + 1]
+    if first != b"{" and first != b"n":
+        return _NOT_JSON
+    try:
+        text = bytes(body).decode("utf-8")
+    except UnicodeDecodeError:
+        text = bytes(body).decode("utf-8", "replace")  # Go replaces each invalid byte with U+FFFD
+    try:
+        return json.loads(text, parse_int=_go_number, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise InvalidRequestError(f"invalid request format, JSON nested deeper than {MAX_DATA_DEPTH} levels") from None
+    except ValueError:  # JSONDecodeError, _NotGoJson
+        return _NOT_JSON
+
+
+def _valid_text(text: str) -> str:
+    """``text`` with lone surrogates (JSON escapes like ``\\ud800``) replaced by U+FFFD, as Go decodes them."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _valid_text_map(values: Mapping[str, str]) -> dict[str, str]:
+    return {_valid_text(key): _valid_text(value) for key, value in values.items()}
+
+
+def _check_depth(value: object) -> None:
+    """Refuse a structure nested deeper than ``MAX_DATA_DEPTH``, without recursing."""
+    level: list[tuple[object, int]] = [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        if depth > MAX_DATA_DEPTH:
+            raise InvalidRequestError(f"invalid request format, invalid data format, nested deeper than {MAX_DATA_DEPTH} levels")
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        level.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
 
 
 # Bodies from this size on try the large-payload path first.
@@ -154,8 +224,8 @@ def _parse_large(body: bytes) -> Request | None:
     elif body[head_end - 1 : head_end] != b"{":
         return None
     try:
-        rest = json.loads(body[:head_end] + b"}")
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        rest = _loads_object(body[:head_end] + b"}")
+    except InvalidRequestError:
         return None
     if not isinstance(rest, dict) or "data" in rest:
         return None
@@ -166,7 +236,7 @@ def _parse_large(body: bytes) -> Request | None:
         data = binascii.a2b_base64(memoryview(body)[open_quote + 1 : close - 1], strict_mode=True)
     except binascii.Error:
         return None
-    return Request(metadata=dict(metadata or {}), data=data)
+    return Request(metadata=_valid_text_map(metadata or {}), data=data)
 
 
 def _trim(body: bytes, end: int) -> int:
@@ -188,16 +258,21 @@ def _decode_data(value: object) -> bytes:
             # binascii reads an ASCII str in place; base64.b64decode would first copy it to bytes.
             return binascii.a2b_base64(value.replace("\r", "").replace("\n", ""), strict_mode=True)
         except (binascii.Error, ValueError):
-            return value.encode()
+            return _valid_text(value).encode()
     if isinstance(value, dict):
         # Go re-marshals a map: keys sorted, compact, HTML characters escaped.
+        _check_depth(value)
         return _go_json(value)
     type_name = _GO_TYPE_NAMES.get(type(value), type(value).__name__)
     raise InvalidRequestError(f"invalid request format, invalid data format, {type_name}")
 
 
 def _go_json(value: object) -> bytes:
-    text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    try:
+        text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False)
+    except ValueError:  # a number past float64's range, read as infinity
+        raise InvalidRequestError("invalid request format, invalid data format, number out of range") from None
+    text = _valid_text(text)
     for char, escape in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(char, escape)
     return text.encode()

@@ -23,6 +23,10 @@ from bindings.properties import Properties, field
 MIB = 1024 * 1024
 # The KubeMQ server's own body limit; the SDK's 4 MiB default would silently refuse real objects.
 SERVER_MESSAGE_LIMIT = 100 * MIB
+# What a source accepts from the wire: anything a server may deliver (gRPC's own ceiling). A message
+# over ``max_message_size`` is then refused by the source, with a reason, instead of failing the
+# stream every time it is delivered (a poison message that would stop the binding).
+RECEIVE_LIMIT = 2**31 - 1
 
 
 def check_channel_name(value: str, *, wildcards: bool = True) -> str:
@@ -115,7 +119,13 @@ class ConnectionProperties(Properties):
     reconnect_interval_seconds: float = field(0, ge=0, le=1_000_000, description="First delay before re-subscribing (0 means 1 s); doubles per failure up to 30 s.", example=1)
     max_reconnects: int = field(0, ge=0, description="Give up after this many consecutive failed re-subscribes (0: never give up).", example=0)
     max_concurrency: int = field(32, ge=1, le=1000, description="Requests handled at once per binding; further messages wait (backpressure) instead of piling up.", example=32)
-    max_message_size: int = field(SERVER_MESSAGE_LIMIT, ge=MIB, le=2**31 - 1, description="Largest gRPC message sent or received, in bytes (the KubeMQ server's limit is 100 MiB).", example=SERVER_MESSAGE_LIMIT)
+    max_message_size: int = field(
+        SERVER_MESSAGE_LIMIT,
+        ge=MIB,
+        le=RECEIVE_LIMIT,
+        description="Largest message sent, and largest request run, in bytes (the KubeMQ server's limit is 100 MiB). A larger request is still received, then refused unrun (a queue message is dead-lettered).",
+        example=SERVER_MESSAGE_LIMIT,
+    )
     do_not_parse_payload: bool = field(False, description="Pass the whole message body to the target as `data`, with empty metadata.", example=False)
     tls: bool = field(False, description="Connect to KubeMQ over TLS. Implied by any other `tls_*` property; `false` together with one of them is refused.", example=True)
     tls_ca_file: CertificateFile = field("", description="PEM file of the CA(s) that verify the KubeMQ server's certificate; empty: the system's trusted roots.", example="/etc/kubemq-s3/tls/ca.crt")
@@ -167,7 +177,7 @@ class ConnectionProperties(Properties):
             "address": self.address,
             "client_id": client_id,
             "max_send_size": self.max_message_size,
-            "max_receive_size": self.max_message_size,
+            "max_receive_size": RECEIVE_LIMIT,
             "connection_pool_size": 1,
             # Our own loop re-subscribes, and a queue or event source handles a failed send
             # itself (a queue message is rejected and comes back): an SDK-level retry could

@@ -201,6 +201,9 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
         finally:
             message.batch.settle_one()
 
+    async def answer_instead(self, index: int, message: Polled, outcome: Outcome) -> None:
+        """Nothing more to do: a delivery that failed has already rejected the message (``deliver``), so it comes back."""
+
     async def deliver(self, client: AsyncQueuesClient, message: Polled, outcome: Outcome) -> None:
         received = message.message
         try:

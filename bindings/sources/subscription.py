@@ -22,7 +22,7 @@ import structlog
 from kubemq import ClientConfig
 
 from bindings.context import RequestContext
-from bindings.errors import RequestTimeoutError
+from bindings.errors import InvalidRequestError, RequestError, RequestTimeoutError, describe
 from bindings.source import Outcome, RequestHandler, Source
 from bindings.sources.connection import ConnectionProperties
 from bindings.wire import Response
@@ -194,21 +194,63 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
             log.warning("could not answer a request cut off by shutdown", binding=self.binding, error=str(exc) or type(exc).__name__)
 
     async def _serve(self, index: int, message: MessageT, received: float) -> None:
-        """Handle one message; nothing raised here may end the subscription."""
+        """Handle one message and settle it: exactly one outcome, whatever is raised on the way.
+
+        Only the process dying (or its cancellation, answered by ``_settle_cut_off``)
+        leaves a message unanswered; nothing raised here ends the subscription.
+        """
+        try:
+            outcome = await self._outcome(index, message, received)
+            await self._settle_or_answer_instead(index, message, outcome)
+        finally:
+            self._slots.release()
+
+    async def _outcome(self, index: int, message: MessageT, received: float) -> Outcome:
+        """The handler's outcome; an error outcome if anything fails before or inside it."""
         assert self._handler is not None
         try:
             request_id, body, timeout = self.describe(message)
             deadline = received + timeout if timeout else None
             context = RequestContext(binding=self.binding, request_id=request_id or uuid.uuid4().hex, source_kind=self.kind, deadline=deadline)
-            try:
-                outcome = await self._handler(body, context)
-            except asyncio.CancelledError:
-                await self._settle_cut_off(index, message)
-                raise
+            if len(body) > self.properties.max_message_size:
+                # Received whole (the receive limit is the server's), but never run: it could not be answered either.
+                error: RequestError = InvalidRequestError(
+                    f"invalid request format, the message is {len(body)} bytes, more than max_message_size ({self.properties.max_message_size}); not run"
+                )
+                return Outcome(Response.failure(error), error)
+            return await self._handler(body, context)
+        except asyncio.CancelledError:
+            await self._settle_cut_off(index, message)
+            raise
+        except Exception as exc:  # noqa: BLE001 - a handler never raises; if it did, the message still gets an answer
+            log.exception("request handling failed", binding=self.binding, source=self.kind)
+            error = RequestError(f"internal error: {describe(exc)}")
+            return Outcome(Response.failure(error), error)
+
+    async def _settle_or_answer_instead(self, index: int, message: MessageT, outcome: Outcome) -> None:
+        """Settle; if that fails (a reply too large, refused, unencodable), answer with an error instead."""
+        try:
             await self.settle(index, message, outcome)
+            return
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - logged; the subscription goes on
-            log.error("could not deliver outcome", binding=self.binding, source=self.kind, error=str(exc) or type(exc).__name__)
-        finally:
-            self._slots.release()
+        except Exception as exc:  # noqa: BLE001 - the sender still gets an answer, the subscription goes on
+            reason = describe(exc)
+            log.error("could not deliver outcome; answering with an error instead", binding=self.binding, source=self.kind, error=reason)
+        error = RequestError(f"the reply could not be sent: {reason}")
+        try:
+            await self.answer_instead(index, message, Outcome(Response.failure(error), error, method=outcome.method))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the transport itself is failing: logged, the subscription goes on
+            log.error("could not deliver outcome", binding=self.binding, source=self.kind, error=describe(exc))
+
+    async def answer_instead(self, index: int, message: MessageT, outcome: Outcome) -> None:
+        """Deliver an error outcome in place of one whose delivery failed.
+
+        KubeMQ keeps the first reply to a request, so a second one cannot
+        answer twice. Kinds that settle a failed delivery themselves override this.
+        """
+        client = self._clients.get(index)
+        if client is not None:
+            await self.deliver(client, message, outcome)
