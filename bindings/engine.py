@@ -46,6 +46,7 @@ class Binding:
                 raise RuntimeError("address 'embedded' needs the embedded broker, which is not running")
             source_properties = source_properties.model_copy(update={"address": embedded_address})
         self.source: Source = registry.sources[spec.source.kind](source_properties, spec.name)
+        self.source.on_settled = metrics.settlements(spec.name)
         self.target: Target = registry.targets[spec.target.kind]()
         self.target_ready = False
         self.last_error: str | None = None

@@ -12,12 +12,18 @@ Secrets are kept out of every line twice over:
 
 The global level is ``logLevel``; a binding's ``log_level`` sets the level of
 its own request lines (``request_logger``), above or below the global one.
+
+Logging never harms the process: a sink that fails (a closed pipe, EIO, a
+full disk) drops the line and counts it (``dropped_lines``, exported as
+``kubemq_s3_log_lines_dropped_total``); serving, reloads and shutdown go on.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -31,6 +37,8 @@ REQUEST_LOGGER = "bindings.requests"
 MIN_PROTECTED_LENGTH = 6
 
 _protected: set[str] = set()
+# Lines that could not be written since the process started (read by the metrics).
+dropped_lines = 0
 _replacements: list[str] = []  # every protected value in each form it may be printed in, longest first
 
 
@@ -72,9 +80,77 @@ class _Scrubbed:
         return scrub(self.renderer(logger, name, event))
 
 
+class LineSink:
+    """Where rendered lines go: each is written whole and flushed; one that cannot be written is dropped and counted.
+
+    A closed pipe stays closed, so after EPIPE the stream's descriptor is pointed
+    at /dev/null (the interpreter's own flush at exit then succeeds) and later
+    lines are counted without being tried. Other errors (EIO, ENOSPC) may pass,
+    so each line is tried again.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.closed_pipe = False
+
+    def write_line(self, line: str) -> None:
+        global dropped_lines
+        if not self.closed_pipe:
+            try:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+                return
+            except (OSError, ValueError) as exc:  # ValueError: the stream was closed
+                if isinstance(exc, BrokenPipeError) or getattr(exc, "errno", None) == errno.EPIPE:
+                    self._silence()
+        dropped_lines += 1
+
+    def _silence(self) -> None:
+        self.closed_pipe = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # no descriptor (an in-memory stream): lines are counted all the same
+            pass
+
+
+class _SinkLogger:
+    """structlog's output end: hands each rendered line to the ``LineSink``."""
+
+    def __init__(self, sink: LineSink) -> None:
+        self._sink = sink
+
+    def msg(self, message: str) -> None:
+        self._sink.write_line(message)
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
+
+
+class _SinkHandler(logging.Handler):
+    """The stdlib loggers' (SDKs') output end: the same sink, the same rule for failures."""
+
+    def __init__(self, sink: LineSink) -> None:
+        super().__init__()
+        self._sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # noqa: BLE001 - a record that cannot be rendered is a dropped line, not a crash
+            global dropped_lines
+            dropped_lines += 1
+            return
+        self._sink.write_line(line)
+
+
+_sinks: dict[int, LineSink] = {}  # one per stream, so a reconfigure keeps knowing a pipe is closed
+
+
 def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
     """Set up structlog and route the stdlib loggers (SDKs) through the same output."""
     stream = stream or sys.stderr
+    sink = _sinks.setdefault(id(stream), LineSink(stream))
     as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     numeric = logging.getLevelName(level.upper())
     shared: list[Any] = [
@@ -92,10 +168,10 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer] if as_json else [*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=lambda *_: _SinkLogger(sink),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(stream)
+    handler = _SinkHandler(sink)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
+from bindings import logs
 from bindings.context import RequestContext
 from bindings.errors import RequestError, TargetError
 from bindings.wire import Request, Response
@@ -49,7 +53,19 @@ class Metrics:
         self.response_bytes = Counter("kubemq_s3_response_bytes", "Payload bytes replied.", LABELS, registry=self.registry)
         self.in_flight = Gauge("kubemq_s3_in_flight_requests", "Requests being handled now.", ("binding",), registry=self.registry)
         self.binding_ready = Gauge("kubemq_s3_binding_ready", "1 when the binding is subscribed and its target initialised.", ("binding",), registry=self.registry)
+        self.queue_outcomes = Counter(
+            "kubemq_s3_queue_outcomes", "How queue messages were settled: acked, rejected (redelivered) or dead_lettered.", ("binding", "method", "outcome"), registry=self.registry
+        )
+        self.registry.register(_DroppedLogLines())
         self.stats: dict[str, BindingStats] = {}
+
+    def settlements(self, binding: str) -> Callable[[str, str], None]:
+        """The callback a binding's source reports each settled message to: ``(method, outcome)``."""
+
+        def count(method: str, outcome: str) -> None:
+            self.queue_outcomes.labels(binding, method or "unknown", outcome).inc()
+
+        return count
 
     def forget(self, binding: str) -> None:
         """Drop a removed binding's readiness series (its counters stay: they are history)."""
@@ -109,3 +125,10 @@ class Metrics:
             return handle
 
         return wrap
+
+
+class _DroppedLogLines(Collector):
+    """Log lines the sink could not write (a closed pipe, a full disk): the process went on without them."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily("kubemq_s3_log_lines_dropped", "Log lines dropped because the log output failed.", value=logs.dropped_lines)

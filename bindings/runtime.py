@@ -171,8 +171,9 @@ class Runtime:
             # A second signal while draining is an operator insisting (Ctrl-C twice): leave now.
             log.warning("second stop signal while draining; exiting without waiting for in-flight requests", signal=sig.name)
             os._exit(128 + sig.value)
-        log.info("shutdown requested; draining in-flight requests", signal=sig.name, drain_timeout_seconds=drain)
+        # The stop first: nothing that follows (a log line to a dead pipe) may keep it from happening.
         self.request_stop()
+        log.info("shutdown requested; draining in-flight requests", signal=sig.name, drain_timeout_seconds=drain)
 
     def _on_reload_signal(self) -> None:
         if self._stop.is_set():

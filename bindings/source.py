@@ -39,6 +39,10 @@ RequestHandler = Callable[[bytes, RequestContext], Awaitable[Outcome]]
 REPLY_ENVELOPE_ALLOWANCE = 64 * 1024
 
 
+def _ignore_settlement(method: str, outcome: str) -> None:
+    """The default settlement observer: nothing is counted."""
+
+
 @dataclass(slots=True)
 class SourceStatus:
     """What ``/ready`` and ``/bindings`` show about a source."""
@@ -61,6 +65,8 @@ class Source(abc.ABC):
         self.properties = properties
         self.binding = binding
         self.status = SourceStatus()
+        # Told how each message was settled, ``(method, outcome)``, by kinds that settle (queues); the engine counts it.
+        self.on_settled: Callable[[str, str], None] = _ignore_settlement
 
     @property
     def max_concurrency(self) -> int:

@@ -213,14 +213,17 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
                 if outcome.error.retryable and received.receive_count < self.properties.max_receive_count:
                     log.warning("queue request failed; rejected for redelivery", binding=self.binding, request_id=received.id, receive_count=received.receive_count, error=str(outcome.error))
                     await received.async_nack()
+                    self.on_settled(outcome.method, "rejected")
                     return
                 await self._give_up(client, received, outcome)
         except BaseException:
             # Not settled: hand it back now rather than when the stream closes.
             with contextlib.suppress(Exception):
                 await received.async_nack()
+                self.on_settled(outcome.method, "rejected")
             raise
         await received.async_ack()
+        self.on_settled(outcome.method, "acked" if outcome.error is None else "dead_lettered")
 
     async def _answer(self, client: AsyncQueuesClient, message: QueueMessageReceived, outcome: Outcome) -> Outcome:
         """Send a success's response; if it cannot be sent, that becomes the request's failure."""
@@ -228,7 +231,7 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
             await self._respond(client, message, outcome)
         except Exception as exc:  # noqa: BLE001 - any failure to answer is the request's outcome
             error = ResponseNotSent(exc)
-            return Outcome(Response.failure(error), error)
+            return Outcome(Response.failure(error), error, method=outcome.method)
         return outcome
 
     async def _give_up(self, client: AsyncQueuesClient, message: QueueMessageReceived, outcome: Outcome) -> None:
