@@ -35,7 +35,10 @@ from kubemq import (
     EventsStoreSubscription,
     EventStoreMessage,
     EventsSubscription,
+    KubeMQAuthenticationError,
+    KubeMQConnectionError,
     KubeMQError,
+    KubeMQTimeoutError,
     QueryMessage,
     QueueMessage,
     RetryPolicy,
@@ -53,6 +56,9 @@ PATTERNS: tuple[Pattern, ...] = ("query", "command", "queue", "event", "event-st
 # published while the subscription is being registered is still replayed.
 EVENTS_STORE_LOOKBACK_SECONDS = 1
 EVENTS_SUBSCRIBE_PAUSE_SECONDS = 0.2
+# The server's answer to a query or command that nobody took in time, or that nothing subscribes to
+# (kubemq-community cannot tell the two apart); the SDK usually gives up first with its own timeout.
+NO_REPLY_ERROR = "Error 301"
 
 
 @dataclass(frozen=True)
@@ -214,6 +220,32 @@ async def _event_responses(client: AsyncPubSubClient, channel: str, store: bool,
             yield event.tags, event.body
 
 
+def explain_failure(exc: Exception, address: str, channel: str, *, timeout: int, response_channel: str | None) -> str:
+    """What went wrong, on one line naming where (a timeout adds a hint line); the SDK's multi-line advice is left out."""
+    if isinstance(exc, TimeoutError):  # waiting on the response channel
+        return (
+            f"error: no response on {response_channel} within {timeout}s (request sent to {channel} at {address})\n"
+            f"hint: is a binding subscribed to {channel}, with response_channel {response_channel}?"
+        )
+    if not isinstance(exc, KubeMQError):
+        return f"error: {exc}"
+    first_line = exc.message.splitlines()[0] if exc.message else type(exc).__name__
+    if isinstance(exc, KubeMQTimeoutError) or NO_REPLY_ERROR in first_line:
+        return (
+            f"error: no reply from {channel} at {address} within {timeout}s\n"
+            f"hint: is a connector subscribed to {channel}? KubeMQ answers a request that nothing subscribes to "
+            "only with this timeout; check the binding's channel and kind, or raise --timeout for a slow operation"
+        )
+    if _unreachable(exc):
+        return f"error: cannot reach KubeMQ at {address}: {first_line.removeprefix(f'Failed to connect to {address}: ')}"
+    return f"error: KubeMQ at {address}: {first_line}"
+
+
+def _unreachable(exc: KubeMQError) -> bool:
+    """A connection that failed for the network or TLS (wrong credentials are a refusal, said as such)."""
+    return any(isinstance(e, KubeMQConnectionError) and not isinstance(e, KubeMQAuthenticationError) for e in (exc, exc.cause))
+
+
 def readable(response: Response) -> dict[str, Any]:
     """The reply as JSON with ``data`` decoded: a JSON value, text, or base64 for binary."""
     shown: dict[str, Any] = {"metadata": response.metadata, "is_error": response.is_error, "error": response.error}
@@ -265,18 +297,19 @@ async def send_request(
     request = Request(metadata=metadata, data=data)
     try:
         sent, response = await exchange(Connection(address, auth_token, tls=tls), pattern, channel, request, timeout=timeout, response_channel=response_channel)
-    except TimeoutError:
-        print(f"error: no response on {response_channel} within {timeout}s", file=sys.stderr)
-        return 2
-    except (KubeMQError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (TimeoutError, KubeMQError, ValueError) as exc:
+        print(explain_failure(exc, address, channel, timeout=timeout, response_channel=response_channel), file=sys.stderr)
         return 2
     if sent is not None:
         print(json.dumps(sent.shown(), indent=2))
     if response is None:
         return 0
     if output is not None and response.data is not None:
-        output.write_bytes(response.data)
+        try:
+            output.write_bytes(response.data)
+        except OSError as exc:
+            print(f"error: cannot write --output {output}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         response = Response(response.metadata, None, response.is_error, response.error)
         print(f"data written to {output}", file=sys.stderr)
     print(json.dumps(readable(response), indent=2, ensure_ascii=False))

@@ -10,6 +10,7 @@ environment first, so secrets can come from Kubernetes Secrets.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bindings.errors import ConfigError, ConfigProblem
+from bindings.hints import choices_message
 from bindings.middleware import MiddlewareProperties
 from bindings.properties import Properties, problems_from
 from bindings.registry import Registry
@@ -102,15 +104,21 @@ def load_config(path: str | Path, registry: Registry) -> ResolvedConfig:
 def parse_config(text: str, registry: Registry) -> ResolvedConfig:
     """Validate config text (YAML or JSON)."""
     data, lines = _load_yaml(text)
+    data = data if data is not None else {}
+    config: Config | None = None
     try:
-        config = Config.model_validate(data if data is not None else {})
+        config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError([_locate(p, lines) for p in problems_from(exc, "", Config)]) from None
+        # A wrong top-level key must not hide the bindings' problems: keep checking those that have their shape.
+        problems = [_locate(p, lines) for p in problems_from(exc, "", Config)]
+        bindings = _well_formed_bindings(data)
+    else:
+        problems = []
+        bindings = list(enumerate(config.bindings or []))
 
-    problems: list[ConfigProblem] = []
     resolved: list[ResolvedBinding] = []
     seen: set[str] = set()
-    for index, binding in enumerate(config.bindings or []):
+    for index, binding in bindings:
         location = f"bindings[{index}]"
         found: list[ConfigProblem] = []
         if binding.name in seen:
@@ -123,16 +131,27 @@ def parse_config(text: str, registry: Registry) -> ResolvedConfig:
         if not found:
             fingerprint = binding.model_dump_json()
             resolved.append(ResolvedBinding(binding.name, source, target, middleware, _expanded_fingerprint(fingerprint)))
-    if problems:
-        raise ConfigError(problems)
+    if problems or config is None:
+        # Stable sort: problems on one line keep their order; those about the whole file (no line) come first.
+        raise ConfigError(sorted(problems, key=lambda problem: problem.line or 0))
     return ResolvedConfig(config, resolved)
+
+
+def _well_formed_bindings(data: Any) -> list[tuple[int, BindingConfig]]:
+    """The bindings, with their position, whose shape is valid in a file that is not (the others are reported already)."""
+    items = data.get("bindings") if isinstance(data, dict) else None
+    well_formed = []
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        with contextlib.suppress(ValidationError):
+            well_formed.append((index, BindingConfig.model_validate(item)))
+    return well_formed
 
 
 def _resolve_component(component: ComponentConfig, kinds: dict[str, Any], location: str, role: str, found: list[ConfigProblem]) -> Any:
     cls = kinds.get(component.kind)
     if cls is None:
-        valid = ", ".join(dict.fromkeys(c.kind for c in kinds.values()))
-        found.append(ConfigProblem(f"{location}.kind", f"invalid kind {component.kind!r} for {role}; valid kinds: {valid}"))
+        valid = choices_message(component.kind, dict.fromkeys(c.kind for c in kinds.values()), "valid kinds")
+        found.append(ConfigProblem(f"{location}.kind", f"invalid kind {component.kind!r} for {role}; {valid}"))
         return None
     properties = _validate(cls.properties_model, component.properties, f"{location}.properties", found)
     return ResolvedComponent(cls.kind, component.name, properties)

@@ -12,11 +12,12 @@ the declared type and numbers to strings where a string is declared.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bindings.errors import ConfigProblem
+from bindings.hints import choices_message, value_message
 
 SECRET_MARK = "secret"
 
@@ -83,12 +84,43 @@ def problems_from(exc: ValidationError, location: str, model: type[BaseModel]) -
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
         full = format_location(error["loc"], location)
-        message = error["msg"]
         if error["type"] == "extra_forbidden":
-            message = "unknown property; valid properties: " + ", ".join(model.model_fields)
+            message = _unknown_key_message(model, error["loc"])
         elif error["type"] == "missing":
             message = "required property is missing"
         elif error["loc"] and str(error["loc"][0]) in secrets:
             message = "invalid value (hidden: secret)"
+        else:
+            message = value_message(error)
         problems.append(ConfigProblem(full, message))
     return problems
+
+
+def _unknown_key_message(model: type[BaseModel], loc: tuple[str | int, ...]) -> str:
+    """Name the keys valid where the unknown one stands (a binding's keys, not the file's), and the closest one."""
+    owner = _model_at(model, loc[:-1]) or model
+    noun = "property" if issubclass(owner, Properties) else "key"
+    label = "valid properties" if noun == "property" else "valid keys"
+    return f"unknown {noun}; " + choices_message(str(loc[-1]), owner.model_fields, label)
+
+
+def _model_at(model: type[BaseModel], path: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The model whose fields sit at ``path`` inside ``model``; list positions are stepped over."""
+    current: type[BaseModel] | None = model
+    for part in path:
+        if isinstance(part, int):
+            continue
+        info = current.model_fields.get(part) if current is not None else None
+        current = _model_in(info.annotation) if info is not None else None
+    return current
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model an annotation holds: itself, or inside ``list[...]`` / ``... | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from bindings.context import RequestContext, TargetContext
 from bindings.errors import InvalidRequestError
+from bindings.hints import did_you_mean, value_message
 from bindings.properties import Properties
 from bindings.wire import Request, Response
 
@@ -120,9 +121,10 @@ class MethodTable:
         name = request.metadata.get(METHOD_KEY, "")
         method = self._methods.get(name)
         if method is None:
-            raise InvalidRequestError(
-                "invalid method type, method type should be one of the following: " + ", ".join(self._methods)
-            )
+            # kubemq-targets' text, which senders may match, then the suggestion after it.
+            message = "invalid method type, method type should be one of the following: " + ", ".join(self._methods)
+            hint = did_you_mean(name, self._methods)
+            raise InvalidRequestError(f"{message}; {hint}" if hint else message)
         # A key sent empty counts as not sent, so it does not hide a default either.
         values: dict[str, str] = {**(defaults or {}), **{k: v for k, v in request.metadata.items() if v != ""}}
         try:
@@ -143,7 +145,7 @@ def _describe(exc: ValidationError, method: Method[Any]) -> str:
     parts = []
     for error in exc.errors(include_url=False):
         key = ".".join(str(p) for p in error["loc"])
-        reason = error["msg"].removeprefix("Value error, ")
+        reason = value_message(error).removeprefix("Value error, ")
         if error["type"] == "missing":
             parts.append(method.metadata.missing_message(key, method.name))
         elif key:

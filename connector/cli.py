@@ -1,21 +1,54 @@
-"""The ``kubemq-s3`` command line: run, validate, schema, broker, send."""
+"""The ``kubemq-s3`` command line: run, validate, reload, schema, docs, broker, send.
+
+A user's mistake (a missing file, an unreachable broker, a closed pipe) ends in
+one line on stderr and an exit code, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from bindings.errors import ConfigError
 
-DEFAULT_CONFIG = os.environ.get("KUBEMQ_S3_CONFIG", "config.yaml")
+CONFIG_ENV, DEFAULT_CONFIG = "KUBEMQ_S3_CONFIG", "config.yaml"
+ADDRESS_ENV, DEFAULT_ADDRESS = "KUBEMQ_ADDRESS", "localhost:50000"
+AUTH_TOKEN_ENV = "KUBEMQ_AUTH_TOKEN"
+# In the container the connector is the entrypoint, so PID 1.
+CONNECTOR_PID = 1
+GRPC_BIND_FAILED = "Failed to bind to address"  # grpc says so with a plain RuntimeError
+USAGE = 2  # the exit code of a command line that cannot be right, as argparse uses it
+
+
+class CommandError(Exception):
+    """A mistake the command explains in one line on stderr, then exits with ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return _dispatch(argv)
+        finally:
+            sys.stdout.flush()  # here, not at interpreter exit, so a closed pipe is caught below
+    except BrokenPipeError:
+        # The reader left (`kubemq-s3 send ... | head -c1`): end quietly, as Python does for EPIPE (exit 1);
+        # stdout goes to devnull so the interpreter's last flush has nothing to complain about.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _dispatch(argv: list[str] | None) -> int:
     # grpc-core reads this once at import: keep its INFO chatter (fork, goaway) out of the output.
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     # The SDK warns on every plaintext channel; only its errors are worth showing.
@@ -27,22 +60,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args))
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kubemq-s3", description="KubeMQ <-> S3 connector, wire-compatible with kubemq-targets' aws.s3 target.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(title="commands")
 
     run = commands.add_parser("run", help="run the connector")
-    run.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="config file (default: %(default)s, or $KUBEMQ_S3_CONFIG)")
-    run.add_argument("--no-watch", dest="watch", action="store_false", help="do not reload when the config file changes (SIGHUP still reloads)")
+    _env_option(run, "-c", "--config", variable=CONFIG_ENV, fallback=DEFAULT_CONFIG, text="config file")
+    run.add_argument("--no-watch", dest="watch", action="store_false", help="do not reload when the config file changes (default: watch it; SIGHUP reloads either way)")
     run.set_defaults(func=_run)
 
     validate = commands.add_parser("validate", help="check a config file and list every problem with its line")
-    validate.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    _env_option(validate, "-c", "--config", variable=CONFIG_ENV, fallback=DEFAULT_CONFIG, text="config file")
     validate.set_defaults(func=_validate)
+
+    reload = commands.add_parser("reload", help="make a running connector reload its config file (sends it SIGHUP)")
+    reload.add_argument("--pid", type=int, default=CONNECTOR_PID, help="process id of the connector (default: %(default)s, the connector in its container)")
+    reload.set_defaults(func=_reload)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of config.yaml")
     schema.set_defaults(func=_schema)
@@ -51,33 +92,46 @@ def _parser() -> argparse.ArgumentParser:
     docs.set_defaults(func=_docs)
 
     broker = commands.add_parser("broker", help="run the embedded KubeMQ-compatible development broker")
-    broker.add_argument("--host", default="127.0.0.1")
-    broker.add_argument("--port", type=int, default=50000)
-    broker.add_argument("--auth-token", default=os.environ.get("KUBEMQ_AUTH_TOKEN") or None, help="require this token (default: $KUBEMQ_AUTH_TOKEN, none)")
+    broker.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    broker.add_argument("--port", type=int, default=50000, help="gRPC port (default: %(default)s)")
+    _env_option(broker, "--auth-token", variable=AUTH_TOKEN_ENV, fallback=None, text="require this token from clients")
     broker.add_argument("--tls-cert-file", type=_pem_file(), metavar="PEM", help="serve TLS with this certificate (default: plaintext); needs --tls-key-file")
-    broker.add_argument("--tls-key-file", type=_pem_file(key=True), metavar="PEM", help="private key of --tls-cert-file")
-    broker.add_argument("--tls-client-ca-file", type=_pem_file(), metavar="PEM", help="require client certificates signed by this CA (mutual TLS)")
+    broker.add_argument("--tls-key-file", type=_pem_file(key=True), metavar="PEM", help="private key of --tls-cert-file (default: none)")
+    broker.add_argument("--tls-client-ca-file", type=_pem_file(), metavar="PEM", help="require client certificates signed by this CA (mutual TLS; default: none required)")
     broker.set_defaults(func=_broker)
 
     send = commands.add_parser("send", help="send one kubemq-targets request with the official SDK, in any pattern, and print the result")
-    send.add_argument("--address", default=os.environ.get("KUBEMQ_ADDRESS", "localhost:50000"))
+    _env_option(send, "--address", variable=ADDRESS_ENV, fallback=DEFAULT_ADDRESS, text="KubeMQ gRPC host:port")
     send.add_argument("--pattern", choices=("query", "command", "queue", "event", "event-store"), default="query", help="query and command wait for the reply; queue, event and event-store print the send result (default: %(default)s)")
-    send.add_argument("--channel", help="channel to send to (default: <pattern>.aws.s3)")
-    send.add_argument("--response-channel", help="queue/event/event-store: wait for the response published on this channel and print it")
-    send.add_argument("-m", "--metadata", action="append", default=[], metavar="KEY=VALUE", help="request metadata, repeatable")
+    send.add_argument("--channel", help="channel to send to (default: <pattern>.aws.s3, e.g. query.aws.s3)")
+    send.add_argument("--response-channel", help="queue/event/event-store: wait for the response published on this channel and print it (default: do not wait)")
+    send.add_argument("-m", "--metadata", action="append", default=[], metavar="KEY=VALUE", help="request metadata, repeatable (default: none)")
     data = send.add_mutually_exclusive_group()
-    data.add_argument("--data-file", type=Path, help="file whose bytes are the request data")
-    data.add_argument("--data-text", help="text that is the request data")
-    send.add_argument("--timeout", type=int, default=30, help="seconds to wait for the reply or response")
-    send.add_argument("--auth-token", default=os.environ.get("KUBEMQ_AUTH_TOKEN") or None)
-    send.add_argument("--output", type=Path, help="write the reply's data bytes to this file instead of printing them")
-    send.add_argument("--tls", action="store_true", help="connect over TLS (implied by the other --tls-* options)")
+    data.add_argument("--data-file", type=Path, metavar="FILE", help="file whose bytes are the request data (default: no data)")
+    data.add_argument("--data-text", metavar="TEXT", help="text that is the request data (default: no data)")
+    send.add_argument("--timeout", type=int, default=30, metavar="SECONDS", help="seconds to wait for the reply or response (default: %(default)s)")
+    _env_option(send, "--auth-token", variable=AUTH_TOKEN_ENV, fallback=None, text="token to present to KubeMQ")
+    send.add_argument("--output", type=Path, metavar="FILE", help="write the reply's data bytes to this file instead of printing them (default: print them)")
+    send.add_argument("--tls", action="store_true", help="connect over TLS (default: plaintext; implied by the other --tls-* options)")
     send.add_argument("--tls-ca-file", type=_pem_file(), metavar="PEM", help="CA that verifies the server's certificate (default: the system's trusted roots)")
-    send.add_argument("--tls-cert-file", type=_pem_file(), metavar="PEM", help="client certificate for mutual TLS; needs --tls-key-file")
-    send.add_argument("--tls-key-file", type=_pem_file(key=True), metavar="PEM", help="private key of --tls-cert-file")
-    send.add_argument("--tls-server-name", metavar="NAME", help="name to check in the server's certificate instead of the address's host")
+    send.add_argument("--tls-cert-file", type=_pem_file(), metavar="PEM", help="client certificate for mutual TLS; needs --tls-key-file (default: none)")
+    send.add_argument("--tls-key-file", type=_pem_file(key=True), metavar="PEM", help="private key of --tls-cert-file (default: none)")
+    send.add_argument("--tls-server-name", metavar="NAME", help="name to check in the server's certificate (default: the address's host)")
     send.set_defaults(func=_send)
     return parser
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("kubemq-s3")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _env_option(parser: argparse.ArgumentParser, *flags: str, variable: str, fallback: str | None, text: str) -> None:
+    """An option whose default comes from ``variable``; the help names the variable, never its value (it may be a secret)."""
+    shown = fallback if fallback is not None else "none"
+    parser.add_argument(*flags, default=os.environ.get(variable) or fallback, help=f"{text} (default: ${variable}, else {shown})")
 
 
 def _pem_file(*, key: bool = False) -> Callable[[str], str]:
@@ -94,14 +148,13 @@ def _pem_file(*, key: bool = False) -> Callable[[str], str]:
     return checked
 
 
-def _key_pair_refused(args: argparse.Namespace) -> bool:
-    """Whether --tls-cert-file and --tls-key-file are not a pair (and if so, say why)."""
+def _check_key_pair(args: argparse.Namespace) -> None:
+    """Refuse --tls-cert-file and --tls-key-file that are not a pair."""
     from bindings.sources.connection import key_pair_problem
 
     problem = key_pair_problem(args.tls_cert_file, args.tls_key_file, ("--tls-cert-file", "--tls-key-file"))
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
-    return problem is not None
+        raise CommandError(problem, USAGE)
 
 
 def _registry():  # type: ignore[no-untyped-def]
@@ -154,15 +207,18 @@ def _broker(args: argparse.Namespace) -> int:
     from bindings.broker import serve_forever
     from bindings.broker.server import ServerTLS
 
-    if _key_pair_refused(args):
-        return 2
+    _check_key_pair(args)
     if args.tls_client_ca_file and not args.tls_cert_file:
-        print("error: --tls-client-ca-file needs the server's own --tls-cert-file and --tls-key-file", file=sys.stderr)
-        return 2
+        raise CommandError("--tls-client-ca-file needs the server's own --tls-cert-file and --tls-key-file", USAGE)
     client_ca = Path(args.tls_client_ca_file) if args.tls_client_ca_file else None
     tls = ServerTLS(Path(args.tls_cert_file), Path(args.tls_key_file), client_ca) if args.tls_cert_file else None
     logs.configure("info")
-    asyncio.run(serve_forever(args.host, args.port, args.auth_token, tls))
+    try:
+        asyncio.run(serve_forever(args.host, args.port, args.auth_token, tls))
+    except RuntimeError as exc:
+        if not str(exc).startswith(GRPC_BIND_FAILED):
+            raise
+        raise CommandError(f"cannot listen on {args.host}:{args.port}: the port is taken, or the address is not one of this machine's") from None
     return 0
 
 
@@ -170,19 +226,17 @@ def _send(args: argparse.Namespace) -> int:
     from bindings.client import send_request
     from bindings.sources.connection import sdk_tls
 
-    if _key_pair_refused(args):
-        return 2
+    _check_key_pair(args)
     metadata: dict[str, str] = {}
     for item in args.metadata:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            print(f"error: metadata {item!r} is not KEY=VALUE", file=sys.stderr)
-            return 2
+            raise CommandError(f"metadata {item!r} is not KEY=VALUE", USAGE)
         metadata[key] = value
     if args.response_channel and args.pattern in ("query", "command"):
-        print(f"error: --response-channel is for queue, event and event-store; a {args.pattern} gets its reply directly", file=sys.stderr)
-        return 2
-    data = args.data_file.read_bytes() if args.data_file else (args.data_text.encode() if args.data_text is not None else b"")
+        raise CommandError(f"--response-channel is for queue, event and event-store; a {args.pattern} gets its reply directly", USAGE)
+    data = _request_data(args)
+    _check_output(args.output)
     channel = args.channel or f"{args.pattern}.aws.s3"
     tls_options = (args.tls_ca_file or "", args.tls_cert_file or "", args.tls_key_file or "", args.tls_server_name or "")
     tls = sdk_tls(*tls_options) if args.tls or any(tls_options) else None
@@ -191,6 +245,40 @@ def _send(args: argparse.Namespace) -> int:
             args.address, channel, metadata, data, timeout=args.timeout, auth_token=args.auth_token, output=args.output, pattern=args.pattern, response_channel=args.response_channel, tls=tls
         )
     )
+
+
+def _request_data(args: argparse.Namespace) -> bytes:
+    if args.data_file is None:
+        return args.data_text.encode() if args.data_text is not None else b""
+    try:
+        return args.data_file.read_bytes()  # type: ignore[no-any-return]
+    except OSError as exc:
+        raise CommandError(f"cannot read --data-file {args.data_file}: {exc.strerror or exc}") from None
+
+
+def _check_output(path: Path | None) -> None:
+    """Refuse an --output that cannot be written before sending: the request may be slow, or change something."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise CommandError(f"cannot write --output {path}: it is a folder; name a file in it")
+    folder = path.parent
+    if not folder.is_dir():
+        raise CommandError(f"cannot write --output {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CommandError(f"cannot write --output {path}: folder {folder} is not writable")
+
+
+def _reload(args: argparse.Namespace) -> int:
+    """SIGHUP the connector: a slim image has no ``kill`` binary, but it has this command."""
+    try:
+        os.kill(args.pid, signal.SIGHUP)
+    except ProcessLookupError:
+        raise CommandError(f"no process {args.pid}; pass the connector's process id with --pid") from None
+    except PermissionError:
+        raise CommandError(f"not allowed to signal process {args.pid}; run as the connector's user") from None
+    print(f"sent SIGHUP to process {args.pid}: the connector reloads its config file and logs 'config reloaded' or why it refused")
+    return 0
 
 
 def _print_problems(path: str, exc: ConfigError) -> None:

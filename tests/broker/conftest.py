@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
@@ -137,3 +137,41 @@ async def internal_error(call: Awaitable[object]) -> grpc.aio.AioRpcError:
         await call
     assert caught.value.code() == grpc.StatusCode.INTERNAL, caught.value
     return caught.value
+
+
+StreamRequest = TypeVar("StreamRequest")
+StreamReply = TypeVar("StreamReply")
+
+
+class RawStream(Generic[StreamRequest, StreamReply]):
+    """A bidirectional stream on a raw stub, fed request by request, to see exactly what the broker answers."""
+
+    def __init__(self, open_call: Callable[[AsyncIterator[StreamRequest]], grpc.aio.StreamStreamCall]) -> None:
+        self._requests: asyncio.Queue[StreamRequest | None] = asyncio.Queue()
+        self.call = open_call(self._feed())
+
+    async def _feed(self) -> AsyncIterator[StreamRequest]:
+        while (request := await self._requests.get()) is not None:
+            yield request
+
+    def put(self, request: StreamRequest) -> None:
+        self._requests.put_nowait(request)
+
+    def done_writing(self) -> None:
+        """Half-close: no more requests, but the broker may still reply."""
+        self._requests.put_nowait(None)
+
+    async def read(self) -> StreamReply:
+        """The next reply (``grpc.aio.EOF`` once the broker has ended the stream)."""
+        return await asyncio.wait_for(self.call.read(), 5)
+
+    def close(self) -> None:
+        """Cancel the call, as a client process dying would."""
+        self.call.cancel()
+
+
+async def until_depth(broker: EmbeddedBroker, channel: str, depth: int, timeout: float = 5.0) -> None:
+    """Wait until a queue holds ``depth`` messages waiting for a reader (hand-backs are asynchronous)."""
+    async with asyncio.timeout(timeout):
+        while await broker.queue_depth(channel) != depth:
+            await asyncio.sleep(0.01)

@@ -15,7 +15,7 @@ from kubemq.queues import QueueMessage
 
 from bindings.broker import EmbeddedBroker
 
-from .conftest import sdk_client
+from .conftest import RawStream, sdk_client, until_depth
 
 Get = pb.QueuesDownstreamRequestType.Get
 
@@ -24,26 +24,18 @@ def queues(broker: EmbeddedBroker, client_id: str = "worker"):
     return sdk_client(AsyncQueuesClient, broker.address, client_id)
 
 
-class RawDownstream:
-    """One QueuesDownstream stream driven request by request, to see exactly what the server answers."""
+class RawDownstream(RawStream[pb.QueuesDownstreamRequest, pb.QueuesDownstreamResponse]):
+    """One QueuesDownstream stream driven request by request."""
 
     def __init__(self, stub: kubemq_pb2_grpc.kubemqStub) -> None:
-        self._requests: asyncio.Queue[pb.QueuesDownstreamRequest] = asyncio.Queue()
-        self._call = stub.QueuesDownstream(self._feed())
-
-    async def _feed(self) -> AsyncIterator[pb.QueuesDownstreamRequest]:
-        while True:
-            yield await self._requests.get()
+        super().__init__(stub.QueuesDownstream)
 
     def send(self, **fields: object) -> None:
-        self._requests.put_nowait(pb.QueuesDownstreamRequest(RequestID=uuid.uuid4().hex, ClientID="raw", **fields))
+        self.put(pb.QueuesDownstreamRequest(RequestID=uuid.uuid4().hex, ClientID="raw", **fields))
 
     async def reply(self, **fields: object) -> pb.QueuesDownstreamResponse:
         self.send(**fields)
-        return await asyncio.wait_for(self._call.read(), 5)
-
-    def close(self) -> None:
-        self._call.cancel()
+        return await self.read()
 
 
 @pytest.fixture
@@ -134,7 +126,7 @@ async def test_held_message_is_invisible_until_its_reader_disconnects(broker: Em
             nothing = await other.receive_queue_messages(channel="v", max_messages=1, wait_timeout_seconds=1)
             assert nothing.messages == [] and not nothing.is_error
         # The reader closed without acking: the message is handed back with its sequence and count.
-        await _until_depth(broker, "v", 1)
+        await until_depth(broker, "v", 1)
         again = await other.receive_queue_messages(channel="v", max_messages=1, wait_timeout_seconds=5)
     assert [(m.body, m.sequence, m.receive_count) for m in again.messages] == [(b"in-flight", 1, 1)]
 
@@ -193,7 +185,7 @@ async def test_sdk_ack_all_on_a_poll_response_is_refused_and_redelivered_later(b
         await client.send_queue_message(QueueMessage(channel="tx", body=b"x"))
         poll = await client.receive_queue_messages(channel="tx", max_messages=1, wait_timeout_seconds=5)
         await poll.ack_all()  # the SDK ignores the server's refusal
-    await _until_depth(broker, "tx", 1)
+    await until_depth(broker, "tx", 1)
 
 
 async def test_downstream_transaction_protocol(downstream: RawDownstream, stub) -> None:
@@ -225,7 +217,7 @@ async def test_close_by_client_hands_messages_back(broker: EmbeddedBroker, downs
     got = await downstream.reply(RequestTypeData=Get, Channel="cbc", MaxItems=1, WaitTimeout=1000)
     assert await broker.queue_depth("cbc") == 0
     downstream.send(RequestTypeData=pb.QueuesDownstreamRequestType.CloseByClient, RefTransactionId=got.TransactionId)
-    await _until_depth(broker, "cbc", 1)
+    await until_depth(broker, "cbc", 1)
 
 
 async def test_cancelled_stream_hands_messages_back(broker: EmbeddedBroker, stub) -> None:
@@ -234,7 +226,7 @@ async def test_cancelled_stream_hands_messages_back(broker: EmbeddedBroker, stub
     await stream.reply(RequestTypeData=Get, Channel="killed", MaxItems=1, WaitTimeout=1000)
     assert await broker.queue_depth("killed") == 0
     stream.close()  # like a connector process dying mid-request
-    await _until_depth(broker, "killed", 1)
+    await until_depth(broker, "killed", 1)
 
 
 @pytest.mark.parametrize(
@@ -304,9 +296,3 @@ async def test_empty_batch_is_an_internal_error(stub) -> None:
 async def _settled() -> None:
     """Acks and rejects are fire-and-forget on the SDK's stream; give the broker a moment to apply them."""
     await asyncio.sleep(0.1)
-
-
-async def _until_depth(broker: EmbeddedBroker, channel: str, depth: int, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while await broker.queue_depth(channel) != depth:
-            await asyncio.sleep(0.01)

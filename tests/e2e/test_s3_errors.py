@@ -45,10 +45,11 @@ def names_missing(error: str, keys: tuple[str, ...] | list[str]) -> bool:
     return len(parts) == len(keys) and all(f"error parsing {key}, value of key {key} cannot be empty" in part for part, key in zip(parts, keys, strict=True))
 
 
-@pytest.mark.parametrize("method", ["rename_item", "GET_ITEM", "list-buckets"])
-async def test_an_unknown_method_lists_the_methods_in_a_stable_order(connector_send: Send, method: str) -> None:
+@pytest.mark.parametrize(("method", "suggestion"), [("rename_item", ""), ("GET_ITEM", "; did you mean 'get_item'?"), ("list-buckets", "; did you mean 'list_buckets'?")])
+async def test_an_unknown_method_lists_the_methods_in_a_stable_order(connector_send: Send, method: str, suggestion: str) -> None:
+    """kubemq-targets' words come first, unchanged; a close method name is suggested after them."""
     reply = await connector_send({"method": method, "bucket_name": "b"})
-    assert (reply.is_error, reply.error, reply.metadata, reply.data) == (True, UNKNOWN_METHOD, {}, None)
+    assert (reply.is_error, reply.error, reply.metadata, reply.data) == (True, UNKNOWN_METHOD + suggestion, {}, None)
 
 
 @pytest.mark.parametrize("method", list(REQUIRED))
