@@ -145,8 +145,12 @@ class QueueStore:
 
     # -- reading -------------------------------------------------------------
 
-    def _take(self, channel: str, limit: int) -> tuple[list[pb.QueueMessage], int]:
-        """Remove up to ``limit`` unexpired messages in sequence order; also returns how many expired.
+    def arrival(self, channel: str) -> asyncio.Event:
+        """Set when a message next becomes ready on ``channel`` (a fresh event after each arrival)."""
+        return self._channel(channel).arrival
+
+    def take(self, channel: str, limit: int) -> tuple[list[pb.QueueMessage], int]:
+        """Remove up to ``limit`` unexpired messages in sequence order at once; also returns how many expired.
 
         (The server also re-checks ``MaxReceiveCount`` here; with counts raised
         only by rejections, which already enforce it, that check never fires.)
@@ -176,13 +180,13 @@ class QueueStore:
         expired = 0
         try:
             while True:
-                more, more_expired = self._take(channel, limit - len(taken))
+                more, more_expired = self.take(channel, limit - len(taken))
                 taken += more
                 expired += more_expired
                 remaining = deadline - loop.time()
                 if len(taken) >= limit or remaining <= 0:
                     return taken, expired
-                arrival = self._channel(channel).arrival
+                arrival = self.arrival(channel)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(arrival.wait(), remaining)
         except BaseException:

@@ -1,7 +1,7 @@
 """The ``kubemq.kubemq`` gRPC service: authorization, error mapping and RPC dispatch.
 
 The semantics live in the pattern modules (``request_reply``, ``events``,
-``queues``, ``downstream``); this module only maps RPCs onto them.
+``queues``, ``downstream``, ``stream_queue``); this module only maps RPCs onto them.
 Every handler is wrapped so that no exception escapes as UNKNOWN: the SDK
 retries UNKNOWN, which would duplicate queries. Refusals go out with their own
 code and exact text; anything unexpected is logged and sent as INTERNAL.
@@ -9,6 +9,7 @@ code and exact text; anything unexpected is logged and sent as INTERNAL.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import socket
@@ -25,6 +26,7 @@ from .events import EventsHub
 from .queues import QueueStore
 from .request_reply import RequestReplyExchange
 from .routing import Subscription, SubscriptionRegistry
+from .stream_queue import StreamTransaction
 from .validation import ERR_AUTH_FAILED, ERR_SHUTDOWN, BrokerError, check_subscribe
 
 log = logging.getLogger("bindings.broker")
@@ -87,7 +89,7 @@ def streaming_rpc(
 
 
 class BrokerServicer(kubemq_pb2_grpc.kubemqServicer):
-    """Implements every RPC the official SDK uses; ``StreamQueueMessage`` (unused by it) stays UNIMPLEMENTED."""
+    """Implements every RPC of the ``kubemq.kubemq`` service in the SDK's generated stubs."""
 
     def __init__(self, registry: SubscriptionRegistry, queues: QueueStore, *, auth_token: str | None) -> None:
         self._registry = registry
@@ -223,6 +225,15 @@ class BrokerServicer(kubemq_pb2_grpc.kubemqServicer):
                     yield response
         finally:
             session.close()
+
+    @streaming_rpc
+    async def StreamQueueMessage(
+        self, request_iterator: AsyncIterator[pb.StreamQueueMessagesRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StreamQueueMessagesResponse]:
+        """One message per stream (kubemq-js and kubemq-go manual ack); the stream ends with its transaction."""
+        async with contextlib.aclosing(StreamTransaction(self._queues).run(request_iterator)) as replies:
+            async for reply in replies:
+                yield reply
 
     @unary_rpc
     async def ReceiveQueueMessages(

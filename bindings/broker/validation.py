@@ -34,6 +34,15 @@ ERR_INVALID_QUEUE_NAME = (
     "Error 120: invalid queue name value, cannot be empty, contains wildcards ,white spaces and end with dot"
 )
 ERR_INVALID_MAX_MESSAGES = "Error 122: max messages should be between 1 and max message setting in kubemq config  "
+ERR_NO_MESSAGE_TO_ACK = "Error 124: no active message to ack"
+ERR_INVALID_ACK_SEQUENCE = "Error 125: ack sequence cannot be 0 or negative"
+ERR_NO_MESSAGE_TO_SEND = "Error 126: no active message to send"
+ERR_INVALID_VISIBILITY = "Error 127: invalid visibility time, cannot be negative or exceed setting in kubemq config"
+ERR_SUBSCRIPTION_ACTIVE = "Error 128: subscription to queue is already active"
+ERR_VISIBILITY_EXPIRED = "Error 129: current visibility timer expired"
+ERR_SENDING_QUEUE_MESSAGE = "Error 130: error during send message to queue"
+ERR_INVALID_QUEUE_MESSAGE = "Error 131: invalid queue message"
+ERR_INVALID_STREAM_REQUEST_TYPE = "Error 132: invalid stream queue messages request type"
 ERR_INVALID_EXPIRATION = "Error 133: invalid expiration seconds, exceed max expiration seconds setting in kubemq config"
 ERR_INVALID_MAX_RECEIVE_COUNT = (
     "Error 134: invalid max received count, cannot be negative or exceed max receive count setting in kubemq config"
@@ -42,6 +51,8 @@ ERR_INVALID_DELAY = "Error 135: invalid delay seconds, exceed max delay seconds 
 ERR_INVALID_WAIT_TIMEOUT = (
     "Error 136: invalid wait timeout, value cannot be negative or exceed max wait timeout seconds setting in kubemq config"
 )
+ERR_NO_MESSAGE_TO_REJECT = "Error 137: no active message to reject"
+ERR_NO_NEW_MESSAGE = "Error 138: no new message in queue, wait time expired"
 ERR_INVALID_REQUEST_TYPE = "Error 206: invalid request type"
 ERR_INVALID_SUBSCRIBE_TYPE = "Error 207: invalid subscribe type"
 ERR_REQUEST_TIMEOUT = "Error 301: timeout for request message"
@@ -54,6 +65,8 @@ MAX_WAIT_TIMEOUT_SECONDS = 3600
 MAX_EXPIRATION_SECONDS = 43200
 MAX_DELAY_SECONDS = 43200
 MAX_RECEIVE_COUNT = 1024
+MAX_VISIBILITY_SECONDS = 43200
+DEFAULT_VISIBILITY_SECONDS = 60
 
 
 class BrokerError(Exception):
@@ -181,3 +194,32 @@ def check_receive_request(request: pb.ReceiveQueueMessagesRequest) -> None:
     if not 1 <= request.MaxNumberOfMessages <= MAX_NUMBER_OF_MESSAGES:
         raise BrokerError(ERR_INVALID_MAX_MESSAGES)
     check_wait_seconds(request.WaitTimeSeconds)
+
+
+def _check_visibility(seconds: int) -> None:
+    if not 0 <= seconds <= MAX_VISIBILITY_SECONDS:
+        raise BrokerError(ERR_INVALID_VISIBILITY)
+
+
+def check_stream_queue_request(request: pb.StreamQueueMessagesRequest) -> None:
+    """``StreamQueueMessage``: the client, then what its request type needs, in the server's order."""
+    _check_client_id(request.ClientID)
+    kind = request.StreamRequestTypeData
+    if kind == pb.StreamRequestType.ReceiveMessage:
+        check_queue_name(request.Channel)
+        _check_visibility(request.VisibilitySeconds)
+        check_wait_seconds(request.WaitTimeSeconds)
+    elif kind in (pb.StreamRequestType.AckMessage, pb.StreamRequestType.RejectMessage):
+        if request.RefSequence == 0:
+            raise BrokerError(ERR_INVALID_ACK_SEQUENCE)
+    elif kind == pb.StreamRequestType.ResendMessage:
+        check_queue_name(request.Channel)
+    elif kind == pb.StreamRequestType.ModifyVisibility:
+        _check_visibility(request.VisibilitySeconds)
+    elif kind == pb.StreamRequestType.SendModifiedMessage:
+        if not request.HasField("ModifiedMessage"):
+            raise BrokerError(ERR_INVALID_QUEUE_MESSAGE)
+        check_queue_message(request.ModifiedMessage)
+        _check_visibility(request.VisibilitySeconds)
+    else:
+        raise BrokerError(ERR_INVALID_STREAM_REQUEST_TYPE)
