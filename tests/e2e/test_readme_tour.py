@@ -1,9 +1,9 @@
 """The README's tour and the examples of docs/methods.md work when pasted, against a connector started as a newcomer starts it.
 
 The connector is ``python -m connector run -c <config>``, where the config is the repository's ``config.yaml``
-with three changes: ``apiPort`` and ``embeddedBrokerPort`` set to free ports, and ``apiHost: 127.0.0.1``
-(the default binds every interface; tests serve on 127.0.0.1 only). So it starts its own embedded broker
-and its own embedded SeaweedFS, exactly as ``make run`` does.
+with two changes: ``apiPort`` and ``embeddedBrokerPort`` set to free ports (its ``apiHost: 127.0.0.1`` already
+keeps the API on this machine). So it starts its own embedded broker and its own embedded SeaweedFS, exactly
+as ``make run`` does.
 
 Every ``kubemq-s3 send`` line of the document is run in order as a separate process, with ``kubemq-s3`` replaced
 by ``<this python> -m connector`` and ``--address 127.0.0.1:<port>`` added (the last ``--address`` wins, so
@@ -47,8 +47,8 @@ def newcomer_config(directory: Path) -> tuple[Path, str, str]:
     """The repository's config.yaml on free ports: (path, API URL, broker address)."""
     api_port, broker_port = free_port(), free_port()
     text = (REPO / "config.yaml").read_text()
-    assert "\napiPort: 8080\n" in text and "embeddedBrokerPort" not in text
-    text = text.replace("\napiPort: 8080\n", f"\napiPort: {api_port}\napiHost: 127.0.0.1\nembeddedBrokerPort: {broker_port}\n")
+    assert "\napiPort: 8080\n" in text and "\napiHost: 127.0.0.1\n" in text and "embeddedBrokerPort" not in text
+    text = text.replace("\napiPort: 8080\n", f"\napiPort: {api_port}\nembeddedBrokerPort: {broker_port}\n")
     path = directory / "config.yaml"
     path.write_text(text)
     return path, f"http://127.0.0.1:{api_port}", f"127.0.0.1:{broker_port}"

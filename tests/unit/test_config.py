@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bindings.config import load_config, parse_config
+from bindings.config import Config, load_config, parse_config
 from bindings.errors import ConfigError
 from bindings.registry import Registry
 from bindings.sources import SOURCES
@@ -166,3 +166,49 @@ def test_non_utf8_file_is_refused_not_a_crash(tmp_path: Path) -> None:
 
 def test_recursive_alias_is_refused_not_a_crash() -> None:
     assert problems("bindings: &loop\n  - *loop\n") == ["invalid YAML: nested too deeply (a recursive alias?)"]
+
+
+def test_a_wrong_top_level_key_does_not_hide_the_bindings_problems_and_all_come_sorted_by_line() -> None:
+    found = problems(
+        """
+        apiPort: high
+        bindings:
+          - name: echo
+            source:
+              kind: kubemq.query
+              properties:
+                address: "localhost:50000"
+                channel: "query.echo"
+                auto_reconnect: "maybe"
+            target:
+              kind: test.echo
+              properties:
+                prefx: "x"
+          - name: shapeless
+        logLevel: loud
+        """
+    )
+    assert found == [
+        "line 2: apiPort: Input should be a valid integer, unable to parse string as an integer",
+        "line 10: bindings[0].source.properties.auto_reconnect: invalid boolean; accepted values: true, false, 1, 0, yes, no, on, off, t, f, y, n "
+        "(any letter case) (binding 'echo')",
+        "line 14: bindings[0].target.properties.prefx: unknown property; did you mean 'prefix'? valid properties: prefix, secret_word (binding 'echo')",
+        "line 15: bindings[1].source: required property is missing",
+        "line 15: bindings[1].target: required property is missing",
+        "line 16: logLevel: Input should be 'debug', 'info', 'warning' or 'error'",
+    ]
+
+
+def test_an_unknown_key_names_the_keys_of_its_own_block_and_the_closest() -> None:
+    found = problems(VALID.replace("      kind: test.echo", "      kind: test.echo\n      names: echo-target").replace("apiPort: 8080", "apiport: 8080"))
+    assert found == [
+        f"line 2: apiport: unknown key; did you mean 'apiPort'? valid keys: {', '.join(Config.model_fields)}",
+        "line 15: bindings[0].target.names: unknown key; did you mean 'name'? valid keys: kind, name, properties",
+    ]
+
+
+def test_a_close_kind_is_suggested_and_a_far_one_is_not() -> None:
+    assert problems(VALID.replace("kind: test.echo", "kind: test.ecko")) == [
+        "line 14: bindings[0].target.kind: invalid kind 'test.ecko' for target; did you mean 'test.echo'? valid kinds: test.echo (binding 'echo')"
+    ]
+    assert problems(VALID.replace("kind: test.echo", "kind: aws.s3")) == ["line 14: bindings[0].target.kind: invalid kind 'aws.s3' for target; valid kinds: test.echo (binding 'echo')"]
