@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
@@ -67,6 +67,8 @@ _TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", 
 def _type_name(annotation: Any) -> str:
     """A reader's name for a field type: ``string``, ``integer``, ``"a" | "b"`` ..."""
     origin = get_origin(annotation)
+    if origin is Annotated:  # a type with its own parsing (``StringList``): named by what it holds
+        return _type_name(get_args(annotation)[0])
     if origin is Literal:
         return " | ".join(f"`{value}`" for value in get_args(annotation))
     if origin in (Union, UnionType):

@@ -12,9 +12,9 @@ the declared type and numbers to strings where a string is declared.
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import Annotated, Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
 
 from bindings.errors import ConfigProblem
 from bindings.hints import choices_message, value_message
@@ -31,6 +31,21 @@ def field(default: Any = ..., *, description: str, example: Any = None, secret: 
     extra: dict[str, Any] = {SECRET_MARK: True} if secret else {}
     examples = [example] if example is not None else None
     return Field(default, description=description, examples=examples, json_schema_extra=extra or None, **kwargs)
+
+
+def _split_commas(value: Any) -> Any:
+    """kubemq-targets writes every value as a string, so ``"a, b"`` stands for the list ``[a, b]`` (blanks dropped)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+# A list property: a YAML list, or one comma-separated string as kubemq-targets configs write it.
+StringList = Annotated[
+    list[str],
+    BeforeValidator(_split_commas),
+    WithJsonSchema({"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string", "description": "Comma-separated values."}]}),
+]
 
 
 class Properties(BaseModel):

@@ -84,6 +84,9 @@ class Method(Generic[MetadataT]):
     read_only: bool = False
 
 
+Authorize = Callable[[Method[Any], Any, RequestContext], None]
+
+
 class MethodTable:
     """The explicit list of a target's operations, in a stable order.
 
@@ -132,11 +135,19 @@ class MethodTable:
         except ValidationError as exc:
             raise InvalidRequestError(_describe(exc, method)) from None
 
-    async def dispatch(self, owner: Any, request: Request, context: RequestContext, defaults: Mapping[str, str] | None = None) -> Response:
-        """Resolve and run the request's method on ``owner`` (the target)."""
+    async def dispatch(
+        self, owner: Any, request: Request, context: RequestContext, defaults: Mapping[str, str] | None = None, authorize: Authorize | None = None
+    ) -> Response:
+        """Resolve and run the request's method on ``owner`` (the target).
+
+        ``authorize`` sees the method and its parsed metadata before the
+        handler runs, and raises to refuse the request (a per-binding policy).
+        """
         method, metadata = self.resolve(request, defaults)
         context.method = method.name
         context.read_only = method.read_only
+        if authorize is not None:
+            authorize(method, metadata, context)
         return await method.handler(owner, metadata, request, context)
 
 

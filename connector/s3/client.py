@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError, WaiterError
 from bindings.errors import TargetError
 from connector.s3.errors import NO_SUCH_BUCKET, NO_SUCH_KEY, client_error, is_not_found, waiter_error
 from connector.s3.options import S3Properties
+from connector.s3.policy import AccessPolicy
 
 DEFAULT_REGION = "us-east-1"
 MIN_POOL = 10
@@ -45,6 +46,8 @@ class S3Client:
         self.endpoint_url = endpoint_url
         # Largest reply data the binding's source can send (None: no limit); get_item refuses bigger objects unread.
         self.max_reply_data = max_reply_data
+        # The binding's least privilege: checked before each request; list_buckets also filters by it.
+        self.policy = AccessPolicy.of(properties)
         self.region = DEFAULT_REGION
         self._stack = AsyncExitStack()
         self._client: Any = None

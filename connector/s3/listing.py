@@ -64,8 +64,9 @@ class _Listing:
 
 
 async def list_buckets(s3: S3Client, metadata: ListBucketsMetadata, request: Request, context: RequestContext) -> Response:
-    """All buckets of the account, with their owner."""
+    """All buckets of the account, with their owner; only those in ``allowed_buckets`` when the binding sets it."""
     output = await s3.s3.list_buckets()
+    output["Buckets"] = [bucket for bucket in output.get("Buckets", []) if s3.policy.allows_bucket(bucket["Name"])]
     return Response.ok(to_json(LIST_BUCKETS.apply(output)))
 
 

@@ -3,7 +3,8 @@
 Accepts everything kubemq-targets' ``aws.s3`` accepts (``aws_key``,
 ``aws_secret_key``, ``token``, ``region``, and the legacy ``downloader`` /
 ``uploader`` switches, which it documents but ignores), plus what is needed to
-reach any S3-compatible store and to bound the work one request can cause.
+reach any S3-compatible store, to bound the work one request can cause, and to
+narrow what one binding may do (``allowed_*``, ``read_only``: see policy.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, SecretStr, field_validator, model_validator
 
-from bindings.properties import Properties, field
+from bindings.properties import Properties, StringList, field
+from connector.s3.policy import Patterns, check_bucket_patterns, check_method_names
 
 EMBEDDED = "embedded"
 MIB = 1024 * 1024
@@ -110,6 +112,32 @@ class S3Properties(Properties):
         description="With `endpoint: embedded`: directory where SeaweedFS keeps its data across restarts. Default: a temporary directory removed at shutdown.",
         example="/var/lib/kubemq-s3/seaweedfs",
     )
+    allowed_methods: StringList | None = field(
+        None,
+        min_length=1,
+        description="Least privilege: the only methods this binding serves (a YAML list or comma-separated names); others are refused "
+        "with `AccessDenied` before any S3 call. Default: every method.",
+        example="list_bucket_items, get_item, head_item",
+    )
+    allowed_buckets: StringList | None = field(
+        None,
+        min_length=1,
+        description="Least privilege: the only buckets requests may name, as patterns (`*` any characters, `?` one); `list_buckets` "
+        "shows only these. Default: every bucket.",
+        example="reports-*",
+    )
+    allowed_keys: StringList | None = field(
+        None,
+        min_length=1,
+        description="Least privilege: the only object keys requests may reach, as patterns (`*` any characters, `/` included; `?` one); "
+        "a listing or prefix delete needs a `prefix` inside a pattern ending in `*`. Default: every key.",
+        example="incoming/*, reports/*.pdf",
+    )
+    read_only: bool = field(
+        False,
+        description="Least privilege: refuse every request that writes (uploads, deletes, copies, bucket changes, put/delete presigned URLs).",
+        example=True,
+    )
 
     @field_validator("endpoint")
     @classmethod
@@ -128,6 +156,22 @@ class S3Properties(Properties):
             raise ValueError(f"file {value!r} does not exist")
         return value
 
+    @field_validator("allowed_methods")
+    @classmethod
+    def _known_methods(cls, names: list[str] | None) -> list[str] | None:
+        if names is not None:
+            from connector.s3.target import METHODS  # imported here: the method table imports this module
+
+            check_method_names(names, [method.name for method in METHODS])
+        return names
+
+    @field_validator("allowed_buckets")
+    @classmethod
+    def _bucket_patterns(cls, patterns: list[str] | None) -> list[str] | None:
+        if patterns is not None:
+            check_bucket_patterns(patterns)
+        return patterns
+
     @model_validator(mode="after")
     def _consistent(self) -> S3Properties:
         if (self.aws_key is None) != (self.aws_secret_key is None):
@@ -143,6 +187,8 @@ class S3Properties(Properties):
                 raise ValueError("endpoint 'embedded' does not accept a session token")
         elif self.embedded_data_dir is not None:
             raise ValueError("embedded_data_dir applies only to endpoint 'embedded'")
+        if self.bucket is not None and self.allowed_buckets is not None and not Patterns(self.allowed_buckets).match(self.bucket):
+            raise ValueError(f"the default bucket {self.bucket!r} is outside allowed_buckets, so every request relying on it would be refused")
         if self.multipart_part_size_mib > self.multipart_threshold_mib:
             raise ValueError("multipart_part_size_mib cannot be larger than multipart_threshold_mib")
         return self

@@ -8,37 +8,49 @@ the request is checked against before its handler runs.
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from typing import Any
 
 from bindings.context import RequestContext, TargetContext
 from bindings.errors import RequestError, TargetError
-from bindings.target import MethodTable, Target
+from bindings.target import Method, MethodTable, Target
 from bindings.wire import Request, Response
-from connector.s3 import buckets, items, listing
+from connector.s3 import buckets, items, listing, policy
 from connector.s3.client import Credentials, S3Client
 from connector.s3.embedded import SHARED
 from connector.s3.errors import translate
 from connector.s3.options import S3Properties
+from connector.s3.policy import AccessPolicy, Reaches
 
 READ, WRITE = True, False
-# (name, metadata model, handler, summary, read-only: may be cancelled once the sender gives up)
-OPERATIONS: tuple[tuple[str, type[Any], Any, str, bool], ...] = (
-    ("list_buckets", listing.ListBucketsMetadata, listing.list_buckets, "List every bucket of the account.", READ),
-    ("list_bucket_items", listing.ListItemsMetadata, listing.list_bucket_items, "List a bucket's objects: every page up to a cap, or one page.", READ),
-    ("create_bucket", buckets.CreateBucketMetadata, buckets.create_bucket, "Create a bucket in the target's region.", WRITE),
-    ("delete_bucket", buckets.DeleteBucketMetadata, buckets.delete_bucket, "Delete a bucket (with force=true, empty it first).", WRITE),
-    ("upload_item", items.UploadItemMetadata, items.upload_item, "Store the request data as an object.", WRITE),
-    ("get_item", items.GetItemMetadata, items.get_item, "Return an object's bytes (or its decoded content).", READ),
-    ("delete_item_from_bucket", items.DeleteItemMetadata, items.delete_item_from_bucket, "Delete one object.", WRITE),
-    ("delete_all_items_from_bucket", buckets.DeleteAllItemsMetadata, buckets.delete_all_items_from_bucket, "Delete every object (under a prefix).", WRITE),
-    ("copy_item", items.CopyItemMetadata, items.copy_item, "Copy an object, within or across buckets.", WRITE),
-    ("head_item", items.HeadItemMetadata, items.head_item, "Describe an object without its body.", READ),
-    ("presign_url", items.PresignUrlMetadata, items.presign_url, "Make a time-limited URL to get, put or delete an object.", READ),
+# (name, metadata model, handler, summary, read-only: may be cancelled once the sender gives up,
+#  what a request reaches and whether it writes there, for the binding's least-privilege policy).
+# The two differ for presign_url: signing changes nothing, yet a put or delete URL is a write.
+OPERATIONS: tuple[tuple[str, type[Any], Any, str, bool, Reaches], ...] = (
+    ("list_buckets", listing.ListBucketsMetadata, listing.list_buckets, "List every bucket of the account.", READ, policy.reaches_nothing),
+    ("list_bucket_items", listing.ListItemsMetadata, listing.list_bucket_items, "List a bucket's objects: every page up to a cap, or one page.", READ, policy.reads_prefix),
+    ("create_bucket", buckets.CreateBucketMetadata, buckets.create_bucket, "Create a bucket in the target's region.", WRITE, policy.writes_bucket),
+    ("delete_bucket", buckets.DeleteBucketMetadata, buckets.delete_bucket, "Delete a bucket (with force=true, empty it first).", WRITE, policy.deletes_bucket),
+    ("upload_item", items.UploadItemMetadata, items.upload_item, "Store the request data as an object.", WRITE, policy.writes_item),
+    ("get_item", items.GetItemMetadata, items.get_item, "Return an object's bytes (or its decoded content).", READ, policy.reads_item),
+    ("delete_item_from_bucket", items.DeleteItemMetadata, items.delete_item_from_bucket, "Delete one object.", WRITE, policy.writes_item),
+    (
+        "delete_all_items_from_bucket",
+        buckets.DeleteAllItemsMetadata,
+        buckets.delete_all_items_from_bucket,
+        "Delete every object (under a prefix).",
+        WRITE,
+        policy.writes_prefix,
+    ),
+    ("copy_item", items.CopyItemMetadata, items.copy_item, "Copy an object, within or across buckets.", WRITE, policy.copies),
+    ("head_item", items.HeadItemMetadata, items.head_item, "Describe an object without its body.", READ, policy.reads_item),
+    ("presign_url", items.PresignUrlMetadata, items.presign_url, "Make a time-limited URL to get, put or delete an object.", READ, policy.presigns),
 )
 
 METHODS = MethodTable()
-for _name, _metadata, _handler, _summary, _read_only in OPERATIONS:
+for _name, _metadata, _handler, _summary, _read_only, _reaches in OPERATIONS:
     METHODS.method(_name, _metadata, _summary, read_only=_read_only)(_handler)
+REACHES: dict[str, Reaches] = {name: reaches for name, *_, reaches in OPERATIONS}
 
 
 class S3Target(Target):
@@ -86,7 +98,7 @@ class S3Target(Target):
         if client is None:
             raise TargetError("the aws.s3 target is not initialised or already closed", code="TargetClosed")
         try:
-            return await METHODS.dispatch(client, request, context, self._defaults)
+            return await METHODS.dispatch(client, request, context, self._defaults, partial(_authorize, client.policy))
         except RequestError:
             raise
         except Exception as exc:
@@ -101,6 +113,11 @@ class S3Target(Target):
             self._uses_embedded = False
             with contextlib.suppress(Exception):
                 await SHARED.release()
+
+
+def _authorize(policy: AccessPolicy, method: Method[Any], metadata: Any, context: RequestContext) -> None:
+    """The binding's least-privilege policy, on what this request reaches (before any S3 call)."""
+    policy.check(method.name, REACHES[method.name](metadata), context.binding)
 
 
 def _credentials(properties: S3Properties) -> Credentials | None:
