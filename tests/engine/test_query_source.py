@@ -60,7 +60,7 @@ async def test_errors_are_replies_with_executed_true(broker: EmbeddedBroker, sta
     await start_connector(echo_yaml("q.errors"), REGISTRY)
     unknown = await send(broker, "q.errors", {"method": "nope"})
     assert unknown.is_error
-    assert unknown.error == "invalid method type, method type should be one of the following: echo, sleep, write, fail"
+    assert unknown.error == "invalid method type, method type should be one of the following: echo, sleep, write, fail, crash, unsendable"
     bad_type = await query(broker.address, "q.errors", Request(), timeout=10)
     assert bad_type.is_error and bad_type.error.startswith("invalid method type")
     failed = await send(broker, "q.errors", {"method": "fail", "code": "NoSuchKey"})

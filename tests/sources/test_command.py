@@ -28,6 +28,6 @@ async def test_command_failure_is_not_executed_with_the_error_text(broker: Embed
     assert (failed.is_executed, failed.error, failed.body) == (False, "NoSuchKey: injected failure", b"")
     unknown = await send_command(broker, "c.fail", Request(metadata={"method": "nope"}).to_json())
     assert not unknown.is_executed
-    assert unknown.error == "invalid method type, method type should be one of the following: echo, sleep, write, fail"
+    assert unknown.error == "invalid method type, method type should be one of the following: echo, sleep, write, fail, crash, unsendable"
     malformed = await send_command(broker, "c.fail", b'{"data":12}')
     assert (malformed.is_executed, malformed.error) == (False, "invalid request format, invalid data format, float64")
