@@ -24,7 +24,7 @@ COPY bindings ./bindings
 COPY connector ./connector
 RUN /opt/kubemq-s3/bin/pip install --upgrade pip wheel \
  && /opt/kubemq-s3/bin/pip wheel --no-deps --wheel-dir /wheels . \
- && /opt/kubemq-s3/bin/pip install "$(ls /wheels/kubemq_s3-*.whl)${EXTRAS:+[$EXTRAS]}" \
+ && /opt/kubemq-s3/bin/pip install "$(ls /wheels/kubemq_s3-*.whl)[tracing${EXTRAS:+,$EXTRAS}]" \
  && /opt/kubemq-s3/bin/pip uninstall -y pip wheel
 
 FROM ${PYTHON_IMAGE} AS runtime

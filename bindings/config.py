@@ -25,6 +25,7 @@ from bindings.hints import choices_message
 from bindings.middleware import MiddlewareProperties
 from bindings.properties import Properties, problems_from
 from bindings.registry import Registry
+from bindings.tracing import TracingSettings
 
 ENV_PATTERN = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 DEFAULT_API_PORT = 8080
@@ -63,6 +64,7 @@ class Config(BaseModel):
     logFormat: Literal["auto", "json", "console"] = Field("auto", description="`auto`: console on a terminal, JSON lines otherwise.")
     drainTimeoutSeconds: float = Field(25.0, ge=0, le=3600, description="On shutdown or a binding restart, how long in-flight requests may finish.")
     embeddedBrokerPort: int = Field(50000, ge=0, le=65535, description="Port of the built-in development broker started for `address: embedded`.")
+    tracing: TracingSettings = Field(default_factory=TracingSettings, description="OpenTelemetry tracing (off by default; see its own table). Changes take effect on restart.")
     bindings: list[BindingConfig] | None = Field(default=None, description="The bindings; none is allowed (the process then only serves its API).")
 
 

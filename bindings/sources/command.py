@@ -10,6 +10,7 @@ from __future__ import annotations
 from kubemq import AsyncCQClient, CommandReceived, CommandResponse
 from kubemq.grpc import kubemq_pb2 as pb
 
+from bindings import tracing
 from bindings.source import Outcome
 from bindings.sources.requests import RequestsSource
 
@@ -27,5 +28,7 @@ class CommandSource(RequestsSource):
 
     async def deliver(self, client: AsyncCQClient, message: pb.Request, outcome: Outcome) -> None:
         response = outcome.response
-        reply = CommandResponse(command_received=CommandReceived(**self.reply_address(message)), is_executed=not response.is_error, error=response.error)
+        reply = CommandResponse(
+            command_received=CommandReceived(**self.reply_address(message)), is_executed=not response.is_error, error=response.error, tags=tracing.inject({})
+        )
         await client.send_response(reply)

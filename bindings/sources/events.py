@@ -19,7 +19,7 @@ import json
 import math
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +28,7 @@ from kubemq import AsyncPubSubClient, ClientConfig, EventMessage, EventStoreMess
 from kubemq.grpc import kubemq_pb2 as pb
 from pydantic import model_validator
 
+from bindings import tracing
 from bindings.properties import field
 from bindings.source import Outcome, Source
 from bindings.sources.connection import ReplyProperties, SubscriptionProperties
@@ -101,9 +102,12 @@ class EventsSource(SubscriptionSource[AsyncPubSubClient, pb.EventReceive]):
     def describe(self, message: pb.EventReceive) -> tuple[str, bytes, float | None]:
         return message.EventID, message.Body, None
 
+    def tags(self, message: pb.EventReceive) -> Mapping[str, str]:
+        return message.Tags
+
     async def deliver(self, client: AsyncPubSubClient, message: pb.EventReceive, outcome: Outcome) -> None:
         if self.properties.response_channel:
-            await self.publish(client, outcome.response.to_json(), {"request_id": message.EventID})
+            await self.publish(client, outcome.response.to_json(), tracing.inject({"request_id": message.EventID}))
 
     async def publish(self, client: AsyncPubSubClient, body: bytes, tags: dict[str, str]) -> None:
         """Publish a response as an event (unary, so a refusal raises)."""

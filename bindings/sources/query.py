@@ -10,6 +10,7 @@ from __future__ import annotations
 from kubemq import AsyncCQClient, QueryReceived, QueryResponse
 from kubemq.grpc import kubemq_pb2 as pb
 
+from bindings import tracing
 from bindings.source import Outcome
 from bindings.sources.requests import RequestsSource
 
@@ -24,5 +25,5 @@ class QuerySource(RequestsSource):
         body = outcome.response.to_json()
         # Only the encoded body is needed from here on: free a large object before gRPC copies the body again.
         outcome.response.data = None
-        reply = QueryResponse(query_received=QueryReceived(**self.reply_address(message)), is_executed=True, body=body)
+        reply = QueryResponse(query_received=QueryReceived(**self.reply_address(message)), is_executed=True, body=body, tags=tracing.inject({}))
         await client.send_response(reply)

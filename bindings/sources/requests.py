@@ -8,7 +8,7 @@ differ only in the reply they send.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import ClassVar
 
@@ -38,6 +38,9 @@ class RequestsSource(SubscriptionSource[AsyncCQClient, pb.Request]):
 
     def describe(self, message: pb.Request) -> tuple[str, bytes, float | None]:
         return message.RequestID, message.Body, (message.Timeout / 1000 if message.Timeout > 0 else None)
+
+    def tags(self, message: pb.Request) -> Mapping[str, str]:
+        return message.Tags
 
     @staticmethod
     def reply_address(message: pb.Request) -> dict[str, str]:

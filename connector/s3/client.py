@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError, WaiterError
 from bindings.errors import TargetError
 from connector.s3.errors import NO_SUCH_BUCKET, NO_SUCH_KEY, client_error, is_not_found, waiter_error
 from connector.s3.options import S3Properties
+from connector.s3.tracing import trace_s3_calls
 from connector.s3.policy import AccessPolicy
 
 DEFAULT_REGION = "us-east-1"
@@ -69,6 +70,7 @@ class S3Client:
             retries={"mode": "standard", "total_max_attempts": self.properties.max_attempts},
             user_agent_extra=USER_AGENT,
         )
+        trace_s3_calls()  # nothing when tracing is off
         self._client = await self._stack.enter_async_context(
             session.client("s3", endpoint_url=self.endpoint_url, region_name=self.region, verify=self.properties.verify, config=config)
         )

@@ -55,7 +55,7 @@ def test_two_stages_on_slim_python_311() -> None:
     assert (builder.base, final.base) == ("${PYTHON_IMAGE}", "${PYTHON_IMAGE}")
     assert (builder.name, final.name) == ("builder", "runtime")
     assert any("EXTRAS" in arg for arg in builder.all("ARG"))
-    assert any("${EXTRAS:+[$EXTRAS]}" in run for run in builder.all("RUN")), "the embedded extra is optional"
+    assert any("[tracing${EXTRAS:+,$EXTRAS}]" in run for run in builder.all("RUN")), "tracing always; the embedded extra is optional"
 
 
 def test_final_stage_gets_only_the_virtualenv_and_a_default_config_and_no_build_tools() -> None:

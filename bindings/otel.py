@@ -1,0 +1,168 @@
+"""Tracing when it is on: the OpenTelemetry side of ``bindings.tracing``.
+
+Imported only when tracing is turned on, so a connector without tracing
+never loads the OpenTelemetry SDK. The tracer provider stays private to the
+connector (never the global one, never the kubemq SDK's: see
+``bindings.tracing`` for the SDK 4.1.5 defect this avoids); components that
+trace their own calls get it from ``Tracing.provider``.
+
+Span attributes follow the OpenTelemetry messaging conventions where they
+fit (``messaging.system=kubemq``, ``messaging.destination.name`` ...); what is
+the connector's own is under ``kubemq_s3.``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.propagate import get_global_textmap
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanProcessor
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
+
+from bindings import tracing
+from bindings.context import RequestContext
+from bindings.errors import TargetError
+from bindings.source import Outcome
+
+INSTRUMENTATION_NAME = "kubemq-s3"
+# An error's text on a span is cut here: a status is a summary, the logs have the rest.
+MAX_STATUS_CHARS = 1024
+
+# The span of the request being served in this task (and the tasks it starts).
+_request_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar("kubemq_s3_request_span", default=None)
+
+
+class Tracing:
+    """A running tracer: makes request spans, carries their context into outgoing tags, exports."""
+
+    def __init__(self, provider: TracerProvider) -> None:
+        self.provider = provider
+        self.tracer = provider.get_tracer(INSTRUMENTATION_NAME)
+        # OTEL_PROPAGATORS decides, as for any OpenTelemetry program; W3C trace context (and baggage) by default.
+        self.propagator = get_global_textmap()
+        self._closers: list[Callable[[], object]] = []
+
+    @classmethod
+    def exporting(cls, exporters: list[str], service_name: str, endpoint: str | None = None) -> Tracing:
+        """Tracing that exports to ``exporters`` (``otlp``, ``console``) as ``service_name``.
+
+        Sampling follows ``OTEL_TRACES_SAMPLER`` (parent-based, always on by
+        default: a sender's sampling decision is kept).
+        """
+        provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
+        for name in exporters:
+            provider.add_span_processor(_processor(name, endpoint))
+        return cls(provider)
+
+    def on_close(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` when tracing stops (a component undoing its instrumentation)."""
+        self._closers.append(callback)
+
+    async def close(self) -> None:
+        """Stop tracing: off for new requests, instrumentations undone, spans still buffered exported."""
+        if tracing.active() is self:
+            tracing.install(None)
+        for callback in reversed(self._closers):
+            callback()
+        self._closers.clear()
+        # Exporting blocks (a network round trip at worst): not on the event loop.
+        await asyncio.to_thread(self.provider.shutdown)
+
+    def consume(self, source: Any, message: Any) -> SpanTrace:
+        """A CONSUMER span for one received message, child of the sender's span when its tags carry one."""
+        channel = source.properties.channel
+        attributes: dict[str, Any] = {
+            "messaging.system": "kubemq",
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.destination.name": channel,
+            "kubemq_s3.binding": source.binding,
+            "kubemq_s3.source.kind": source.kind,
+        }
+        if group := getattr(source.properties, "group", ""):
+            attributes["messaging.consumer.group.name"] = group
+        parent = self.propagator.extract(source.tags(message))
+        return SpanTrace(self.tracer.start_span(f"process {channel}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes))
+
+    async def run(self, handler: Callable[[bytes, RequestContext], Awaitable[Outcome]], body: bytes, context: RequestContext) -> Outcome:
+        """Run the handler with the request's span current, so the target's calls become its children."""
+        span = _request_span.get()
+        if span is None:  # not a message a source consumes (``POST /bindings/request``)
+            return await handler(body, context)
+        span.set_attributes({"messaging.message.id": context.request_id, "messaging.message.body.size": len(body)})
+        token = otel_context.attach(set_span_in_context(span))
+        try:
+            return await handler(body, context)
+        finally:
+            # Detached before the source replies: the SDK's sends fail with a span current.
+            otel_context.detach(token)
+
+    def inject(self, tags: dict[str, str]) -> dict[str, str]:
+        """Write the current request span's context into ``tags`` (left as they are outside a request)."""
+        span = _request_span.get()
+        if span is not None:
+            self.propagator.inject(tags, context=set_span_in_context(span))
+        return tags
+
+    def annotate(self, attributes: Mapping[str, Any]) -> None:
+        span = _request_span.get()
+        if span is not None:
+            span.set_attributes(attributes)
+
+
+class SpanTrace(tracing.RequestTrace):
+    """A traced message: its span covers handling and settling; it is current only while the handler runs (``Tracing.run``)."""
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+        self._token: contextvars.Token[Span | None] | None = None
+
+    def __enter__(self) -> SpanTrace:
+        self._token = _request_span.set(self.span)
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, traceback: object) -> None:
+        if self._token is not None:
+            _request_span.reset(self._token)
+        if isinstance(exc, asyncio.CancelledError):
+            self.span.set_status(Status(StatusCode.ERROR, "cancelled: the connector stopped before the request was settled"))
+        elif exc is not None:
+            self.span.record_exception(exc)
+            self.span.set_status(Status(StatusCode.ERROR, _cut(f"not settled: {type(exc).__name__}: {exc}")))
+        self.span.end()
+
+    def record(self, outcome: Outcome) -> None:
+        span = self.span
+        if outcome.method:
+            span.set_attribute("kubemq_s3.method", outcome.method)
+        error = outcome.error
+        if error is None:
+            span.set_attribute("kubemq_s3.outcome", "ok")
+            span.set_attribute("kubemq_s3.response.data.size", len(outcome.response.data or b""))
+            return
+        code = error.code if isinstance(error, TargetError) and error.code else type(error).__name__
+        span.set_attributes({"kubemq_s3.outcome": "error", "error.type": code})
+        if isinstance(error, TargetError) and error.status:
+            span.set_attribute("kubemq_s3.error.status", error.status)
+        span.set_status(Status(StatusCode.ERROR, _cut(str(error))))
+
+
+def _processor(exporter: str, endpoint: str | None) -> SpanProcessor:
+    if exporter == "console":
+        # One JSON line per span, right away: readable next to the logs (on stderr), parseable by a collector.
+        return SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stdout, formatter=lambda span: span.to_json(indent=None) + "\n"))
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    # endpoint None: the exporter reads OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, headers, certificate ... itself.
+    return BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_STATUS_CHARS else text[: MAX_STATUS_CHARS - 3] + "..."
