@@ -22,6 +22,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY bindings ./bindings
 COPY connector ./connector
+COPY devbroker ./devbroker
 RUN /opt/kubemq-s3/bin/pip install --upgrade pip wheel \
  && /opt/kubemq-s3/bin/pip wheel --no-deps --wheel-dir /wheels . \
  && /opt/kubemq-s3/bin/pip install "$(ls /wheels/kubemq_s3-*.whl)[tracing${EXTRAS:+,$EXTRAS}]" \

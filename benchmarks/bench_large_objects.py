@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
-from bindings.broker import EmbeddedBroker  # noqa: E402
+from devbroker import EmbeddedBroker  # noqa: E402
 from bindings.client import query  # noqa: E402
 from bindings.wire import Request  # noqa: E402
 from connector.s3.embedded import EmbeddedS3  # noqa: E402

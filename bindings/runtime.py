@@ -201,7 +201,7 @@ class Runtime:
         wanted = any(getattr(b.source.properties, "address", None) == EMBEDDED for b in config.bindings)
         if not wanted or self._broker is not None:
             return
-        from bindings.broker import EmbeddedBroker  # only development configs need it
+        from devbroker import EmbeddedBroker  # only development configs need it
 
         self._broker = EmbeddedBroker(host="127.0.0.1", port=config.settings.embeddedBrokerPort)
         await self._broker.start()

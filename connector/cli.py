@@ -204,8 +204,8 @@ def _docs(_: argparse.Namespace) -> int:
 
 def _broker(args: argparse.Namespace) -> int:
     from bindings import logs
-    from bindings.broker import serve_forever
-    from bindings.broker.server import ServerTLS
+    from devbroker import serve_forever
+    from devbroker.server import ServerTLS
 
     _check_key_pair(args)
     if args.tls_client_ca_file and not args.tls_cert_file:

@@ -1,5 +1,5 @@
 """Embedded KubeMQ-compatible gRPC broker for ``kubemq-s3 broker``, ``address: embedded`` and tests."""
 
-from .server import EmbeddedBroker, serve_forever
+from devbroker.server import EmbeddedBroker, serve_forever
 
 __all__ = ["EmbeddedBroker", "serve_forever"]

@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 
 from kubemq.grpc import kubemq_pb2 as pb
 
-from .queues import QueueStore, as_delivered
-from .validation import BrokerError, check_queue_reader
+from devbroker.queues import QueueStore, as_delivered
+from devbroker.validation import BrokerError, check_queue_reader
 
 RequestType = pb.QueuesDownstreamRequestType
 

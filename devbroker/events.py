@@ -22,8 +22,8 @@ import uuid
 
 from kubemq.grpc import kubemq_pb2 as pb
 
-from .routing import Subscription, SubscriptionRegistry
-from .validation import check_event, check_events_subscribe
+from devbroker.routing import Subscription, SubscriptionRegistry
+from devbroker.validation import check_event, check_events_subscribe
 
 _NANOS_PER_SECOND = 1_000_000_000
 SENDER_TAG = "x-kubemq-client-id"

@@ -20,15 +20,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import logging
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import structlog
 from kubemq.grpc import kubemq_pb2 as pb
 
-from .validation import (
+from devbroker.validation import (
     MAX_RECEIVE_COUNT,
     BrokerError,
     check_queue_message,
@@ -37,7 +37,7 @@ from .validation import (
     check_wait_seconds,
 )
 
-log = logging.getLogger("bindings.broker")
+log = structlog.get_logger("devbroker")
 
 _NANOS_PER_SECOND = 1_000_000_000
 # Server default when a receive or ack-all asks for 0 seconds (Queue.DefaultWaitTimeoutSeconds).
@@ -164,7 +164,7 @@ class QueueStore:
                 continue
             if _is_expired(stored):
                 expired += 1
-                log.info("queue message %s on %s expired", stored.MessageID, channel)
+                log.info("queue message expired", message_id=stored.MessageID, channel=channel)
                 continue
             taken.append(stored)
         return taken, expired
@@ -220,8 +220,7 @@ class QueueStore:
     def _dead_letter(self, message: pb.QueueMessage) -> None:
         target = message.Policy.MaxReceiveQueue
         if not target:
-            log.info("queue message %s on %s dropped after %d receives", message.MessageID, message.Channel,
-                     message.Attributes.ReceiveCount)
+            log.info("queue message dropped after its receives", message_id=message.MessageID, channel=message.Channel, receive_count=message.Attributes.ReceiveCount)
             return
         dead = pb.QueueMessage()
         dead.CopyFrom(message)

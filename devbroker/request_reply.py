@@ -13,8 +13,8 @@ import uuid
 
 from kubemq.grpc import kubemq_pb2 as pb
 
-from .routing import Kind, SubscriptionRegistry
-from .validation import ERR_REQUEST_TIMEOUT, BrokerError, check_request, check_response
+from devbroker.routing import Kind, SubscriptionRegistry
+from devbroker.validation import ERR_REQUEST_TIMEOUT, BrokerError, check_request, check_response
 
 _KIND_BY_REQUEST_TYPE: dict[int, Kind] = {pb.Request.Command: "commands", pb.Request.Query: "queries"}
 

@@ -9,15 +9,15 @@ copy delivered to a random member, and subscription channels may use ``*``
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from typing import Literal
 
+import structlog
 from google.protobuf.message import Message
 
-log = logging.getLogger("bindings.broker")
+log = structlog.get_logger("devbroker")
 
 Kind = Literal["queries", "commands", "events", "events_store"]
 KINDS: tuple[Kind, ...] = ("queries", "commands", "events", "events_store")
@@ -76,12 +76,7 @@ class Subscription:
         try:
             await asyncio.wait_for(self._mailbox.put(message), SLOW_CONSUMER_DEADLINE)
         except TimeoutError:
-            log.warning(
-                "%s message on %s dropped due to slow consumer %s",
-                self.kind,
-                self.channel,
-                self.client_id,
-            )
+            log.warning("message dropped due to a slow consumer", kind=self.kind, channel=self.channel, client_id=self.client_id)
         finally:
             self._overflow -= 1
 
@@ -106,14 +101,14 @@ class SubscriptionRegistry:
         """Register a subscriber; ``backlog`` is delivered before anything published after this call."""
         subscription = Subscription(kind, channel, group, client_id, backlog)
         self._subscriptions[kind].append(subscription)
-        log.debug("subscribed %s %s group=%r client=%s", kind, channel, group, client_id)
+        log.debug("subscribed", kind=kind, channel=channel, group=group, client_id=client_id)
         return subscription
 
     def remove(self, subscription: Subscription) -> None:
         subscriptions = self._subscriptions[subscription.kind]
         if subscription in subscriptions:
             subscriptions.remove(subscription)
-            log.debug("unsubscribed %s %s client=%s", subscription.kind, subscription.channel, subscription.client_id)
+            log.debug("unsubscribed", kind=subscription.kind, channel=subscription.channel, client_id=subscription.client_id)
 
     def count(self, kind: Kind, channel: str) -> int:
         """Subscribers that a message sent to ``channel`` could reach."""

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+import structlog
 import grpc
 from kubemq.grpc import kubemq_pb2_grpc
 
-from .queues import QueueStore
-from .routing import KINDS, Kind, SubscriptionRegistry
-from .servicer import BrokerServicer
+from devbroker.queues import QueueStore
+from devbroker.routing import KINDS, Kind, SubscriptionRegistry
+from devbroker.servicer import BrokerServicer
 
-log = logging.getLogger("bindings.broker")
+log = structlog.get_logger("devbroker")
 
 # The real server's Grpc.BodyLimit default; grpc.aio would otherwise cap receives at 4 MiB.
 MAX_MESSAGE_BYTES = 100 * 1024 * 1024
@@ -95,7 +95,7 @@ class EmbeddedBroker:
         self._port = server.add_secure_port(bind, self._tls.credentials()) if self._tls else server.add_insecure_port(bind)
         await server.start()
         self._server = server
-        log.info("embedded kubemq broker listening on %s (%s)", self.address, self._tls.mode if self._tls else "plaintext")
+        log.info("embedded kubemq broker listening", address=self.address, transport=self._tls.mode if self._tls else "plaintext")
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop serving; subscriber streams end at once, other calls get ``grace`` seconds.
@@ -108,7 +108,7 @@ class EmbeddedBroker:
             return
         self._registry.close_all()
         await server.stop(grace)
-        log.info("embedded kubemq broker on %s:%s stopped", self._host, self._port)
+        log.info("embedded kubemq broker stopped", host=self._host, port=self._port)
 
     async def wait_for_subscribers(
         self, channel: str, count: int = 1, *, kind: str = "queries", timeout: float = 10.0
@@ -155,7 +155,7 @@ async def serve_forever(host: str, port: int, auth_token: str | None, tls: Serve
     broker = EmbeddedBroker(host=host, port=port, auth_token=auth_token, tls=tls)
     try:
         await broker.start()
-        log.info("kubemq broker ready at %s (auth %s)", broker.address, "on" if auth_token else "off")
+        log.info("kubemq broker ready", address=broker.address, auth="on" if auth_token else "off")
         await stop_requested.wait()
     finally:
         await broker.stop(grace=1.0)

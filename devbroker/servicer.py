@@ -11,25 +11,25 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
+import structlog
 import grpc
 from kubemq.grpc import kubemq_pb2 as pb
 from kubemq.grpc import kubemq_pb2_grpc
 
-from .downstream import DownstreamSession
-from .events import EventsHub
-from .queues import QueueStore
-from .request_reply import RequestReplyExchange
-from .routing import Subscription, SubscriptionRegistry
-from .stream_queue import StreamTransaction
-from .validation import ERR_AUTH_FAILED, ERR_SHUTDOWN, BrokerError, check_subscribe
+from devbroker.downstream import DownstreamSession
+from devbroker.events import EventsHub
+from devbroker.queues import QueueStore
+from devbroker.request_reply import RequestReplyExchange
+from devbroker.routing import Subscription, SubscriptionRegistry
+from devbroker.stream_queue import StreamTransaction
+from devbroker.validation import ERR_AUTH_FAILED, ERR_SHUTDOWN, BrokerError, check_subscribe
 
-log = logging.getLogger("bindings.broker")
+log = structlog.get_logger("devbroker")
 
 # Inside the range the SDK 4.1.5 is tested against, so it logs no version warning.
 SERVER_VERSION = "2.5.0"
@@ -43,7 +43,7 @@ async def _abort_for(error: Exception, method: str, context: grpc.aio.ServicerCo
     """End the call with the refusal's own status, or INTERNAL for a bug (logged)."""
     if isinstance(error, BrokerError):
         await context.abort(error.code, error.message)
-    log.exception("broker %s failed", method, exc_info=error)
+    log.error("broker call failed", method=method, exc_info=error)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal broker error: {error}")
 
 

@@ -37,8 +37,8 @@ from typing import Any
 
 from kubemq.grpc import kubemq_pb2 as pb
 
-from .queues import DEFAULT_WAIT_SECONDS, QueueStore, as_delivered
-from .validation import (
+from devbroker.queues import DEFAULT_WAIT_SECONDS, QueueStore, as_delivered
+from devbroker.validation import (
     DEFAULT_VISIBILITY_SECONDS,
     ERR_INVALID_ACK_SEQUENCE,
     ERR_NO_MESSAGE_TO_ACK,

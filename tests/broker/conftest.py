@@ -28,7 +28,7 @@ from kubemq import (
 )
 from kubemq.grpc import kubemq_pb2_grpc
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 
 logging.getLogger("kubemq").setLevel(logging.ERROR)
 

@@ -15,7 +15,7 @@ from kubemq.grpc import kubemq_pb2 as pb
 from kubemq.pubsub import EventMessage, EventStoreMessage, EventsStoreSubscription, EventsSubscription
 from kubemq.pubsub.events_store_subscription import EventStoreStartPosition
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 
 from .conftest import internal_error, sdk_client
 

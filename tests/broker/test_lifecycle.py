@@ -16,7 +16,7 @@ from kubemq import KubeMQAuthenticationError, QueryMessage, QueryResponse
 from kubemq.grpc import kubemq_pb2 as pb
 from kubemq.grpc import kubemq_pb2_grpc
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 
 from .conftest import cq_client, echo_reply, responder
 
@@ -128,7 +128,7 @@ async def test_serve_forever_stops_cleanly_on_sigterm() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        f"import asyncio; from bindings.broker import serve_forever; asyncio.run(serve_forever('127.0.0.1', {port}, None))",
+        f"import asyncio; from devbroker import serve_forever; asyncio.run(serve_forever('127.0.0.1', {port}, None))",
         cwd=str(PROJECT_ROOT),
         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
         stderr=asyncio.subprocess.DEVNULL,

@@ -10,7 +10,7 @@ import pytest
 from kubemq import CommandMessage, KubeMQTimeoutError, QueryMessage, QueryReceived, QueryResponse
 from kubemq.grpc import kubemq_pb2 as pb
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 
 from .conftest import cq_client, echo_reply, internal_error, responder
 

@@ -13,7 +13,7 @@ from kubemq.grpc import kubemq_pb2 as pb
 from kubemq.grpc import kubemq_pb2_grpc
 from kubemq.queues import QueueMessage
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 
 from .conftest import RawStream, sdk_client, until_depth
 

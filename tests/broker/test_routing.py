@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from kubemq.grpc import kubemq_pb2 as pb
 
-from bindings.broker import routing
-from bindings.broker.routing import SubscriptionRegistry, channel_matches
+from devbroker import routing
+from devbroker.routing import SubscriptionRegistry, channel_matches
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import pytest
 from kubemq.grpc import kubemq_pb2 as pb
 from kubemq.grpc import kubemq_pb2_grpc
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 
 from .conftest import RawStream, until_depth
 

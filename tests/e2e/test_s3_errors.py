@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 from bindings.client import query
 from bindings.wire import Request
 from tests.e2e.support import UNKNOWN_METHOD, Send, ok, raw_query, s3_failure, stored

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 from bindings.wire import Request
 from tests.e2e.support import http, keys_in, raw_query, target_properties
 from tests.fixtures.kubemq import StartConnector, s3_binding_yaml

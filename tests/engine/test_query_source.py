@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from kubemq import AsyncCQClient, QueryMessage, RetryPolicy
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 from bindings.client import query
 from bindings.registry import Registry
 from bindings.sources import SOURCES

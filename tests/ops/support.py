@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 from bindings.client import query
 from bindings.registry import Registry
 from bindings.runtime import Runtime

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 from bindings.config import parse_config
 from bindings.errors import InvalidRequestError
 from bindings.schema import render_schema

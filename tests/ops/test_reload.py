@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 from bindings.config import load_config
 from bindings.errors import ConfigError
 from bindings.registry import Registry

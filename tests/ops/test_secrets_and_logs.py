@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 from bindings.client import query
 from bindings.redaction import MASK
 from bindings.wire import Request, Response

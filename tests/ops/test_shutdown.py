@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 from bindings.client import query
 from bindings.wire import Request
 from tests.fixtures.kubemq import free_port, s3_binding_yaml

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from kubemq import AsyncCQClient, QueryMessage
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import S3_CHANNEL, RunningConnector
 from tests.sources.support import options
 

@@ -15,7 +15,7 @@ import json
 import pytest
 from kubemq import AsyncCQClient, AsyncPubSubClient, AsyncQueuesClient, CommandMessage, EventMessage, EventStoreMessage, QueryMessage, QueueMessage
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 from bindings.sources.connection import MIB
 from bindings.wire import Response
 from tests.fixtures.kubemq import StartConnector

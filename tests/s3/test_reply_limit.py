@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 from bindings.client import query
 from bindings.errors import TargetError
 from bindings.wire import Request

@@ -19,7 +19,7 @@ from kubemq import (
 )
 from kubemq.pubsub.events_store_subscription import EventStoreStartPosition
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 from bindings.registry import Registry
 from bindings.sources import SOURCES
 from bindings.wire import Request, Response

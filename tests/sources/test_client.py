@@ -9,7 +9,7 @@ import sys
 import pytest
 import pytest_asyncio
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 from bindings.client import send_request
 from tests.fixtures.kubemq import RunningConnector, StartConnector
 from tests.sources.support import binding, config, echo_target, eventually, start

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kubemq import AsyncCQClient, CommandMessage, CommandResponse
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 from bindings.wire import Request
 from tests.fixtures.kubemq import StartConnector
 from tests.sources.support import binding, config, echo_target, options, start

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from kubemq import AsyncPubSubClient, EventMessage, EventStoreMessage
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 from bindings.source import REPLY_ENVELOPE_ALLOWANCE
 from bindings.sources.connection import MIB
 from bindings.sources.events import EventsSource, EventsStoreProperties, EventsStoreSource

@@ -8,7 +8,7 @@ import time
 import pytest
 from kubemq import AsyncCQClient, CommandMessage, KubeMQTimeoutError
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 from bindings.client import query
 from bindings.wire import Request
 from tests.fixtures.kubemq import StartConnector

@@ -10,7 +10,7 @@ import pytest
 from kubemq import AsyncQueuesClient, QueueMessage
 from kubemq.core.exceptions import ErrorCode, KubeMQError, KubeMQValidationError
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 from bindings.source import REPLY_ENVELOPE_ALLOWANCE, Outcome
 from bindings.sources.connection import MIB
 from bindings.sources.queue import Batch, Polled, QueueError, QueueProperties, QueueSource, SendRefused, _refused_for_good, _send

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bindings.broker import EmbeddedBroker
+from devbroker import EmbeddedBroker
 from bindings.client import Connection, exchange
 from bindings.registry import Registry
 from bindings.sources import SOURCES

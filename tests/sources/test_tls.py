@@ -23,8 +23,8 @@ import pytest
 import pytest_asyncio
 from kubemq import AsyncCQClient, KubeMQError
 
-from bindings.broker import EmbeddedBroker
-from bindings.broker.server import ServerTLS
+from devbroker import EmbeddedBroker
+from devbroker.server import ServerTLS
 from bindings.client import send_request
 from bindings.config import ResolvedConfig, parse_config
 from bindings.errors import ConfigError
