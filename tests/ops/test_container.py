@@ -6,6 +6,7 @@ import fnmatch
 import json
 import re
 import shlex
+import tomllib
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -69,6 +70,14 @@ def test_final_stage_gets_only_the_virtualenv_and_a_default_config() -> None:
     copies = [shlex.split(args) for args in final.all("COPY")]
     assert copies == [["--from=builder", "/opt/kubemq-s3", "/opt/kubemq-s3"], ["deploy/docker/config.yaml", "/etc/kubemq-s3/config.yaml"]]
     assert final.all("ADD") == []
+
+
+def test_the_builder_copies_every_package_the_wheel_is_built_from() -> None:
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {path.parent.name for path in REPO.glob("*/__init__.py") if any(fnmatch.fnmatch(path.parent.name, pattern) for pattern in patterns)}
+    assert {"bindings", "connector"} <= packages
+    copied = {shlex.split(args)[0] for args in stages()[0].all("COPY")}
+    assert packages <= copied, f"the image's wheel would lack {sorted(packages - copied)}"
 
 
 def test_no_stage_installs_build_tools_and_dependencies_come_only_as_wheels() -> None:
