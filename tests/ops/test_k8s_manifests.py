@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,7 +53,7 @@ def test_kustomization_lists_every_manifest_and_only_those(container: dict[str, 
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     assert sorted(kustomization["resources"]) == sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
     assert {doc["kind"] for doc in documents()} == {
-        "Namespace", "ServiceAccount", "Secret", "ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"
+        "Namespace", "ServiceAccount", "Secret", "ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy"
     }
     assert one("Namespace")["metadata"]["name"] == kustomization["namespace"]
     assert [image["name"] for image in kustomization["images"]] == [container["image"].split(":")[0]]
@@ -134,6 +136,7 @@ def test_shutdown_fits_in_the_grace_period_and_the_pod_is_locked_down(pod: dict[
     settings = yaml.safe_load(config_text())
     assert settings["drainTimeoutSeconds"] < pod["terminationGracePeriodSeconds"]
     assert (pod["securityContext"]["runAsNonRoot"], pod["securityContext"]["runAsUser"]) == (True, 10001)
+    assert (pod["securityContext"]["seccompProfile"]["type"], pod["automountServiceAccountToken"]) == ("RuntimeDefault", False)
     security = container["securityContext"]
     assert (security["readOnlyRootFilesystem"], security["allowPrivilegeEscalation"], security["capabilities"]["drop"]) == (True, False, ["ALL"])
     tmp = next(mount for mount in container["volumeMounts"] if mount["mountPath"] == "/tmp")
@@ -146,6 +149,46 @@ def test_shutdown_fits_in_the_grace_period_and_the_pod_is_locked_down(pod: dict[
 def _mebibytes(quantity: str) -> int:
     number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", quantity).groups()  # type: ignore[union-attr]
     return int(number) * (1024 if unit == "Gi" else 1)
+
+
+def _ports(rule: dict[str, Any]) -> list[tuple[int | str, str]]:
+    return [(port["port"], port["protocol"]) for port in rule["ports"]]
+
+
+def test_the_network_policy_admits_only_the_scraper_and_lets_out_only_kubemq_s3_and_dns(container: dict[str, Any]) -> None:
+    policy = one("NetworkPolicy")["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= one("Deployment")["spec"]["template"]["metadata"]["labels"].items()
+    assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
+    (ingress,) = policy["ingress"]
+    assert _ports(ingress) == [("http", "TCP")] and "http" in {port["name"] for port in container["ports"]}
+    assert all(peer.get("namespaceSelector") and peer.get("podSelector") for peer in ingress["from"]), "an empty selector would admit every namespace or pod"
+    kubemq, s3, dns = policy["egress"]
+    host, port = yaml.safe_load(config_text())["bindings"][0]["source"]["properties"]["address"].rsplit(":", 1)
+    assert _ports(kubemq) == [(int(port), "TCP")]
+    assert [peer["namespaceSelector"]["matchLabels"] for peer in kubemq["to"]] == [{"kubernetes.io/metadata.name": host.split(".")[1]}]
+    assert (_ports(s3), s3["to"]) == ([(443, "TCP")], [{"ipBlock": {"cidr": "0.0.0.0/0"}}])
+    assert sorted(_ports(dns)) == [(53, "TCP"), (53, "UDP")]
+    assert [peer["podSelector"]["matchLabels"] for peer in dns["to"]] == [{"k8s-app": "kube-dns"}]
+
+
+def test_the_documented_overlay_renders_and_changes_what_it_says(tmp_path: Path) -> None:
+    """The overlay in docs/operations.md ("NetworkPolicy"), next to a copy of deploy/k8s, through kubectl kustomize."""
+    from tests.ops.scanners import kustomize
+
+    docs = (REPO / "docs" / "operations.md").read_text()
+    (overlay,) = re.findall(r"```yaml\n(# deploy/overlays/production/kustomization.yaml\n.*?)```", docs, re.DOTALL)
+    shutil.copytree(K8S, tmp_path / "k8s")
+    (tmp_path / "overlays" / "production").mkdir(parents=True)
+    (tmp_path / "overlays" / "production" / "kustomization.yaml").write_text(overlay)
+    rendered = kustomize(tmp_path / "overlays" / "production")
+    policy = next(doc for doc in rendered if doc["kind"] == "NetworkPolicy")["spec"]
+    assert policy["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "observability"}
+    assert policy["egress"][:3] == one("NetworkPolicy")["spec"]["egress"], "the rules it does not patch stay"
+    assert _ports(policy["egress"][3]) == [(4317, "TCP")]
+    operator_kinds = [doc for doc in rendered if doc["apiVersion"].startswith("monitoring.coreos.com/")]
+    assert sorted(doc["kind"] for doc in operator_kinds) == ["PrometheusRule", "ServiceMonitor"]
+    assert all(doc["metadata"]["labels"]["release"] == "prometheus" for doc in operator_kinds)
+    assert next(doc for doc in rendered if doc["kind"] == "Deployment")["spec"] == one("Deployment")["spec"]
 
 
 def test_the_secret_is_only_placeholders() -> None:
