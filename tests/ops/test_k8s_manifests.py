@@ -15,9 +15,8 @@ from bindings.config import ENV_PATTERN, parse_config
 from bindings.engine import Engine
 from bindings.metrics import Metrics
 from bindings.registry import Registry
+from tests.ops.scanners import K8S, kustomize
 from tests.ops.support import REPO
-
-K8S = REPO / "deploy" / "k8s"
 
 
 def documents() -> list[dict[str, Any]]:
@@ -173,8 +172,6 @@ def test_the_network_policy_admits_only_the_scraper_and_lets_out_only_kubemq_s3_
 
 def test_the_documented_overlay_renders_and_changes_what_it_says(tmp_path: Path) -> None:
     """The overlay in docs/operations.md ("NetworkPolicy"), next to a copy of deploy/k8s, through kubectl kustomize."""
-    from tests.ops.scanners import kustomize
-
     docs = (REPO / "docs" / "operations.md").read_text()
     (overlay,) = re.findall(r"```yaml\n(# deploy/overlays/production/kustomization.yaml\n.*?)```", docs, re.DOTALL)
     shutil.copytree(K8S, tmp_path / "k8s")

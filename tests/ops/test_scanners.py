@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.ops.scanners import K8S, copy_with_monitoring, run
+from tests.ops.scanners import K8S, copy_with_monitoring, kustomize, run
 from tests.ops.support import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
@@ -79,8 +79,6 @@ def test_checkov_passes_deploy_k8s_and_the_dockerfile_except_the_documented_skip
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_kubernetes_validate_strict_on_what_kustomize_renders(version: str, tmp_path: Path) -> None:
     """The base, and the base with the monitoring component; CRD kinds have no schema (test_monitoring checks them)."""
-    from tests.ops.scanners import kustomize
-
     documents = [doc for doc in kustomize(copy_with_monitoring(tmp_path)) if not doc["apiVersion"].startswith(CRD_GROUPS)]
     assert {doc["kind"] for doc in documents} >= {"Deployment", "NetworkPolicy", "ConfigMap", "Service"}
     rendered = tmp_path / "rendered.yaml"
