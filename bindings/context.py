@@ -39,9 +39,6 @@ class RequestContext:
     request_id: str
     source_kind: str = ""
     deadline: float | None = None
-    method: str = ""
-    # Set by the method table once the method is known: only reads may be cut off at the deadline.
-    read_only: bool = False
     started: float = field(default_factory=time.monotonic)
 
     def remaining(self) -> float | None:

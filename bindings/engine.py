@@ -52,7 +52,8 @@ class Binding:
         self.last_error: str | None = None
         self._starter: asyncio.Task[None] | None = None
         self._labels = {"binding": spec.name, "source_kind": spec.source.kind, "target_kind": spec.target.kind}
-        self._chain = middleware.build(self._call_target, spec.middleware, metrics, self._labels)
+        self._request_log = middleware.RequestLog(spec.name, spec.middleware.log_level)
+        self._chain = middleware.build(self.target.handle, spec.middleware, metrics, self._labels, self._request_log)
         self._parse: Callable[[bytes], Request] = (
             (lambda body: Request(data=bytes(body))) if getattr(source_properties, "do_not_parse_payload", False) else parse_request
         )
@@ -129,26 +130,25 @@ class Binding:
         log.info("binding stopped", binding=self.name)
 
     async def process(self, body: bytes, context: RequestContext) -> Outcome:
-        """Parse, run the chain, and turn every failure into an error reply; never raises but ``CancelledError``."""
+        """Parse and resolve once, run the chain, and turn every failure into an error reply; never raises but ``CancelledError``."""
+        request: Request | None = None
         try:
             request = self._parse(body)
-        except Exception as exc:  # noqa: BLE001 - the parser refuses with RequestError; anything else is still the input's fault
+            call = self.target.resolve(request)
+        except Exception as exc:  # noqa: BLE001 - refusals are RequestErrors; anything else is still the input's fault
             error = exc if isinstance(exc, RequestError) else InvalidRequestError(f"invalid request format, {describe(exc)}")
             # Refused before the chain: still counted and logged like any failed request.
-            self.metrics.count_unparsed(self._labels, len(body), error)
-            log.error("request refused", binding=self.name, request_id=context.request_id, error=str(error))
+            self.metrics.count_refused(self._labels, len(body), error)
+            self._request_log.failed(request.metadata.get("method", "") if request else "", context, error)
             return Outcome(Response.failure(error), error)
         try:
-            return Outcome(await self._chain(request, context), method=context.method)
+            return Outcome(await self._chain(call, context), method=call.name)
         except RequestError as exc:
-            return Outcome(Response.failure(exc), exc, method=context.method)
+            return Outcome(Response.failure(exc), exc, method=call.name)
         except Exception as exc:  # noqa: BLE001 - a bug must not end the subscription
             log.exception("unexpected error", binding=self.name, request_id=context.request_id)
             error = RequestError(f"internal error: {describe(exc)}")
-            return Outcome(Response.failure(error), error, method=context.method)
-
-    async def _call_target(self, request: Request, context: RequestContext) -> Response:
-        return await self.target.handle(request, context)
+            return Outcome(Response.failure(error), error, method=call.name)
 
     def status(self) -> dict[str, Any]:
         """What ``/bindings`` shows: state and config, every secret redacted."""

@@ -1,7 +1,8 @@
 """Request metrics: Prometheus series for scraping, and per-binding totals for ``/bindings/stats``.
 
-The ``method`` label comes from the target's method table (``context.method``),
-never from raw request metadata, so a sender cannot blow up label cardinality.
+The ``method`` label comes from the target's method table (the resolved
+``Call``), never from raw request metadata, so a sender cannot blow up label
+cardinality; a request refused before it was resolved is counted as ``invalid``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
@@ -17,8 +19,9 @@ from prometheus_client.registry import Collector
 
 from bindings import logs
 from bindings.context import RequestContext
-from bindings.errors import RequestError, TargetError
-from bindings.wire import Request, Response
+from bindings.errors import TargetError
+from bindings.target import Call, CallHandler
+from bindings.wire import Response
 
 LABELS = ("binding", "source_kind", "target_kind", "method")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -77,54 +80,72 @@ class Metrics:
         binding = labels["binding"]
         return self.stats.setdefault(binding, BindingStats(binding, labels["source_kind"], labels["target_kind"]))
 
-    def count_unparsed(self, labels: dict[str, str], size: int, error: RequestError) -> None:
-        """Record a request refused before the chain (its body could not be parsed)."""
+    def count_refused(self, labels: dict[str, str], size: int, error: Exception) -> None:
+        """Record a request refused before the chain: its body could not be parsed or its target refused it (method label ``invalid``)."""
         stats = self._stats(labels)
         stats.request_count += 1
         stats.request_volume += size
         stats.errors_count += 1
-        series = (labels["binding"], labels["source_kind"], labels["target_kind"], "invalid")
-        self.requests.labels(*series).inc()
-        self.request_bytes.labels(*series).inc(size)
-        self.errors.labels(*series, type(error).__name__).inc()
+        series = self._series(labels, "invalid")
+        series.requests.inc()
+        series.request_bytes.inc(size)
+        self.errors.labels(labels["binding"], labels["source_kind"], labels["target_kind"], "invalid", error_code(error)).inc()
 
-    def middleware(self, labels: dict[str, str]):  # type: ignore[no-untyped-def]
-        """A middleware recording each request once, whatever its outcome."""
+    def _series(self, labels: dict[str, str], method: str) -> _MethodSeries:
+        return _MethodSeries(*(metric.labels(labels["binding"], labels["source_kind"], labels["target_kind"], method) for metric in (self.requests, self.duration, self.request_bytes, self.response_bytes)))
+
+    def middleware(self, labels: dict[str, str]) -> Callable[[CallHandler], CallHandler]:
+        """A middleware recording each request once, whatever its outcome; series are looked up once per method."""
         binding = labels["binding"]
         stats = self._stats(labels)
         in_flight = self.in_flight.labels(binding)
+        by_method: dict[str, _MethodSeries] = {}
 
-        def wrap(call_next):  # type: ignore[no-untyped-def]
-            async def handle(request: Request, context: RequestContext) -> Response:
+        def wrap(call_next: CallHandler) -> CallHandler:
+            async def handle(call: Call, context: RequestContext) -> Response:
                 in_flight.inc()
                 started = time.monotonic()
+                size = len(call.request.data)
                 stats.request_count += 1
-                stats.request_volume += len(request.data)
-                code = ""
-                response: Response | None = None
+                stats.request_volume += size
+                series = by_method.get(call.name) or by_method.setdefault(call.name, self._series(labels, call.name))
                 try:
-                    response = await call_next(request, context)
-                    stats.response_count += 1
-                    stats.response_volume += len(response.data or b"")
-                    return response
+                    response = await call_next(call, context)
                 except Exception as exc:
                     stats.errors_count += 1
-                    code = exc.code if isinstance(exc, TargetError) and exc.code else type(exc).__name__
+                    self.errors.labels(binding, labels["source_kind"], labels["target_kind"], call.name, error_code(exc)).inc()
                     raise
+                else:
+                    replied = len(response.data or b"")
+                    stats.response_count += 1
+                    stats.response_volume += replied
+                    series.response_bytes.inc(replied)
+                    return response
                 finally:
                     in_flight.dec()
-                    series = (binding, labels["source_kind"], labels["target_kind"], context.method or "unknown")
-                    self.requests.labels(*series).inc()
-                    self.duration.labels(*series).observe(time.monotonic() - started)
-                    self.request_bytes.labels(*series).inc(len(request.data))
-                    if code:
-                        self.errors.labels(*series, code[:64]).inc()
-                    elif response is not None:
-                        self.response_bytes.labels(*series).inc(len(response.data or b""))
+                    series.requests.inc()
+                    series.duration.observe(time.monotonic() - started)
+                    series.request_bytes.inc(size)
 
             return handle
 
         return wrap
+
+
+@dataclass(frozen=True, slots=True)
+class _MethodSeries:
+    """The labelled series of one binding and method, resolved once instead of per request."""
+
+    requests: Any
+    duration: Any
+    request_bytes: Any
+    response_bytes: Any
+
+
+def error_code(error: BaseException) -> str:
+    """The ``code`` label of an error: the backend's own code (``NoSuchKey`` ...) or the error's type, at most 64 characters."""
+    code = error.code if isinstance(error, TargetError) and error.code else type(error).__name__
+    return code[:64]
 
 
 class _DroppedLogLines(Collector):

@@ -1,10 +1,12 @@
 """Binding middleware: composable wrappers around the target's ``handle``.
 
 Each middleware takes the next handler and returns a handler, so the chain is
-plain function composition, built once per binding. The order, outermost
-first, is: log -> metrics -> deadline -> retry -> rate limit -> target. Logging
-and metrics see each request once; the deadline covers every attempt; the rate
-limit spaces every attempt, as kubemq-targets does.
+plain function composition, built once per binding. A handler gets the
+resolved ``Call`` (the operation and its checked metadata), so no layer parses
+or validates the request again and none writes into shared state. The order,
+outermost first, is: log -> metrics -> deadline -> retry -> rate limit ->
+target. Logging and metrics see each request once; the deadline covers every
+attempt; the rate limit spaces every attempt, as kubemq-targets does.
 
 Properties use kubemq-targets' names; ``rate_per_seconds`` (the key its code
 reads) is accepted beside ``rate_per_second`` (the key its README writes).
@@ -15,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import structlog
 from pydantic import AliasChoices
@@ -26,9 +28,10 @@ from bindings.context import RequestContext
 from bindings.errors import RequestError, RequestTimeoutError
 from bindings.metrics import Metrics
 from bindings.properties import Properties, field
-from bindings.wire import Request, Response
+from bindings.target import Call, CallHandler
+from bindings.wire import Response
 
-Handler = Callable[[Request, RequestContext], Awaitable[Response]]
+Handler = CallHandler
 Middleware = Callable[[Handler], Handler]
 
 log = structlog.get_logger("bindings.requests")
@@ -65,9 +68,9 @@ def chain(handler: Handler, *middleware: Middleware) -> Handler:
     return handler
 
 
-def build(target: Handler, props: MiddlewareProperties, metrics: Metrics, labels: dict[str, str]) -> Handler:
+def build(target: Handler, props: MiddlewareProperties, metrics: Metrics, labels: dict[str, str], request_log: RequestLog) -> Handler:
     """The binding's full chain around ``target``."""
-    layers: list[Middleware] = [logging_middleware(props.log_level), metrics.middleware(labels), deadline_middleware()]
+    layers: list[Middleware] = [logging_middleware(request_log), metrics.middleware(labels), deadline_middleware()]
     if props.retry_attempts > 1:
         layers.append(retry_middleware(props))
     if props.rate_per_second > 0:
@@ -75,36 +78,51 @@ def build(target: Handler, props: MiddlewareProperties, metrics: Metrics, labels
     return chain(target, *layers)
 
 
-def logging_middleware(level: str | None) -> Middleware:
-    """One line per request with binding, method, request id and duration.
+class RequestLog:
+    """A binding's request lines: one per request with binding, method, request id and duration.
 
     ``level`` is the binding's ``log_level`` (unset: the global ``logLevel``):
     ``info`` logs every request, ``warning``/``error`` only failures (logged
     at error, as kubemq-targets does), ``debug`` adds the request and reply
-    metadata. Data is never logged.
+    metadata. Data is never logged. The binding is bound once, not per request.
     """
-    logger = logs.request_logger(level)
+
+    def __init__(self, binding: str, level: str | None) -> None:
+        self._log = logs.request_logger(level).bind(binding=binding)
+
+    def done(self, call: Call, context: RequestContext, response: Response) -> None:
+        duration = _elapsed_ms(context)
+        self._log.info("request done", method=call.name, request_id=context.request_id, duration_ms=duration)
+        self._log.debug(
+            "request detail",
+            method=call.name,
+            request_id=context.request_id,
+            duration_ms=duration,
+            request_metadata=call.request.metadata,
+            reply_metadata=response.metadata,
+            reply_bytes=len(response.data or b""),
+        )
+
+    def failed(self, method: str, context: RequestContext, error: BaseException) -> None:
+        self._log.error("request failed", method=method[:64], request_id=context.request_id, duration_ms=_elapsed_ms(context), error=str(error))
+
+
+def logging_middleware(request_log: RequestLog) -> Middleware:
+    """Log each request once, when it is done or has failed."""
 
     def wrap(call_next: Handler) -> Handler:
-        async def handle(request: Request, context: RequestContext) -> Response:
+        async def handle(call: Call, context: RequestContext) -> Response:
             try:
-                response = await call_next(request, context)
+                response = await call_next(call, context)
             except RequestError as exc:
-                _request_line(logger, request, context).error("request failed", error=str(exc))
+                request_log.failed(call.name, context, exc)
                 raise
-            line = _request_line(logger, request, context)
-            line.info("request done")
-            line.debug("request detail", request_metadata=request.metadata, reply_metadata=response.metadata, reply_bytes=len(response.data or b""))
+            request_log.done(call, context, response)
             return response
 
         return handle
 
     return wrap
-
-
-def _request_line(logger: Any, request: Request, context: RequestContext) -> Any:
-    method = context.method or request.metadata.get("method", "")[:64]
-    return logger.bind(binding=context.binding, method=method, request_id=context.request_id, duration_ms=_elapsed_ms(context))
 
 
 def deadline_middleware() -> Middleware:
@@ -114,29 +132,24 @@ def deadline_middleware() -> Middleware:
     When the deadline passes while a read-only method runs, the read is
     cancelled (its reply could not be delivered anyway). A write is left to
     finish: cutting an upload or a delete half-way helps nobody, and a sender
-    that retries must find the write done.
+    that retries must find the write done. No task is made per request: a read
+    runs under ``asyncio.timeout`` in the request's own task.
     """
 
     def wrap(call_next: Handler) -> Handler:
-        async def handle(request: Request, context: RequestContext) -> Response:
+        async def handle(call: Call, context: RequestContext) -> Response:
             remaining = context.remaining()
             if remaining is None:
-                return await call_next(request, context)
+                return await call_next(call, context)
             if remaining <= 0:
                 raise RequestTimeoutError("request deadline passed before it was started; the sender has given up")
-            work = asyncio.ensure_future(call_next(request, context))
+            if not call.read_only:
+                return await call_next(call, context)
             try:
-                done, _ = await asyncio.wait({work}, timeout=remaining)
-            except asyncio.CancelledError:
-                # Cancelled from outside (drain timeout): the work must not outlive this request.
-                work.cancel()
-                await asyncio.gather(work, return_exceptions=True)
-                raise
-            if done or not context.read_only:
-                return await work
-            work.cancel()
-            await asyncio.gather(work, return_exceptions=True)
-            raise RequestTimeoutError(f"request deadline passed after {_elapsed_ms(context):.0f} ms; the sender has given up")
+                async with asyncio.timeout(remaining):
+                    return await call_next(call, context)
+            except TimeoutError:
+                raise RequestTimeoutError(f"request deadline passed after {_elapsed_ms(context):.0f} ms; the sender has given up") from None
 
         return handle
 
@@ -158,10 +171,10 @@ def retry_middleware(props: MiddlewareProperties) -> Middleware:
     """
 
     def wrap(call_next: Handler) -> Handler:
-        async def handle(request: Request, context: RequestContext) -> Response:
+        async def handle(call: Call, context: RequestContext) -> Response:
             for attempt in range(1, props.retry_attempts + 1):
                 try:
-                    return await call_next(request, context)
+                    return await call_next(call, context)
                 except RequestError as exc:
                     if not exc.retryable or attempt == props.retry_attempts:
                         raise
@@ -195,7 +208,7 @@ def rate_limit_middleware(rate_per_second: float) -> Middleware:
     next_slot = 0.0
 
     def wrap(call_next: Handler) -> Handler:
-        async def handle(request: Request, context: RequestContext) -> Response:
+        async def handle(call: Call, context: RequestContext) -> Response:
             nonlocal next_slot
             async with lock:
                 now = time.monotonic()
@@ -204,7 +217,7 @@ def rate_limit_middleware(rate_per_second: float) -> Middleware:
             if wait > 0:
                 await asyncio.sleep(wait)
                 ensure_wanted(context, "the rate limit")
-            return await call_next(request, context)
+            return await call_next(call, context)
 
         return handle
 

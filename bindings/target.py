@@ -1,10 +1,14 @@
 """The target interface and the method table targets dispatch with.
 
-A target is small: ``init`` once with its validated properties, ``handle`` each
-request, ``close`` at the end. Most targets are a table of methods: each method
-is a handler plus the declaration of the request metadata it reads, so the
-metadata is parsed and checked once, before the handler runs, and the handler
-receives typed values instead of parsing strings itself.
+A target is small: ``init`` once with its validated properties, ``resolve``
+each request into a ``Call`` (which operation, with its metadata parsed and
+checked), ``handle`` the call, ``close`` at the end. The engine resolves a
+request once, before its middleware chain: a bad request is refused before
+any middleware runs, a retry does not validate again, and the middleware
+reads the operation from the call instead of from shared state. Most targets
+are a table of methods: each method is a handler plus the declaration of the
+request metadata it reads, so the handler receives typed values instead of
+parsing strings itself.
 """
 
 from __future__ import annotations
@@ -39,8 +43,12 @@ class Target(abc.ABC):
         """Connect and prepare; raise to fail the binding's start."""
 
     @abc.abstractmethod
-    async def handle(self, request: Request, context: RequestContext) -> Response:
-        """Serve one request; raise ``RequestError`` subclasses for failures."""
+    def resolve(self, request: Request) -> Call:
+        """Which operation ``request`` asks for, its metadata checked; ``InvalidRequestError`` says what is wrong."""
+
+    @abc.abstractmethod
+    async def handle(self, call: Call, context: RequestContext) -> Response:
+        """Serve one resolved request; raise ``RequestError`` subclasses for failures."""
 
     async def close(self) -> None:
         """Release what ``init`` acquired. Called once; must not raise."""
@@ -84,7 +92,33 @@ class Method(Generic[MetadataT]):
     read_only: bool = False
 
 
-Authorize = Callable[[Method[Any], Any, RequestContext], None]
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A request resolved by its target: the operation, its parsed metadata, the request itself.
+
+    ``read_only`` operations change nothing, so they may be cancelled once the
+    sender gives up; writes always run to the end.
+    """
+
+    request: Request
+    method: Method[Any]
+    metadata: Any
+
+    @property
+    def name(self) -> str:
+        return self.method.name
+
+    @property
+    def read_only(self) -> bool:
+        return self.method.read_only
+
+    async def run(self, owner: Any, context: RequestContext) -> Response:
+        """Run the method's handler on ``owner`` (what the target hands its handlers)."""
+        return await self.method.handler(owner, self.metadata, self.request, context)
+
+
+# What the middleware chain is made of: each layer handles a resolved call.
+CallHandler = Callable[[Call, RequestContext], Awaitable[Response]]
 
 
 class MethodTable:
@@ -115,7 +149,7 @@ class MethodTable:
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self._methods.values())
 
-    def resolve(self, request: Request, defaults: Mapping[str, str] | None = None) -> tuple[Method[Any], Any]:
+    def resolve(self, request: Request, defaults: Mapping[str, str] | None = None) -> Call:
         """Find the request's method and parse its metadata, or say exactly what is wrong.
 
         ``defaults`` fill metadata keys the request leaves out (a target-level
@@ -131,24 +165,9 @@ class MethodTable:
         # A key sent empty counts as not sent, so it does not hide a default either.
         values: dict[str, str] = {**(defaults or {}), **{k: v for k, v in request.metadata.items() if v != ""}}
         try:
-            return method, method.metadata.model_validate(values)
+            return Call(request, method, method.metadata.model_validate(values))
         except ValidationError as exc:
             raise InvalidRequestError(_describe(exc, method)) from None
-
-    async def dispatch(
-        self, owner: Any, request: Request, context: RequestContext, defaults: Mapping[str, str] | None = None, authorize: Authorize | None = None
-    ) -> Response:
-        """Resolve and run the request's method on ``owner`` (the target).
-
-        ``authorize`` sees the method and its parsed metadata before the
-        handler runs, and raises to refuse the request (a per-binding policy).
-        """
-        method, metadata = self.resolve(request, defaults)
-        context.method = method.name
-        context.read_only = method.read_only
-        if authorize is not None:
-            authorize(method, metadata, context)
-        return await method.handler(owner, metadata, request, context)
 
 
 def _describe(exc: ValidationError, method: Method[Any]) -> str:

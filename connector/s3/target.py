@@ -8,19 +8,18 @@ the request is checked against before its handler runs.
 from __future__ import annotations
 
 import contextlib
-from functools import partial
 from typing import Any
 
 from bindings.context import RequestContext, TargetContext
 from bindings.errors import RequestError, TargetError
-from bindings.target import Method, MethodTable, Target
+from bindings.target import Call, MethodTable, Target
 from bindings.wire import Request, Response
 from connector.s3 import buckets, items, listing, policy
 from connector.s3.client import Credentials, S3Client
 from connector.s3.embedded import SHARED
 from connector.s3.errors import translate
 from connector.s3.options import S3Properties
-from connector.s3.policy import AccessPolicy, Reaches
+from connector.s3.policy import Reaches
 
 READ, WRITE = True, False
 # (name, metadata model, handler, summary, read-only: may be cancelled once the sender gives up,
@@ -65,6 +64,7 @@ class S3Target(Target):
         self._client: S3Client | None = None
         self._uses_embedded = False
         self._defaults: dict[str, str] = {}
+        self._binding = ""
 
     async def init(self, properties: S3Properties, context: TargetContext) -> None:
         """Open the client (after starting or joining the embedded SeaweedFS for ``endpoint: embedded``)."""
@@ -85,6 +85,7 @@ class S3Target(Target):
             raise
         self._client = client
         self._defaults = {"bucket_name": properties.bucket} if properties.bucket else {}
+        self._binding = context.binding
         context.log.info(
             "aws.s3 target ready",
             endpoint=endpoint or "aws",
@@ -93,12 +94,22 @@ class S3Target(Target):
             auth="static keys" if credentials else "AWS default chain",
         )
 
-    async def handle(self, request: Request, context: RequestContext) -> Response:
+    def resolve(self, request: Request) -> Call:
+        """The request's method with its metadata (the default bucket filled in), allowed by the binding's policy."""
+        client = self._client
+        if client is None:
+            raise TargetError("the aws.s3 target is not initialised or already closed", code="TargetClosed")
+        call = METHODS.resolve(request, self._defaults)
+        # The least-privilege policy, on what this request reaches, before any S3 call.
+        client.policy.check(call.name, REACHES[call.name](call.metadata), self._binding)
+        return call
+
+    async def handle(self, call: Call, context: RequestContext) -> Response:
         client = self._client
         if client is None:
             raise TargetError("the aws.s3 target is not initialised or already closed", code="TargetClosed")
         try:
-            return await METHODS.dispatch(client, request, context, self._defaults, partial(_authorize, client.policy))
+            return await call.run(client, context)
         except RequestError:
             raise
         except Exception as exc:
@@ -113,11 +124,6 @@ class S3Target(Target):
             self._uses_embedded = False
             with contextlib.suppress(Exception):
                 await SHARED.release()
-
-
-def _authorize(policy: AccessPolicy, method: Method[Any], metadata: Any, context: RequestContext) -> None:
-    """The binding's least-privilege policy, on what this request reaches (before any S3 call)."""
-    policy.check(method.name, REACHES[method.name](metadata), context.binding)
 
 
 def _credentials(properties: S3Properties) -> Credentials | None:

@@ -20,8 +20,9 @@ async def open_target(properties: dict[str, Any], context: TargetContext = CONTE
 
 
 async def call(target: S3Target, data: bytes = b"", deadline: float | None = None, **metadata: str) -> Response:
-    """``target.handle`` for one request with these metadata keys (and payload)."""
-    return await target.handle(Request(metadata=metadata, data=data), RequestContext(binding="t", request_id="r1", deadline=deadline))
+    """One request with these metadata keys (and payload), resolved and handled as the engine does."""
+    request = Request(metadata=metadata, data=data)
+    return await target.handle(target.resolve(request), RequestContext(binding="t", request_id="r1", deadline=deadline))
 
 
 def body(response: Response) -> Any:

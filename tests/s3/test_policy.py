@@ -40,8 +40,8 @@ def sample(method: str, bucket: str, **extra: str) -> dict[str, str]:
 
 def writes(request: dict[str, str]) -> bool:
     """Whether the request writes, by the method table's own declaration."""
-    method, metadata = METHODS.resolve(Request(metadata=request))
-    return any(access.writes for access in REACHES[method.name](metadata))
+    call = METHODS.resolve(Request(metadata=request))
+    return any(access.writes for access in REACHES[call.name](call.metadata))
 
 
 # One request per method, and presign_url once more per writing operation.

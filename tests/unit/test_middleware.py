@@ -8,7 +8,9 @@ import pytest
 from bindings.context import RequestContext
 from bindings.errors import RequestTimeoutError, TargetError
 from bindings.middleware import MiddlewareProperties, chain, deadline_middleware, rate_limit_middleware, retry_delay, retry_middleware
+from bindings.target import Call
 from bindings.wire import Request, Response
+from tests.fixtures.echo_target import METHODS
 
 
 def context(deadline_in: float | None = None) -> RequestContext:
@@ -16,8 +18,13 @@ def context(deadline_in: float | None = None) -> RequestContext:
     return RequestContext(binding="b", request_id="r", deadline=deadline)
 
 
-async def ok(request: Request, _: RequestContext) -> Response:
-    return Response.ok(request.data)
+def echo(data: bytes = b"", method: str = "echo") -> Call:
+    """A resolved call of the echo target's ``method`` (``sleep`` is read-only, ``echo`` writes)."""
+    return METHODS.resolve(Request({"method": method}, data))
+
+
+async def ok(call: Call, _: RequestContext) -> Response:
+    return Response.ok(call.request.data)
 
 
 def test_back_off_doubles_up_to_the_cap() -> None:
@@ -35,12 +42,12 @@ def test_fixed_and_random_delays() -> None:
 async def test_work_delayed_by_the_rate_limit_past_the_deadline_is_not_started() -> None:
     started: list[bytes] = []
 
-    async def record(request: Request, context: RequestContext) -> Response:
-        started.append(request.data)
-        return await ok(request, context)
+    async def record(call: Call, context: RequestContext) -> Response:
+        started.append(call.request.data)
+        return await ok(call, context)
 
     handler = chain(record, deadline_middleware(), rate_limit_middleware(2))  # one start every 0.5 s
-    results = await asyncio.gather(*(handler(Request(data=str(i).encode()), context(0.3)) for i in range(3)), return_exceptions=True)
+    results = await asyncio.gather(*(handler(echo(str(i).encode()), context(0.3)) for i in range(3)), return_exceptions=True)
     assert started == [b"0"]
     assert [type(r) for r in results[1:]] == [RequestTimeoutError, RequestTimeoutError]
     assert "while waiting for the rate limit" in str(results[1])
@@ -49,7 +56,7 @@ async def test_work_delayed_by_the_rate_limit_past_the_deadline_is_not_started()
 async def test_no_retry_after_the_deadline() -> None:
     calls = 0
 
-    async def flaky(_: Request, __: RequestContext) -> Response:
+    async def flaky(_: Call, __: RequestContext) -> Response:
         nonlocal calls
         calls += 1
         raise TargetError("SlowDown: please reduce your request rate", code="SlowDown", retryable=True)
@@ -57,23 +64,23 @@ async def test_no_retry_after_the_deadline() -> None:
     props = MiddlewareProperties(retry_attempts=5, retry_delay_milliseconds=300, retry_max_jitter_milliseconds=0, retry_delay_type="fixed")
     handler = chain(flaky, deadline_middleware(), retry_middleware(props))
     with pytest.raises(RequestTimeoutError, match="while waiting for a retry"):
-        await handler(Request(), context(0.5))
+        await handler(echo(), context(0.5))
     assert calls == 2
 
 
 async def test_cancelling_the_request_cancels_its_work_too() -> None:
     cancelled = asyncio.Event()
 
-    async def slow_write(request: Request, context: RequestContext) -> Response:
+    async def slow_write(call: Call, context: RequestContext) -> Response:
         try:
             await asyncio.sleep(5)
         except asyncio.CancelledError:
             cancelled.set()
             raise
-        return await ok(request, context)
+        return await ok(call, context)
 
     handler = chain(slow_write, deadline_middleware())
-    task = asyncio.create_task(handler(Request(), context(10)))
+    task = asyncio.create_task(handler(echo(), context(10)))
     await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
