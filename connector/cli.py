@@ -167,13 +167,23 @@ def _run(args: argparse.Namespace) -> int:
     from bindings.runtime import Runtime
 
     try:
-        return asyncio.run(Runtime(args.config, _registry(), watch=args.watch).run())
+        with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+            return runner.run(Runtime(args.config, _registry(), watch=args.watch).run())
     except ConfigError as exc:
         _print_problems(args.config, exc)
         return 1
     except OSError as exc:  # the API port is taken, the embedded broker cannot bind ...
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop where it is installed (benchmarks/bench_requests.py measures the gain), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _validate(args: argparse.Namespace) -> int:
