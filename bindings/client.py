@@ -59,6 +59,8 @@ EVENTS_SUBSCRIBE_PAUSE_SECONDS = 0.2
 # The server's answer to a query or command that nobody took in time, or that nothing subscribes to
 # (kubemq-community cannot tell the two apart); the SDK usually gives up first with its own timeout.
 NO_REPLY_ERROR = "Error 301"
+# What a failed exchange raises when nothing came back (``explain_failure`` says which it was).
+FAILURES = (TimeoutError, KubeMQError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,11 @@ async def query(
 ) -> Response:
     """Send ``request`` as a KubeMQ query and return the decoded reply."""
     async with AsyncCQClient(**Connection(address, auth_token, client_id, tls).options()) as client:
-        reply = await client.send_query(QueryMessage(channel=channel, body=request.to_json(), timeout_in_seconds=timeout))
+        return await _send_query(client, channel, request, timeout)
+
+
+async def _send_query(client: AsyncCQClient, channel: str, request: Request, timeout: int) -> Response:
+    reply = await client.send_query(QueryMessage(channel=channel, body=request.to_json(), timeout_in_seconds=timeout))
     if not reply.is_executed:
         return Response.failure(reply.error or "query was not executed")
     return Response.from_json(reply.body)
@@ -280,6 +286,44 @@ async def exchange(connection: Connection, pattern: Pattern, channel: str, reque
     return await publish(connection, channel, request, store=store), None
 
 
+class Session:
+    """Many requests to one channel, each with its response: a client reused across them.
+
+    Only patterns that bring a response back qualify: ``query``, and
+    ``queue``, ``event``, ``event-store`` with a response channel (each of
+    those requests is its own exchange). ``concurrent`` says whether several
+    requests may be in flight at once: not on a response queue, whose poller
+    holds the other requests' responses until it leaves.
+    """
+
+    def __init__(self, connection: Connection, pattern: Pattern, channel: str, *, timeout: int, response_channel: str | None = None) -> None:
+        if pattern == "command" or (pattern != "query" and not response_channel):
+            raise ValueError(f"a {pattern} brings no response back" + ("" if pattern == "command" else " without a response channel"))
+        self.connection, self.pattern, self.channel = connection, pattern, channel
+        self.timeout, self.response_channel = timeout, response_channel
+        self.concurrent = pattern != "queue"
+        self._client: AsyncCQClient | None = None
+
+    async def __aenter__(self) -> Session:
+        if self.pattern == "query":
+            client = AsyncCQClient(**self.connection.options())
+            self._client = await client.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.__aexit__(*exc_info)
+
+    async def request(self, request: Request) -> Response:
+        """The response to ``request``; raises one of ``FAILURES`` when nothing came back."""
+        if self._client is not None:
+            return await _send_query(self._client, self.channel, request, self.timeout)
+        _, response = await exchange(self.connection, self.pattern, self.channel, request, timeout=self.timeout, response_channel=self.response_channel)
+        assert response is not None  # a response channel was given
+        return response
+
+
 async def send_request(
     address: str,
     channel: str,
@@ -297,9 +341,14 @@ async def send_request(
     request = Request(metadata=metadata, data=data)
     try:
         sent, response = await exchange(Connection(address, auth_token, tls=tls), pattern, channel, request, timeout=timeout, response_channel=response_channel)
-    except (TimeoutError, KubeMQError, ValueError) as exc:
+    except FAILURES as exc:
         print(explain_failure(exc, address, channel, timeout=timeout, response_channel=response_channel), file=sys.stderr)
         return 2
+    return report(sent, response, output)
+
+
+def report(sent: Sent | None, response: Response | None, output: Path | None) -> int:
+    """Print what an exchange gave (``--output``: the data goes to that file); 0, or 1 for an error reply."""
     if sent is not None:
         print(json.dumps(sent.shown(), indent=2))
     if response is None:

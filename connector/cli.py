@@ -15,8 +15,10 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bindings.errors import ConfigError
+from connector.files.sizes import parse_size, part_size
 
 CONFIG_ENV, DEFAULT_CONFIG = "KUBEMQ_S3_CONFIG", "config.yaml"
 ADDRESS_ENV, DEFAULT_ADDRESS = "KUBEMQ_ADDRESS", "localhost:50000"
@@ -117,6 +119,26 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--tls-cert-file", type=_pem_file(), metavar="PEM", help="client certificate for mutual TLS; needs --tls-key-file (default: none)")
     send.add_argument("--tls-key-file", type=_pem_file(key=True), metavar="PEM", help="private key of --tls-cert-file (default: none)")
     send.add_argument("--tls-server-name", metavar="NAME", help="name to check in the server's certificate (default: the address's host)")
+    large = send.add_argument_group(
+        "files of any size", "upload_item with --data-file and get_item with --output move what one message cannot carry in parts, each checked by its SHA-256"
+    )
+    large.add_argument(
+        "--max-message-size",
+        type=parse_size,
+        metavar="SIZE",
+        help="largest message the binding takes (its max_message_size): a larger upload_item --data-file goes up in parts "
+        "(default: 100MiB, KubeMQ's limit; a binding's smaller limit is learnt from its refusal)",
+    )
+    large.add_argument(
+        "--part-size",
+        type=part_size,
+        metavar="SIZE",
+        help="parts a large file goes up in, and ranges a large object comes down in, at least 5MiB "
+        "(default: 16MiB, less when a message carries less, more to stay within S3's 10,000 parts)",
+    )
+    large.add_argument("--parallel", type=_count(1, 64), default=4, metavar="N", help="parts or ranges in flight at once (default: %(default)s; one at a time with --pattern queue)")
+    large.add_argument("--upload-id", metavar="ID", help="continue this multipart upload of --data-file, sending only the parts it lacks (default: start a new upload)")
+    large.add_argument("--keep-upload", action="store_true", help="keep the multipart upload when it fails for good, to inspect or continue it (default: abort it)")
     send.set_defaults(func=_send)
     return parser
 
@@ -144,6 +166,17 @@ def _pem_file(*, key: bool = False) -> Callable[[str], str]:
             return check_pem_file(path, key=key)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return checked
+
+
+def _count(lowest: int, highest: int) -> Callable[[str], int]:
+    """An argparse type for a whole number from ``lowest`` to ``highest``."""
+
+    def checked(text: str) -> int:
+        if not text.strip().isdigit() or not lowest <= int(text) <= highest:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from {lowest} to {highest}")
+        return int(text)
 
     return checked
 
@@ -245,16 +278,44 @@ def _send(args: argparse.Namespace) -> int:
         metadata[key] = value
     if args.response_channel and args.pattern in ("query", "command"):
         raise CommandError(f"--response-channel is for queue, event and event-store; a {args.pattern} gets its reply directly", USAGE)
-    data = _request_data(args)
-    _check_output(args.output)
     channel = args.channel or f"{args.pattern}.aws.s3"
     tls_options = (args.tls_ca_file or "", args.tls_cert_file or "", args.tls_key_file or "", args.tls_server_name or "")
     tls = sdk_tls(*tls_options) if args.tls or any(tls_options) else None
+    moved = _move_file(args, metadata, channel, tls)
+    if moved is not None:
+        return moved
+    data = _request_data(args)
+    _check_output(args.output)
     return asyncio.run(
         send_request(
             args.address, channel, metadata, data, timeout=args.timeout, auth_token=args.auth_token, output=args.output, pattern=args.pattern, response_channel=args.response_channel, tls=tls
         )
     )
+
+
+def _move_file(args: argparse.Namespace, metadata: dict[str, str], channel: str, tls: Any) -> int | None:
+    """upload_item of a --data-file and get_item to an --output, which switch to parts when one message is too small; None otherwise."""
+    from bindings.client import Connection
+    from bindings.sources.connection import SERVER_MESSAGE_LIMIT
+    from connector.files.command import Destination, Options, TransferError, download_file, upload_file
+
+    method = metadata.get("method")
+    uploads = method == "upload_item" and args.data_file is not None and args.data_file.is_file()
+    downloads = method == "get_item" and args.output is not None and not metadata.get("range") and not metadata.get("decode")
+    if (args.upload_id or args.keep_upload) and not uploads:
+        raise CommandError("--upload-id and --keep-upload continue or keep an upload: they need -m method=upload_item and a --data-file", USAGE)
+    if not uploads and not downloads:
+        return None
+    if downloads:
+        _check_output(args.output)
+    destination = Destination(Connection(args.address, args.auth_token, tls=tls), args.pattern, channel, args.timeout, args.response_channel)
+    options = Options(args.part_size, args.parallel, args.max_message_size or SERVER_MESSAGE_LIMIT, args.upload_id, args.keep_upload)
+    try:
+        if uploads:
+            return asyncio.run(upload_file(destination, metadata, args.data_file, options))
+        return asyncio.run(download_file(destination, metadata, args.output, options))
+    except TransferError as exc:
+        raise CommandError(str(exc), exc.exit_code) from None
 
 
 def _request_data(args: argparse.Namespace) -> bytes:

@@ -1,0 +1,290 @@
+"""``kubemq-s3 send`` moving files larger than one message, through the embedded broker, a connector and SeaweedFS.
+
+The connector's binding takes messages of at most 8 MiB, so a 12 MiB file
+cannot go in one message while 5 MiB parts (S3's smallest) can: the command
+switches to the multipart methods on its own, and back to ranges for the
+download. Every run is the real command line in a child process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import struct
+import sys
+import termios
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from bindings.context import RequestContext
+from bindings.registry import Registry
+from bindings.sources import SOURCES
+from bindings.target import Call
+from bindings.wire import Request, Response
+from connector.s3 import S3Target
+from devbroker import EmbeddedBroker
+from tests.fixtures.kubemq import StartConnector, s3_binding_yaml
+from tests.ops.support import REPO
+
+MIB = 1024 * 1024
+CHANNEL = "query.aws.s3.files"
+SMALL_MESSAGES = 8 * MIB
+LARGE = 12 * MIB + 12345  # three parts of 5 MiB: 5, 5, and the rest
+KEY = "videos/large file.bin"
+
+
+def binding(seaweed: Any, channel: str = CHANNEL, kind: str = "aws.s3") -> str:
+    """A query binding whose messages (requests and replies) are at most 8 MiB."""
+    return s3_binding_yaml(seaweed, channel, extra_source=f'\n            max_message_size: "{SMALL_MESSAGES}"').replace("kind: aws.s3", f"kind: {kind}")
+
+
+async def kubemq_s3(*args: str, terminal: bool = False) -> tuple[int, str, str]:
+    """The command line in a child process (this test's event loop keeps serving the broker); ``terminal``: stderr is a pseudo-terminal."""
+    if not terminal:
+        process = await asyncio.create_subprocess_exec(sys.executable, "-m", "connector", *args, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+        assert process.returncode is not None
+        return process.returncode, stdout.decode(), stderr.decode()
+    with _terminal() as (slave, screen):
+        process = await asyncio.create_subprocess_exec(sys.executable, "-m", "connector", *args, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        stdout, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), b"".join(screen).decode(errors="replace")
+
+
+@contextlib.contextmanager
+def _terminal() -> Iterator[tuple[int, list[bytes]]]:
+    """A pseudo-terminal: its slave end for the child's stderr, and what the child wrote there (read while it runs, so it never blocks)."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # rows, columns: a terminal window
+    screen: list[bytes] = []
+
+    def read() -> None:
+        with contextlib.suppress(OSError):  # EIO once the child and the slave end are gone
+            while chunk := os.read(master, 65536):
+                screen.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        yield slave, screen
+    finally:
+        reader.join(timeout=10)
+        os.close(master)
+
+
+def send(broker: EmbeddedBroker, *args: str, channel: str = CHANNEL) -> list[str]:
+    return ["send", "--address", broker.address, "--channel", channel, *args]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A folder of the test's files only (the connector's config is written beside it)."""
+    path = tmp_path / "files"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def large_file(folder: Path) -> Path:
+    path = folder / "large.bin"
+    path.write_bytes(os.urandom(LARGE))
+    return path
+
+
+@pytest_asyncio.fixture
+async def connector(start_connector: StartConnector, seaweed: Any) -> AsyncIterator[None]:
+    await start_connector(binding(seaweed))
+    yield
+
+
+async def stored(s3_client: Any, bucket: str, key: str = KEY) -> bytes:
+    return await (await s3_client.get_object(Bucket=bucket, Key=key))["Body"].read()  # type: ignore[no-any-return]
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def test_a_file_larger_than_one_message_goes_up_in_parts_and_comes_back_in_ranges(
+    connector: None, broker: EmbeddedBroker, s3_client: Any, bucket: str, large_file: Path, folder: Path
+) -> None:
+    """No --max-message-size: the binding's refusal of the whole file names its limit, and the parts are cut to fit it. stderr is a pipe: nothing on it."""
+    content = large_file.read_bytes()
+    where = ("-m", f"bucket_name={bucket}", "-m", f"item_name={KEY}")
+    code, stdout, stderr = await kubemq_s3(*send(broker, "-m", "method=upload_item", *where, "-m", "content_type=video/mp4", "--data-file", str(large_file)))
+    assert (code, stderr) == (0, ""), stderr
+    uploaded = json.loads(stdout)
+    assert {name: uploaded[name] for name in ("bucket", "key", "size", "parts", "part_size", "uploaded_parts", "sha256")} == {
+        "bucket": bucket,
+        "key": KEY,
+        "size": LARGE,
+        "parts": 3,
+        "part_size": 5 * MIB,
+        "uploaded_parts": 3,
+        "sha256": sha256(content),
+    }
+    head = await s3_client.head_object(Bucket=bucket, Key=KEY, ChecksumMode="ENABLED")
+    assert (uploaded["etag"], head["ContentType"]) == (head["ETag"], "video/mp4")
+    parts = [content[offset : offset + 5 * MIB] for offset in range(0, LARGE, 5 * MIB)]
+    composite = base64.b64encode(hashlib.sha256(b"".join(hashlib.sha256(part).digest() for part in parts)).digest()).decode()
+    assert (uploaded["checksum_sha256"], uploaded["verified"]) == (f"{composite}-3", "ChecksumSHA256")
+    assert await stored(s3_client, bucket) == content
+    assert (await s3_client.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []
+
+    output = folder / "downloaded.bin"
+    code, stdout, stderr = await kubemq_s3(*send(broker, "-m", "method=get_item", *where, "--output", str(output)))
+    assert (code, stderr) == (0, ""), stderr
+    downloaded = json.loads(stdout)
+    assert output.read_bytes() == content
+    assert {name: downloaded[name] for name in ("bucket", "key", "size", "parts", "etag", "file", "sha256", "verified")} == {
+        "bucket": bucket,
+        "key": KEY,
+        "size": LARGE,
+        "parts": 3,
+        "etag": head["ETag"],
+        "file": str(output),
+        "sha256": sha256(content),
+        "verified": "ChecksumSHA256",
+    }
+    assert sorted(path.name for path in folder.iterdir()) == ["downloaded.bin", "large.bin"]  # no temporary file left
+
+
+async def test_small_files_keep_the_single_request(connector: None, broker: EmbeddedBroker, s3_client: Any, bucket: str, tmp_path: Path) -> None:
+    """One upload_item and one get_item, printed as before: the reply JSON, and 'data written to' on stderr."""
+    small = tmp_path / "small.txt"
+    small.write_bytes(b"hello, small world")
+    where = ("-m", f"bucket_name={bucket}", "-m", "item_name=small.txt")
+    code, stdout, stderr = await kubemq_s3(*send(broker, "-m", "method=upload_item", *where, "--data-file", str(small)))
+    reply = json.loads(stdout)
+    assert (code, stderr, reply["is_error"], reply["data"]["UploadID"]) == (0, "", False, "")
+    output = tmp_path / "back.txt"
+    code, stdout, stderr = await kubemq_s3(*send(broker, "-m", "method=get_item", *where, "--output", str(output)))
+    assert (code, stderr, output.read_bytes()) == (0, f"data written to {output}\n", b"hello, small world")
+    assert json.loads(stdout)["metadata"]["content_length"] == str(len(b"hello, small world"))
+
+
+async def test_upload_id_sends_only_the_parts_the_upload_lacks(
+    connector: None, broker: EmbeddedBroker, s3_client: Any, bucket: str, large_file: Path
+) -> None:
+    """An upload interrupted after part 1: --upload-id sends parts 2 and 3, keeps 1. On a terminal, stderr shows the progress bar."""
+    content = large_file.read_bytes()
+    created = await s3_client.create_multipart_upload(Bucket=bucket, Key=KEY, ChecksumAlgorithm="SHA256")
+    upload_id = created["UploadId"]
+    first = content[: 5 * MIB]
+    await s3_client.upload_part(
+        Bucket=bucket, Key=KEY, UploadId=upload_id, PartNumber=1, Body=first, ChecksumSHA256=base64.b64encode(hashlib.sha256(first).digest()).decode()
+    )
+    where = ("-m", f"bucket_name={bucket}", "-m", f"item_name={KEY}")
+    args = send(broker, "-m", "method=upload_item", *where, "--data-file", str(large_file), "--max-message-size", "8MiB", "--part-size", "5MiB", "--upload-id", upload_id)
+    code, stdout, screen = await kubemq_s3(*args, terminal=True)
+    assert code == 0, screen
+    result = json.loads(stdout)
+    assert (result["upload_id"], result["parts"], result["uploaded_parts"], result["sha256"], result["verified"]) == (upload_id, 3, 2, sha256(content), "ChecksumSHA256")
+    assert await stored(s3_client, bucket) == content
+    assert "up videos/large file.bin" in screen and "100%" in screen and "B/s" in screen, screen
+
+
+async def test_a_file_too_large_for_one_message_needs_a_pattern_with_replies(tmp_path: Path) -> None:
+    """Refused before anything is sent (nothing listens at the address): a command brings no upload id back."""
+    path = tmp_path / "two.bin"
+    path.write_bytes(bytes(2 * MIB))
+    args = ("send", "--address", "127.0.0.1:1", "--pattern", "command", "-m", "method=upload_item", "-m", "item_name=k", "--data-file", str(path), "--max-message-size", "1MiB")
+    code, stdout, stderr = await kubemq_s3(*args)
+    assert (code, stdout) == (2, "")
+    assert stderr == (
+        f"error: {path} is {2 * MIB} bytes, more than one message of 1MiB carries, and parts need replies, but a command brings no response back: "
+        "use --pattern query, or --response-channel with queue, event or event-store\n"
+    )
+
+
+async def test_options_of_an_upload_need_an_upload(tmp_path: Path) -> None:
+    code, _, stderr = await kubemq_s3("send", "-m", "method=get_item", "--upload-id", "abc", "--output", str(tmp_path / "x"))
+    assert (code, stderr) == (2, "error: --upload-id and --keep-upload continue or keep an upload: they need -m method=upload_item and a --data-file\n")
+    code, _, stderr = await kubemq_s3("send", "-m", "method=upload_item", "--data-file", str(tmp_path), "--part-size", "4MiB")
+    assert code == 2 and stderr.endswith("error: argument --part-size: '4MiB' is less than 5MiB, S3's smallest part\n")
+
+
+# Failures ---------------------------------------------------------------------------------------------------------
+
+
+class Tampering(S3Target):
+    """The real aws.s3 target, with a fault of the world around it: see the subclasses."""
+
+    async def handle(self, call: Call, context: RequestContext) -> Response:
+        response = await super().handle(call, context)
+        return await self.tamper(call, response, context)
+
+    async def tamper(self, call: Call, response: Response, context: RequestContext) -> Response:
+        return response
+
+
+class ReplacedAfterHead(Tampering):
+    """Another writer replaces the object (same size, other bytes) right after the command's head_item."""
+
+    kind = "test.replaced-after-head"
+
+    async def tamper(self, call: Call, response: Response, context: RequestContext) -> Response:
+        if call.name == "head_item":
+            size = int(response.metadata["content_length"])
+            replacement = Request(metadata={"method": "upload_item", "bucket_name": call.metadata.bucket_name, "item_name": call.metadata.item_name}, data=os.urandom(size))
+            await S3Target.handle(self, self.resolve(replacement), context)
+        return response
+
+
+class DamagedOnTheWay(Tampering):
+    """One bit of every ranged reply flipped, as a faulty hop would."""
+
+    kind = "test.damaged-on-the-way"
+
+    async def tamper(self, call: Call, response: Response, context: RequestContext) -> Response:
+        if call.name == "get_item" and call.metadata.range and response.data:
+            data = bytearray(response.data)
+            data[len(data) // 2] ^= 0x01
+            return Response(response.metadata, bytes(data), response.is_error, response.error)
+        return response
+
+
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        (ReplacedAfterHead, "changed while it was being downloaded"),
+        (DamagedOnTheWay, "the ChecksumSHA256 of the bytes received, as 3 parts of 5242880, 6291456, 4198419 bytes, is not the store's"),
+    ],
+)
+async def test_a_download_that_does_not_match_the_object_is_refused_and_not_kept(
+    target: type[Tampering], problem: str, start_connector: StartConnector, seaweed: Any, broker: EmbeddedBroker, s3_client: Any, bucket: str, folder: Path
+) -> None:
+    channel = f"{CHANNEL}.{target.kind}"
+    await start_connector(binding(seaweed, channel, target.kind), Registry.of(SOURCES, [target]))
+    original = os.urandom(LARGE)
+    await upload_in_parts(s3_client, bucket, original)
+    output = folder / "object.bin"
+    code, stdout, stderr = await kubemq_s3(*send(broker, "-m", "method=get_item", "-m", f"bucket_name={bucket}", "-m", f"item_name={KEY}", "--output", str(output), channel=channel))
+    assert (code, stdout) == (1, ""), stderr
+    [line] = stderr.splitlines()
+    assert line.startswith(f"error: object {bucket}/{KEY}") and problem in line and line.endswith(f"{output} was not written" + ("" if target is DamagedOnTheWay else ": run the command again")), line
+    assert list(folder.iterdir()) == []
+
+
+async def upload_in_parts(s3_client: Any, bucket: str, content: bytes) -> None:
+    """``content`` as a multipart object of 5 MiB parts with SHA-256 checksums, straight to the store."""
+    upload_id = (await s3_client.create_multipart_upload(Bucket=bucket, Key=KEY, ChecksumAlgorithm="SHA256"))["UploadId"]
+    parts = []
+    for number, offset in enumerate(range(0, len(content), 5 * MIB), start=1):
+        part = content[offset : offset + 5 * MIB]
+        checksum = base64.b64encode(hashlib.sha256(part).digest()).decode()
+        uploaded = await s3_client.upload_part(Bucket=bucket, Key=KEY, UploadId=upload_id, PartNumber=number, Body=part, ChecksumSHA256=checksum)
+        parts.append({"PartNumber": number, "ETag": uploaded["ETag"], "ChecksumSHA256": checksum})
+    await s3_client.complete_multipart_upload(Bucket=bucket, Key=KEY, UploadId=upload_id, MultipartUpload={"Parts": parts})
