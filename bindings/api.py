@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bindings.context import RequestContext
 from bindings.engine import Engine
+from bindings.sources.connection import SERVER_MESSAGE_LIMIT
 
 ENGINE_KEY = web.AppKey("engine", Engine)
 CONFIG_STATUS_KEY = web.AppKey("config_status", Callable[[], dict[str, Any]])
@@ -90,7 +91,8 @@ async def config_status(request: web.Request) -> web.Response:
 
 
 def create_app(engine: Engine, status: Callable[[], dict[str, Any]], requests_enabled: Callable[[], bool] = lambda: False) -> web.Application:
-    app = web.Application(client_max_size=100 * 1024 * 1024)
+    # A request posted here becomes one KubeMQ-sized message, so it may be as large as one.
+    app = web.Application(client_max_size=SERVER_MESSAGE_LIMIT)
     app[ENGINE_KEY] = engine
     app[CONFIG_STATUS_KEY] = status
     app[REQUESTS_ENABLED_KEY] = requests_enabled

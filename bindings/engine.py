@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -19,6 +19,7 @@ import structlog
 from bindings import middleware
 from bindings.config import ResolvedBinding, ResolvedConfig
 from bindings.context import RequestContext, TargetContext
+from bindings.devservices import Acquired, DevelopmentService
 from bindings.errors import InvalidRequestError, RequestError, describe
 from bindings.metrics import Metrics
 from bindings.redaction import redact
@@ -31,32 +32,27 @@ log = structlog.get_logger("bindings.engine")
 INIT_RETRY_MAX_SECONDS = 30.0
 HANDOVER_POLL_SECONDS = 0.05
 HANDOVER_SETTLE_SECONDS = 0.25
-EMBEDDED = "embedded"
 
 
 class Binding:
     """One running binding: source -> middleware -> target."""
 
-    def __init__(self, spec: ResolvedBinding, registry: Registry, metrics: Metrics, embedded_address: str | None = None) -> None:
+    def __init__(self, spec: ResolvedBinding, registry: Registry, metrics: Metrics, services: Sequence[DevelopmentService] = ()) -> None:
         self.spec = spec
         self.metrics = metrics
-        source_properties = spec.source.properties
-        if getattr(source_properties, "address", None) == EMBEDDED:
-            if embedded_address is None:
-                raise RuntimeError("address 'embedded' needs the embedded broker, which is not running")
-            source_properties = source_properties.model_copy(update={"address": embedded_address})
-        self.source: Source = registry.sources[spec.source.kind](source_properties, spec.name)
+        self.source: Source = registry.sources[spec.source.kind](spec.source.properties, spec.name)
         self.source.on_settled = metrics.settlements(spec.name)
         self.target: Target = registry.targets[spec.target.kind]()
         self.target_ready = False
         self.last_error: str | None = None
         self._starter: asyncio.Task[None] | None = None
+        # The development servers this binding's config names (``embedded``), pointed at once they run.
+        self._services = Acquired(list(services))
+        self._target_properties: Any = None
         self._labels = {"binding": spec.name, "source_kind": spec.source.kind, "target_kind": spec.target.kind}
         self._request_log = middleware.RequestLog(spec.name, spec.middleware.log_level)
         self._chain = middleware.build(self.target.handle, spec.middleware, metrics, self._labels, self._request_log)
-        self._parse: Callable[[bytes], Request] = (
-            (lambda body: Request(data=bytes(body))) if getattr(source_properties, "do_not_parse_payload", False) else parse_request
-        )
+        self._parse: Callable[[bytes], Request] = (lambda body: Request(data=bytes(body))) if self.source.raw_payload else parse_request
 
     @property
     def name(self) -> str:
@@ -89,7 +85,11 @@ class Binding:
             binding=self.name, max_concurrency=self.source.max_concurrency, log=log.bind(binding=self.name), max_reply_data=self.source.max_reply_data
         )
         try:
-            await self.target.init(self.spec.target.properties, context)
+            if self._target_properties is None:
+                # First the development servers the config names: both sides are pointed at them before use.
+                self.source.point_at(await self._services.resolve(self.spec.source.properties))
+                self._target_properties = await self._services.resolve(self.spec.target.properties)
+            await self.target.init(self._target_properties, context)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - reported on /ready and /bindings, retried
@@ -125,6 +125,8 @@ class Binding:
         await self.source.stop(drain_timeout)
         with contextlib.suppress(Exception):
             await self.target.close()
+        with contextlib.suppress(Exception):
+            await self._services.release()
         self.target_ready = False
         self.metrics.forget(self.name)
         log.info("binding stopped", binding=self.name)
@@ -165,7 +167,7 @@ class Binding:
             "target_type": self.spec.target.kind,
             "target_name": self.spec.target.name,
             "target_last_error": self.last_error,
-            "in_flight": getattr(self.source, "in_flight", 0),
+            "in_flight": self.source.in_flight,
             "source_config": redact(self.spec.source.properties),
             "target_config": redact(self.spec.target.properties),
             "properties": redact(self.spec.middleware),
@@ -175,10 +177,10 @@ class Binding:
 class Engine:
     """Owns the running bindings and applies configs to them."""
 
-    def __init__(self, registry: Registry, metrics: Metrics, *, embedded_address: str | None = None) -> None:
+    def __init__(self, registry: Registry, metrics: Metrics, services: Sequence[DevelopmentService] = ()) -> None:
         self.registry = registry
         self.metrics = metrics
-        self.embedded_address = embedded_address
+        self.services = list(services)
         self.bindings: dict[str, Binding] = {}
         self.config: ResolvedConfig | None = None
         self.closing = False
@@ -202,7 +204,7 @@ class Engine:
             if running is not None and spec.fingerprint == running.spec.fingerprint:
                 changes["unchanged"].append(name)
             else:
-                built[name] = Binding(spec, self.registry, self.metrics, self.embedded_address)
+                built[name] = Binding(spec, self.registry, self.metrics, self.services)
                 changes["restarted" if running is not None else "started"].append(name)
         jobs = []
         for name, running in list(self.bindings.items()):
@@ -234,7 +236,7 @@ class Engine:
         Either way the old one's in-flight requests finish before it stops.
         """
         new.source.inherit(old.source)
-        if _shared_group(old.spec, new.spec):
+        if _shared_group(old, new):
             self._retiring.add(old)
             await self._launch(new)
             await self._handover(new, drain_timeout)
@@ -301,7 +303,7 @@ class Engine:
         return not reasons, reasons
 
 
-def _shared_group(old: ResolvedBinding, new: ResolvedBinding) -> bool:
+def _shared_group(old: Binding, new: Binding) -> bool:
     """Whether the broker load-balances between the two sources instead of copying requests to both."""
-    group = getattr(new.source.properties, "group", "")
-    return bool(group) and group == getattr(old.source.properties, "group", "") and old.source.kind == new.source.kind
+    group = new.source.load_group
+    return bool(group) and group == old.source.load_group and old.spec.source.kind == new.spec.source.kind

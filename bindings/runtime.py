@@ -16,7 +16,6 @@ import contextlib
 import os
 import signal
 from pathlib import Path
-from typing import Any
 
 import structlog
 from aiohttp import web
@@ -25,7 +24,7 @@ from pydantic import BaseModel, SecretStr
 from bindings import logs
 from bindings.api import start_api
 from bindings.config import Config, ResolvedConfig, load_config
-from bindings.engine import EMBEDDED, Engine
+from bindings.engine import Engine
 from bindings.errors import ConfigError
 from bindings.metrics import Metrics
 from bindings.redaction import MASK, redact
@@ -36,7 +35,7 @@ log = structlog.get_logger("bindings.runtime")
 
 
 class Runtime:
-    """One connector process: engine, HTTP API, config watcher and, for development, the embedded broker."""
+    """One connector process: engine, HTTP API, config watcher, and the development services a config names."""
 
     def __init__(self, config_path: str | Path, registry: Registry, *, configure_logging: bool = True, watch: bool = False) -> None:
         self.config_path = Path(config_path)
@@ -51,7 +50,6 @@ class Runtime:
         self.api_port: int | None = None
         self._api: web.AppRunner | None = None
         self._api_address: tuple[str, int] | None = None
-        self._broker: Any = None
         self._watcher: ConfigWatcher | None = None
         self._seen_digest: str | None = None  # content last tried, applied or refused
         self._signal_reloads: set[asyncio.Task[bool]] = set()
@@ -67,7 +65,8 @@ class Runtime:
         settings = self.config.settings
         if self.configure_logging:
             logs.configure(settings.logLevel, settings.logFormat)
-        await self._ensure_embedded_broker(self.config)
+        # The development servers the product offers, set up from this config's settings; each starts only when a binding names it.
+        self.engine.services = [offer(settings) for offer in self.registry.development_services]
         await self._serve_api(settings)
         async with self._reload_lock:  # a SIGHUP during start-up waits for it instead of applying alongside
             changes = await self.engine.apply(self.config, settings.drainTimeoutSeconds)
@@ -103,7 +102,6 @@ class Runtime:
         logs.protect(secret_values(config))
         previous, settings = self.config.settings, config.settings
         try:
-            await self._ensure_embedded_broker(config)
             await self._serve_api(settings)
             changes = await self.engine.apply(config, settings.drainTimeoutSeconds)
         except Exception as exc:  # noqa: BLE001 - a reload must never take a serving connector down
@@ -114,8 +112,8 @@ class Runtime:
         self.config = config
         if self.configure_logging and (settings.logLevel, settings.logFormat) != (previous.logLevel, previous.logFormat):
             logs.configure(settings.logLevel, settings.logFormat)
-        if self._broker is not None and settings.embeddedBrokerPort != previous.embeddedBrokerPort:
-            log.warning("embeddedBrokerPort changes take effect on restart", running=self._broker.address)
+        if settings.embeddedBrokerPort != previous.embeddedBrokerPort:
+            log.warning("embeddedBrokerPort changes take effect on restart", running=previous.embeddedBrokerPort)
         self.status.applied(digest, [b.name for b in config.bindings], changes, trigger)
         log.info("config reloaded", trigger=trigger, **changes)
         return True
@@ -131,9 +129,6 @@ class Runtime:
         if self._api is not None:
             await self._api.cleanup()
             self._api, self._api_address, self.api_port = None, None, None
-        if self._broker is not None:
-            await self._broker.stop()
-            self._broker = None
         if self.config is not None:
             log.info("connector stopped")
 
@@ -195,18 +190,6 @@ class Runtime:
         self.api_port = _bound_port(runner) if runner is not None else None
         if runner is not None:
             log.info("http api listening", host=settings.apiHost, port=self.api_port)
-
-    async def _ensure_embedded_broker(self, config: ResolvedConfig) -> None:
-        """Start the development broker once, if some binding asks for ``address: embedded``."""
-        wanted = any(getattr(b.source.properties, "address", None) == EMBEDDED for b in config.bindings)
-        if not wanted or self._broker is not None:
-            return
-        from devbroker import EmbeddedBroker  # only development configs need it
-
-        self._broker = EmbeddedBroker(host="127.0.0.1", port=config.settings.embeddedBrokerPort)
-        await self._broker.start()
-        self.engine.embedded_address = self._broker.address
-        log.warning("embedded development broker started; use a real KubeMQ in production", address=self._broker.address)
 
 
 def secret_values(config: ResolvedConfig) -> list[str]:

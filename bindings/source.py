@@ -68,20 +68,40 @@ class Source(abc.ABC):
         # Told how each message was settled, ``(method, outcome)``, by kinds that settle (queues); the engine counts it.
         self.on_settled: Callable[[str, str], None] = _ignore_settlement
 
+    # What the engine needs of every source, declared here with defaults so that a kind
+    # which does not have one of these still behaves as documented (never read by name).
+
     @property
     def max_concurrency(self) -> int:
         """How many requests this source may run at once (sizes the target's pool)."""
-        return int(getattr(self.properties, "max_concurrency", 1))
+        return 1
 
     @property
     def max_reply_data(self) -> int | None:
-        """Largest reply ``data`` this source can send back, or None if it sends none or has no limit.
+        """Largest reply ``data`` this source can send back, or None if it sends none or has no limit."""
+        return None
 
-        A reply body is base64 of the data inside a small JSON envelope, within
-        the transport's message limit.
+    @property
+    def raw_payload(self) -> bool:
+        """Whether the whole message body is the request's data, unparsed (kubemq-targets' ``do_not_parse_payload``)."""
+        return False
+
+    @property
+    def load_group(self) -> str:
+        """A name shared with other sources of its kind that split the messages between them (a subscription group); empty: none.
+
+        On a reload, a binding keeping its group is replaced make-before-break.
         """
-        limit = getattr(self.properties, "max_message_size", None)
-        return None if limit is None else (limit - REPLY_ENVELOPE_ALLOWANCE) * 3 // 4
+        return ""
+
+    @property
+    def in_flight(self) -> int:
+        """Requests received and not yet settled."""
+        return 0
+
+    def point_at(self, properties: Any) -> None:
+        """Use ``properties`` from now on: the same config, pointed at a development server (before ``start``)."""
+        self.properties = properties
 
     def inherit(self, previous: Source) -> None:
         """Take over state from the source this one replaces on a reload (e.g. a resume position).

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from kubemq import ClientConfig, RetryPolicy, TLSConfig
 from pydantic import AfterValidator, field_validator, model_validator
 
+from bindings.devservices import EMBEDDED
 from bindings.properties import Properties, field
 
 MIB = 1024 * 1024
@@ -43,7 +44,6 @@ def check_channel_name(value: str, *, wildcards: bool = True) -> str:
 # A channel a source writes to (responses, dead letters): no wildcards there.
 OutputChannel = Annotated[str, AfterValidator(lambda value: check_channel_name(value, wildcards=False))]
 
-EMBEDDED_ADDRESS = "embedded"
 TLS_OPTIONS = ("tls_ca_file", "tls_cert_file", "tls_key_file", "tls_server_name")
 
 
@@ -136,7 +136,7 @@ class ConnectionProperties(Properties):
     @field_validator("address")
     @classmethod
     def _check_address(cls, value: str) -> str:
-        if value == EMBEDDED_ADDRESS:
+        if value == EMBEDDED:
             return value
         host, sep, port = value.rpartition(":")
         if not sep or not host:
@@ -160,7 +160,7 @@ class ConnectionProperties(Properties):
             if "tls" in self.model_fields_set:
                 raise ValueError(f"tls is false but {', '.join(given)} {'is' if len(given) == 1 else 'are'} set: set tls to true, or remove them")
             object.__setattr__(self, "tls", True)
-        if self.tls and self.address == EMBEDDED_ADDRESS:
+        if self.tls and self.address == EMBEDDED:
             raise ValueError("address 'embedded' starts a plaintext development broker; for TLS give the address of a KubeMQ server that serves it")
         return self
 

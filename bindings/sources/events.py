@@ -93,6 +93,10 @@ class EventsSource(SubscriptionSource[AsyncPubSubClient, pb.EventReceive]):
         """No limit without ``response_channel``: nothing is published back, so no object is too big to reply with."""
         return super().max_reply_data if self.properties.response_channel else None
 
+    @property
+    def load_group(self) -> str:
+        return self.properties.group
+
     def subscribe(self, client: AsyncPubSubClient) -> pb.Subscribe:
         return subscribe_message(client, self.properties, pb.Subscribe.Events)
 

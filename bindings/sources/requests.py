@@ -33,6 +33,10 @@ class RequestsSource(SubscriptionSource[AsyncCQClient, pb.Request]):
         # failure no longer leaves the sender waiting out its timeout.
         return AsyncCQClient(config=replace(config, retry_policy=RetryPolicy(max_retries=1)))
 
+    @property
+    def load_group(self) -> str:
+        return self.properties.group
+
     def open_stream(self, client: AsyncCQClient, index: int, stop: asyncio.Event) -> AsyncIterator[pb.Request]:
         return subscription_stream(client, subscribe_message(client, self.properties, self.subscribe_type), stop)
 

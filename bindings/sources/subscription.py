@@ -23,7 +23,7 @@ from kubemq import ClientConfig
 
 from bindings.context import RequestContext
 from bindings.errors import InvalidRequestError, RequestError, RequestTimeoutError, describe
-from bindings.source import Outcome, RequestHandler, Source
+from bindings.source import REPLY_ENVELOPE_ALLOWANCE, Outcome, RequestHandler, Source
 from bindings.sources.connection import ConnectionProperties
 from bindings.wire import Response
 
@@ -120,6 +120,23 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
+
+    @property
+    def max_concurrency(self) -> int:
+        return self.properties.max_concurrency
+
+    @property
+    def max_reply_data(self) -> int | None:
+        """A reply body is base64 of the data inside a small JSON envelope, within ``max_message_size``."""
+        return (self.properties.max_message_size - REPLY_ENVELOPE_ALLOWANCE) * 3 // 4
+
+    @property
+    def raw_payload(self) -> bool:
+        return self.properties.do_not_parse_payload
+
+    def point_at(self, properties: ConnectionProperties) -> None:
+        super().point_at(properties)
+        self.status.connection = properties.connection
 
     # The loop -------------------------------------------------------------------
 

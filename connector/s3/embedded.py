@@ -13,8 +13,10 @@ at interpreter exit, and on Linux the kernel kills it if the connector dies
 (``PR_SET_PDEATHSIG`` through ``setpriv``; it tracks the thread that started
 it, which is the event loop's).
 
-All bindings with ``endpoint: embedded`` share one server (``SHARED``),
-started by the first and stopped when the last releases it.
+All bindings with ``endpoint: embedded`` share one server (``SHARED``, a
+development service of ``bindings.devservices``), started by the first and
+stopped when the last releases it; the target itself only ever sees an
+ordinary endpoint and keys.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ from typing import IO, Any
 
 import aiohttp
 import structlog
+from pydantic import SecretStr
+
+from bindings.devservices import DevelopmentService, PropertiesT
+from bindings.properties import Properties
+from connector.s3.options import S3Properties
 
 log = structlog.get_logger(__name__)
 
@@ -296,56 +303,61 @@ def _kill_leftovers() -> None:
         instance.kill()
 
 
-class SharedEmbeddedS3:
-    """The process-wide SeaweedFS of ``endpoint: embedded``, reference counted.
+class SharedEmbeddedS3(DevelopmentService):
+    """The process-wide SeaweedFS of ``endpoint: embedded``: the S3 target's development service.
 
-    The first ``acquire`` starts it (with the caller's keys, or generated ones);
-    later callers share it, and must ask for the same keys and data directory
-    or none; the last ``release`` stops it.
+    The first user starts it (with its ``aws_key``/``aws_secret_key``, or
+    generated ones, and its ``embedded_data_dir``); later users share it, and
+    must ask for the same keys and data directory or none; the last release
+    stops it.
     """
 
-    def __init__(self) -> None:
-        self._instance: EmbeddedS3 | None = None
-        self._users = 0
-        self._lock = asyncio.Lock()
+    name = "embedded SeaweedFS"
 
-    @property
-    def users(self) -> int:
-        return self._users
+    def __init__(self) -> None:
+        super().__init__()
+        self._instance: EmbeddedS3 | None = None
 
     @property
     def instance(self) -> EmbeddedS3 | None:
         return self._instance
 
-    async def acquire(self, access_key: str | None = None, secret_key: str | None = None, data_dir: str | None = None) -> EmbeddedS3:
-        async with self._lock:
-            if self._instance is None:
-                instance = EmbeddedS3(access_key=access_key, secret_key=secret_key, data_dir=data_dir)
-                await instance.start()
-                self._instance = instance
-            else:
-                self._check_compatible(self._instance, access_key, secret_key, data_dir)
-            self._users += 1
-            return self._instance
+    def serves(self, properties: Properties) -> bool:
+        return isinstance(properties, S3Properties) and properties.embedded
 
-    async def release(self) -> None:
-        async with self._lock:
-            if self._users == 0:
-                return
-            self._users -= 1
-            if self._users == 0 and self._instance is not None:
-                instance, self._instance = self._instance, None
-                await instance.stop()
+    async def start(self, properties: S3Properties) -> None:
+        access_key, secret_key = _keys(properties)
+        instance = EmbeddedS3(access_key=access_key, secret_key=secret_key, data_dir=properties.embedded_data_dir)
+        await instance.start()
+        self._instance = instance
 
-    @staticmethod
-    def _check_compatible(instance: EmbeddedS3, access_key: str | None, secret_key: str | None, data_dir: str | None) -> None:
-        if access_key is not None and (access_key, secret_key) != (instance.access_key, instance.secret_key):
+    async def stop(self) -> None:
+        instance, self._instance = self._instance, None
+        if instance is not None:
+            await instance.stop()
+
+    def check_joins(self, properties: S3Properties) -> None:
+        assert self._instance is not None
+        access_key, secret_key = _keys(properties)
+        if access_key is not None and (access_key, secret_key) != (self._instance.access_key, self._instance.secret_key):
             raise EmbeddedS3Error(
                 "the embedded SeaweedFS already runs with other credentials: give every binding with endpoint 'embedded' "
                 "the same aws_key/aws_secret_key, or none"
             )
-        if data_dir is not None and Path(data_dir).resolve() != instance.data_dir:
+        data_dir = properties.embedded_data_dir
+        if data_dir is not None and Path(data_dir).resolve() != self._instance.data_dir:
             raise EmbeddedS3Error("the embedded SeaweedFS already runs with another embedded_data_dir")
+
+    def point_at(self, properties: PropertiesT) -> PropertiesT:
+        assert self._instance is not None
+        update = {"endpoint": self._instance.endpoint, "aws_key": SecretStr(self._instance.access_key), "aws_secret_key": SecretStr(self._instance.secret_key)}
+        return properties.model_copy(update=update)
+
+
+def _keys(properties: S3Properties) -> tuple[str | None, str | None]:
+    if properties.aws_key is None or properties.aws_secret_key is None:
+        return None, None
+    return properties.aws_key.get_secret_value(), properties.aws_secret_key.get_secret_value()
 
 
 SHARED = SharedEmbeddedS3()

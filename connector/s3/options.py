@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, SecretStr, field_validator, model_validator
 
+from bindings.devservices import EMBEDDED
 from bindings.properties import Properties, StringList, field
 from connector.s3.policy import Patterns, check_bucket_patterns, check_method_names
 
-EMBEDDED = "embedded"
 MIB = 1024 * 1024
 
 

@@ -16,7 +16,6 @@ from bindings.target import Call, MethodTable, Target
 from bindings.wire import Request, Response
 from connector.s3 import buckets, items, listing, policy
 from connector.s3.client import Credentials, S3Client
-from connector.s3.embedded import SHARED
 from connector.s3.errors import translate
 from connector.s3.options import S3Properties
 from connector.s3.policy import Reaches
@@ -62,21 +61,16 @@ class S3Target(Target):
 
     def __init__(self) -> None:
         self._client: S3Client | None = None
-        self._uses_embedded = False
         self._defaults: dict[str, str] = {}
         self._binding = ""
 
     async def init(self, properties: S3Properties, context: TargetContext) -> None:
-        """Open the client (after starting or joining the embedded SeaweedFS for ``endpoint: embedded``)."""
+        """Open the client. ``endpoint: embedded`` arrives already pointed at the running SeaweedFS (``SHARED``, a development service)."""
         await self.close()
+        if properties.embedded:
+            raise RuntimeError("endpoint 'embedded' is served by the embedded SeaweedFS development service, which a connector runtime starts")
         credentials = _credentials(properties)
         endpoint = properties.endpoint
-        if properties.embedded:
-            embedded = await SHARED.acquire(
-                credentials.access_key if credentials else None, credentials.secret_key if credentials else None, properties.embedded_data_dir
-            )
-            self._uses_embedded = True
-            endpoint, credentials = embedded.endpoint, Credentials(embedded.access_key, embedded.secret_key)
         client = S3Client(properties, endpoint, context.max_reply_data)
         try:
             await client.open(credentials, context.max_concurrency)
@@ -120,10 +114,6 @@ class S3Target(Target):
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.close()
-        if self._uses_embedded:
-            self._uses_embedded = False
-            with contextlib.suppress(Exception):
-                await SHARED.release()
 
 
 def _credentials(properties: S3Properties) -> Credentials | None:

