@@ -69,7 +69,7 @@ class Connection:
 
     address: str
     auth_token: str | None = None
-    client_id: str = "kubemq-s3-send"
+    client_id: str = "send"
     tls: TLSConfig | None = None
 
     def options(self) -> dict[str, Any]:
@@ -102,7 +102,7 @@ class Sent:
 
 
 async def query(
-    address: str, channel: str, request: Request, *, timeout: int = 30, auth_token: str | None = None, client_id: str = "kubemq-s3-send", tls: TLSConfig | None = None
+    address: str, channel: str, request: Request, *, timeout: int = 30, auth_token: str | None = None, client_id: str = "send", tls: TLSConfig | None = None
 ) -> Response:
     """Send ``request`` as a KubeMQ query and return the decoded reply."""
     async with AsyncCQClient(**Connection(address, auth_token, client_id, tls).options()) as client:
@@ -336,11 +336,12 @@ async def send_request(
     pattern: Pattern = "query",
     response_channel: str | None = None,
     tls: TLSConfig | None = None,
+    client_id: str = "send",
 ) -> int:
     """Send, print the result; exit code 0 for success, 1 for an error reply, 2 if nothing came back."""
     request = Request(metadata=metadata, data=data)
     try:
-        sent, response = await exchange(Connection(address, auth_token, tls=tls), pattern, channel, request, timeout=timeout, response_channel=response_channel)
+        sent, response = await exchange(Connection(address, auth_token, client_id, tls), pattern, channel, request, timeout=timeout, response_channel=response_channel)
     except FAILURES as exc:
         print(explain_failure(exc, address, channel, timeout=timeout, response_channel=response_channel), file=sys.stderr)
         return 2

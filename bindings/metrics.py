@@ -47,19 +47,21 @@ class BindingStats:
 class Metrics:
     """One process-wide set of series, in its own registry (tests can create many)."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "bindings") -> None:
+        """Series named ``<prefix>_...`` (the product's metric prefix)."""
+        self.prefix = prefix
         self.registry = CollectorRegistry()
-        self.requests = Counter("kubemq_s3_requests", "Requests handled.", LABELS, registry=self.registry)
-        self.errors = Counter("kubemq_s3_errors", "Requests that ended in an error reply.", (*LABELS, "code"), registry=self.registry)
-        self.duration = Histogram("kubemq_s3_request_duration_seconds", "Time from receipt to reply.", LABELS, buckets=DURATION_BUCKETS, registry=self.registry)
-        self.request_bytes = Counter("kubemq_s3_request_bytes", "Payload bytes received.", LABELS, registry=self.registry)
-        self.response_bytes = Counter("kubemq_s3_response_bytes", "Payload bytes replied.", LABELS, registry=self.registry)
-        self.in_flight = Gauge("kubemq_s3_in_flight_requests", "Requests being handled now.", ("binding",), registry=self.registry)
-        self.binding_ready = Gauge("kubemq_s3_binding_ready", "1 when the binding is subscribed and its target initialised.", ("binding",), registry=self.registry)
+        self.requests = Counter(f"{prefix}_requests", "Requests handled.", LABELS, registry=self.registry)
+        self.errors = Counter(f"{prefix}_errors", "Requests that ended in an error reply.", (*LABELS, "code"), registry=self.registry)
+        self.duration = Histogram(f"{prefix}_request_duration_seconds", "Time from receipt to reply.", LABELS, buckets=DURATION_BUCKETS, registry=self.registry)
+        self.request_bytes = Counter(f"{prefix}_request_bytes", "Payload bytes received.", LABELS, registry=self.registry)
+        self.response_bytes = Counter(f"{prefix}_response_bytes", "Payload bytes replied.", LABELS, registry=self.registry)
+        self.in_flight = Gauge(f"{prefix}_in_flight_requests", "Requests being handled now.", ("binding",), registry=self.registry)
+        self.binding_ready = Gauge(f"{prefix}_binding_ready", "1 when the binding is subscribed and its target initialised.", ("binding",), registry=self.registry)
         self.queue_outcomes = Counter(
-            "kubemq_s3_queue_outcomes", "How queue messages were settled: acked, rejected (redelivered) or dead_lettered.", ("binding", "method", "outcome"), registry=self.registry
+            f"{prefix}_queue_outcomes", "How queue messages were settled: acked, rejected (redelivered) or dead_lettered.", ("binding", "method", "outcome"), registry=self.registry
         )
-        self.registry.register(_DroppedLogLines())
+        self.registry.register(_DroppedLogLines(prefix))
         self.stats: dict[str, BindingStats] = {}
 
     def settlements(self, binding: str) -> Callable[[str, str], None]:
@@ -151,5 +153,8 @@ def error_code(error: BaseException) -> str:
 class _DroppedLogLines(Collector):
     """Log lines the sink could not write (a closed pipe, a full disk): the process went on without them."""
 
+    def __init__(self, prefix: str) -> None:
+        self.name = f"{prefix}_log_lines_dropped"
+
     def collect(self) -> Iterator[CounterMetricFamily]:
-        yield CounterMetricFamily("kubemq_s3_log_lines_dropped", "Log lines dropped because the log output failed.", value=logs.dropped_lines)
+        yield CounterMetricFamily(self.name, "Log lines dropped because the log output failed.", value=logs.dropped_lines)

@@ -11,19 +11,35 @@ from bindings.target import Target
 
 
 @dataclass(frozen=True)
+class Identity:
+    """The names a product gives the engine, so the engine itself names no product.
+
+    ``name`` appears in the JSON Schema, the generated reference, tracing and
+    the ``send`` client's id; ``metric_prefix`` starts every metric name.
+    """
+
+    name: str = "bindings"
+    metric_prefix: str = "bindings"
+    schema_id: str = ""  # the ``$id`` of the shipped JSON Schema
+
+
+@dataclass(frozen=True)
 class Registry:
+    identity: Identity = Identity()
     sources: dict[str, type[Source]] = field(default_factory=dict)
     targets: dict[str, type[Target]] = field(default_factory=dict)
     # Made once per runtime from the top-level settings; see ``bindings.devservices``.
     development_services: tuple[ServiceFactory, ...] = ()
 
     @classmethod
-    def of(cls, sources: Iterable[type[Source]], targets: Iterable[type[Target]], development_services: Iterable[ServiceFactory] = ()) -> Registry:
+    def of(
+        cls, sources: Iterable[type[Source]], targets: Iterable[type[Target]], development_services: Iterable[ServiceFactory] = (), identity: Identity = Identity()
+    ) -> Registry:
         source_kinds: dict[str, type[Source]] = {}
         for source in sources:
             for name in (source.kind, *source.aliases):
                 source_kinds[name] = source
-        return cls(sources=source_kinds, targets={target.kind: target for target in targets}, development_services=tuple(development_services))
+        return cls(identity, source_kinds, {target.kind: target for target in targets}, tuple(development_services))
 
     def source_kinds(self) -> list[str]:
         """Canonical kinds only, in registration order."""

@@ -61,11 +61,11 @@ class ConfigStatus:
     last_reload_changes: dict[str, list[str]] = field(default_factory=dict)
     _gauges: tuple[Gauge, Gauge] | None = field(default=None, repr=False)
 
-    def track(self, registry: CollectorRegistry) -> None:
-        """Publish the reload outcome as gauges in ``registry`` (one per process)."""
+    def track(self, registry: CollectorRegistry, prefix: str) -> None:
+        """Publish the reload outcome as gauges ``<prefix>_config_...`` in ``registry`` (one per process)."""
         self._gauges = (
-            Gauge("kubemq_s3_config_last_reload_successful", "1 when the last config (re)load was applied, 0 when it was refused.", registry=registry),
-            Gauge("kubemq_s3_config_last_reload_success_timestamp_seconds", "When the config being served was loaded.", registry=registry),
+            Gauge(f"{prefix}_config_last_reload_successful", "1 when the last config (re)load was applied, 0 when it was refused.", registry=registry),
+            Gauge(f"{prefix}_config_last_reload_success_timestamp_seconds", "When the config being served was loaded.", registry=registry),
         )
 
     def applied(self, digest: str | None, bindings: list[str], changes: dict[str, list[str]], trigger: str) -> None:

@@ -42,11 +42,11 @@ class Runtime:
         self.registry = registry
         self.configure_logging = configure_logging
         self.watch = watch
-        self.metrics = Metrics()
+        self.metrics = Metrics(registry.identity.metric_prefix)
         self.engine = Engine(registry, self.metrics)
         self.config: ResolvedConfig | None = None
         self.status = ConfigStatus(str(self.config_path))
-        self.status.track(self.metrics.registry)
+        self.status.track(self.metrics.registry, registry.identity.metric_prefix)
         self.api_port: int | None = None
         self._api: web.AppRunner | None = None
         self._api_address: tuple[str, int] | None = None

@@ -17,9 +17,6 @@ from bindings.middleware import MiddlewareProperties
 from bindings.properties import Properties
 from bindings.registry import Registry
 
-SCHEMA_ID = "https://github.com/kubemq-s3/kubemq-s3/config.schema.json"
-
-
 def config_schema(registry: Registry) -> dict[str, Any]:
     schema = Config.model_json_schema()
     schema.pop("title", None)
@@ -29,11 +26,12 @@ def config_schema(registry: Registry) -> dict[str, Any]:
     binding["properties"]["source"] = _kinds(registry.sources, "source")
     binding["properties"]["target"] = _kinds(registry.targets, "target")
     binding["properties"]["properties"] = _properties(MiddlewareProperties)
-    return {"$schema": "http://json-schema.org/draft-07/schema#", "$id": SCHEMA_ID, "title": "kubemq-s3 config", **schema}
+    identity = {"$id": registry.identity.schema_id} if registry.identity.schema_id else {}
+    return {"$schema": "http://json-schema.org/draft-07/schema#", **identity, "title": f"{registry.identity.name} config", **schema}
 
 
 def render_schema(registry: Registry) -> str:
-    """The schema as ``kubemq-s3 schema`` prints it and ``config.schema.json`` ships it (byte for byte)."""
+    """The schema as the ``schema`` command prints it and ``config.schema.json`` ships it (byte for byte)."""
     return json.dumps(config_schema(registry), indent=2) + "\n"
 
 

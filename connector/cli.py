@@ -19,6 +19,7 @@ from typing import Any
 
 from bindings.errors import ConfigError
 from connector.files.sizes import parse_size, part_size
+from connector.product import NAME, SEND_CLIENT_ID, default_channel
 
 CONFIG_ENV, DEFAULT_CONFIG = "KUBEMQ_S3_CONFIG", "config.yaml"
 ADDRESS_ENV, DEFAULT_ADDRESS = "KUBEMQ_ADDRESS", "localhost:50000"
@@ -70,7 +71,7 @@ def _dispatch(argv: list[str] | None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kubemq-s3", description="KubeMQ <-> S3 connector, wire-compatible with kubemq-targets' aws.s3 target.")
+    parser = argparse.ArgumentParser(prog=NAME, description="KubeMQ <-> S3 connector, wire-compatible with kubemq-targets' aws.s3 target.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(title="commands")
 
@@ -145,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _version() -> str:
     try:
-        return importlib.metadata.version("kubemq-s3")
+        return importlib.metadata.version(NAME)
     except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
         return "unknown (not installed)"
 
@@ -278,7 +279,7 @@ def _send(args: argparse.Namespace) -> int:
         metadata[key] = value
     if args.response_channel and args.pattern in ("query", "command"):
         raise CommandError(f"--response-channel is for queue, event and event-store; a {args.pattern} gets its reply directly", USAGE)
-    channel = args.channel or f"{args.pattern}.aws.s3"
+    channel = args.channel or default_channel(args.pattern)
     tls_options = (args.tls_ca_file or "", args.tls_cert_file or "", args.tls_key_file or "", args.tls_server_name or "")
     tls = sdk_tls(*tls_options) if args.tls or any(tls_options) else None
     moved = _move_file(args, metadata, channel, tls)
@@ -288,7 +289,7 @@ def _send(args: argparse.Namespace) -> int:
     _check_output(args.output)
     return asyncio.run(
         send_request(
-            args.address, channel, metadata, data, timeout=args.timeout, auth_token=args.auth_token, output=args.output, pattern=args.pattern, response_channel=args.response_channel, tls=tls
+            args.address, channel, metadata, data, timeout=args.timeout, auth_token=args.auth_token, output=args.output, pattern=args.pattern, response_channel=args.response_channel, tls=tls, client_id=SEND_CLIENT_ID
         )
     )
 
@@ -308,7 +309,7 @@ def _move_file(args: argparse.Namespace, metadata: dict[str, str], channel: str,
         return None
     if downloads:
         _check_output(args.output)
-    destination = Destination(Connection(args.address, args.auth_token, tls=tls), args.pattern, channel, args.timeout, args.response_channel)
+    destination = Destination(Connection(args.address, args.auth_token, SEND_CLIENT_ID, tls), args.pattern, channel, args.timeout, args.response_channel)
     options = Options(args.part_size, args.parallel, args.max_message_size or SERVER_MESSAGE_LIMIT, args.upload_id, args.keep_upload)
     try:
         if uploads:

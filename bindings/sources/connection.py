@@ -111,7 +111,7 @@ class ConnectionProperties(Properties):
         description="KubeMQ gRPC address `host:port`, or `embedded` to start the built-in development broker.",
         example="kubemq-cluster-grpc.kubemq:50000",
     )
-    client_id: str = field("", description="Client id shown by KubeMQ; a random one when empty. With `sources > 1` each gets a `-<n>` suffix.", example="kubemq-s3")
+    client_id: str = field("", description="Client id shown by KubeMQ; empty: the binding's name and a random suffix. With `sources > 1` each gets a `-<n>` suffix.", example="kubemq-s3")
     auth_token: str = field("", description="KubeMQ JWT auth token, sent as the `authorization` metadata.", example="${KUBEMQ_TOKEN}", secret=True)
     channel: str = field(description="Channel to receive requests on.", example="query.aws.s3")
     sources: int = field(1, ge=1, le=1024, description="Parallel subscriptions (each its own client) in this process.", example=1)
@@ -164,15 +164,10 @@ class ConnectionProperties(Properties):
             raise ValueError("address 'embedded' starts a plaintext development broker; for TLS give the address of a KubeMQ server that serves it")
         return self
 
-    @model_validator(mode="after")
-    def _default_client_id(self) -> ConnectionProperties:
-        if not self.client_id:
-            object.__setattr__(self, "client_id", f"kubemq-s3-{uuid.uuid4().hex[:8]}")
-        return self
-
     def client_config(self, index: int) -> ClientConfig:
         """SDK settings for subscription ``index`` (0-based)."""
-        client_id = self.client_id if self.sources == 1 else f"{self.client_id}-{index}"
+        # The source names its client after its binding; an empty id lets the SDK make one from the host name.
+        client_id = (self.client_id if self.sources == 1 else f"{self.client_id}-{index}") if self.client_id else None
         options: dict[str, Any] = {
             "address": self.address,
             "client_id": client_id,

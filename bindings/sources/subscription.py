@@ -47,7 +47,9 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
     properties: ConnectionProperties
 
     def __init__(self, properties: ConnectionProperties, binding: str) -> None:
-        super().__init__(properties, binding)
+        # Named after its binding when the config names no client: what KubeMQ shows says where it comes from.
+        self._client_id = properties.client_id or f"{binding}-{uuid.uuid4().hex[:8]}"
+        super().__init__(properties.model_copy(update={"client_id": self._client_id}), binding)
         self.status.connection = properties.connection
         self._slots = asyncio.Semaphore(properties.max_concurrency)
         self._clients: dict[int, ClientT] = {}
@@ -135,7 +137,7 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         return self.properties.do_not_parse_payload
 
     def point_at(self, properties: ConnectionProperties) -> None:
-        super().point_at(properties)
+        super().point_at(properties.model_copy(update={"client_id": self._client_id}))
         self.status.connection = properties.connection
 
     # The loop -------------------------------------------------------------------

@@ -1,17 +1,18 @@
 """Object methods: upload, get, head, delete, copy, presign.
 
 kubemq-targets' request keys keep their meaning and their replies keep their
-shape; what is added is optional: object attributes and conditional create
-on upload, decoding and ranges on get, ``head_item``, ``presign_url``, and a
-copy that takes the source as ``bucket/key`` (with any characters in the key)
-or as separate keys, and switches to a multipart copy for huge sources.
+shape; what is added is optional: object attributes, tags, encryption,
+digests and conditional create on upload, decoding and ranges on get,
+``head_item``, ``presign_url`` (also for one part of a multipart upload), and
+a copy that takes the source as ``bucket/key`` (with any characters in the
+key) or as separate keys, and switches to a multipart copy for huge sources.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import quote, unquote
 
 from boto3.s3.transfer import TransferConfig
@@ -23,11 +24,14 @@ from bindings.properties import field
 from bindings.wire import Request, Response
 from connector.s3.client import S3Client
 from connector.s3.content import Decode, Form, decode_content, expected_form, largest_content, reply_size
+from connector.s3.encryption import Defaults, Encryption
 from connector.s3.errors import reply_too_large
+from connector.s3.integrity import Digests, stored_checksums
 from connector.s3.metadata import ITEM_NAME, ItemMetadata, ObjectAttributes, VersionMetadata, WaitMetadata
 from connector.s3.options import MIB
 from connector.s3.results import COPY_OBJECT, DELETE_OBJECT, HEAD_OBJECT, rfc3339, to_json
-from connector.s3.transfer import BodyTooLarge, multipart_upload, part_size_for, read_body
+from connector.s3.tags import Tagging
+from connector.s3.transfer import MAX_PARTS, BodyTooLarge, multipart_upload, part_size_for, read_body
 
 DEFAULT_STORAGE_CLASS = "STANDARD"  # what S3 means when HEAD has no x-amz-storage-class
 # Attributes a multipart copy must carry over itself (CopyObject does this on its own).
@@ -35,10 +39,24 @@ COPIED_ATTRIBUTES = ("CacheControl", "ContentDisposition", "ContentEncoding", "C
 # kubemq-targets' senders write copy_source as AWS takes it: URL-encoded, with an optional version.
 VERSION_QUERY = "?versionId="
 URL_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
-PRESIGN_OPERATIONS = {"get": ("get_object", "GET"), "put": ("put_object", "PUT"), "delete": ("delete_object", "DELETE")}
+PRESIGN_OPERATIONS = {
+    "get": ("get_object", "GET"),
+    "put": ("put_object", "PUT"),
+    "delete": ("delete_object", "DELETE"),
+    "upload_part": ("upload_part", "PUT"),
+}
+# What S3 says about an object's encryption, as reply metadata.
+ENCRYPTION_FIELDS = {"ServerSideEncryption": "server_side_encryption", "SSEKMSKeyId": "sse_kms_key_id"}
 
 
-class UploadItemMetadata(WaitMetadata, ObjectAttributes, ItemMetadata):
+class NewObject(Encryption, Tagging, ObjectAttributes):
+    """Everything a new object is created with besides its bytes (PutObject and CreateMultipartUpload alike)."""
+
+    def object_args(self, defaults: Defaults) -> dict[str, Any]:
+        return {**self.s3_args(), **self.tagging_args(), **self.encryption_args(defaults)}
+
+
+class UploadItemMetadata(WaitMetadata, Digests, NewObject, ItemMetadata):
     file_name: str | None = field(None, description="File name; used as the key when `item_name` is left out.", example="q1.pdf")
     if_none_match: Literal["*"] | None = field(
         None, description="`*`: create only if the key does not exist yet (412 PreconditionFailed otherwise), safe under redelivery.", example="*"
@@ -68,14 +86,18 @@ class GetItemMetadata(VersionMetadata, ItemMetadata):
 
 
 class HeadItemMetadata(VersionMetadata, ItemMetadata):
-    """Bucket, key and optional version of the object to describe."""
+    checksums: bool = field(
+        True,
+        description="Ask for the object's stored checksums (`ChecksumMode=ENABLED`); on Amazon S3 that needs `kms:Decrypt` for SSE-KMS objects.",
+        example="false",
+    )
 
 
 class DeleteItemMetadata(WaitMetadata, VersionMetadata, ItemMetadata):
     """Bucket, key, optional version, and whether to wait until the key is gone."""
 
 
-class CopyItemMetadata(WaitMetadata, ObjectAttributes, ItemMetadata):
+class CopyItemMetadata(WaitMetadata, Encryption, ObjectAttributes, ItemMetadata):
     copy_source: str = field(
         description="Source as `source-bucket/key`: a plain key (any characters), or URL-encoded as sent to AWS by kubemq-targets "
         "(a key holding `%XX` escapes is decoded, so a literal `%` is written `%25`), optionally ending in `?versionId=<id>`; "
@@ -133,21 +155,33 @@ class CopyItemMetadata(WaitMetadata, ObjectAttributes, ItemMetadata):
 
 
 class PresignUrlMetadata(ItemMetadata):
-    operation: Literal["get", "put", "delete"] = field("get", description="What the URL allows: download, upload or delete the object.", example="put")
+    operation: Literal["get", "put", "delete", "upload_part"] = field(
+        "get", description="What the URL allows: download, upload or delete the object, or upload one part of a multipart upload.", example="put"
+    )
     expires_seconds: int = field(86400, ge=1, le=604800, description="Seconds the URL stays valid (SigV4 allows up to 7 days).", example="3600")
     content_type: str | None = field(None, description="For `put`: the Content-Type the uploader must send (it is signed).", example="image/png")
+    upload_id: str | None = field(None, description="For `upload_part`: the multipart upload (from `create_multipart_upload`).", example="VXBsb2FkSWQ")
+    part_number: int | None = field(None, ge=1, le=MAX_PARTS, description="For `upload_part`: the part's number, 1 to 10,000.", example="1")
 
     @model_validator(mode="after")
-    def _content_type_for_put(self) -> PresignUrlMetadata:
+    def _keys_fit_operation(self) -> PresignUrlMetadata:
         if self.content_type is not None and self.operation != "put":
             raise ValueError("content_type applies only to operation=put")
+        part = {"upload_id": self.upload_id, "part_number": self.part_number}
+        if self.operation == "upload_part":
+            missing = [name for name, value in part.items() if value is None]
+            if missing:
+                raise ValueError(f"operation=upload_part needs {' and '.join(missing)}")
+        elif any(value is not None for value in part.values()):
+            raise ValueError("upload_id and part_number apply only to operation=upload_part")
         return self
 
 
 async def upload_item(s3: S3Client, metadata: UploadItemMetadata, request: Request, context: RequestContext) -> Response:
-    """PutObject, or a multipart upload above ``multipart_threshold_mib``."""
+    """PutObject, or a multipart upload above ``multipart_threshold_mib``; the sender's digests are checked first."""
+    await metadata.verify(request.data)
     bucket, key = metadata.bucket_name, metadata.item_name
-    args = metadata.s3_args()
+    args = metadata.object_args(s3.properties)
     if metadata.if_none_match:
         args["IfNoneMatch"] = metadata.if_none_match
     properties = s3.properties
@@ -157,12 +191,27 @@ async def upload_item(s3: S3Client, metadata: UploadItemMetadata, request: Reque
             s3.s3, bucket, key, memoryview(request.data), args, properties.multipart_part_size_mib * MIB, properties.multipart_concurrency
         )
     else:
-        output = await s3.s3.put_object(Bucket=bucket, Key=key, Body=request.data, **args)
+        output = await s3.s3.put_object(Bucket=bucket, Key=key, Body=request.data, **args, **metadata.digest_args())
+    return await finish_upload(s3, metadata, output, upload_id, context)
+
+
+class Stored(Protocol):
+    """What a finished upload's reply needs from its request (``upload_item``'s or ``complete_multipart_upload``'s)."""
+
+    bucket_name: str
+    item_name: str
+    wait_for_completion: bool
+
+
+async def finish_upload(s3: S3Client, metadata: Stored, output: dict[str, Any], upload_id: str, context: RequestContext) -> Response:
+    """kubemq-targets' upload reply for a stored object (after waiting for it, if asked), with its checksums and encryption."""
+    bucket, key = metadata.bucket_name, metadata.item_name
     if metadata.wait_for_completion:
         await s3.wait("object_exists", f"object {bucket}/{key} to exist", context.remaining(), Bucket=bucket, Key=key)
     link = s3.object_url(bucket, key)
     result = {"Location": link, "VersionID": output.get("VersionId"), "UploadID": upload_id, "ETag": output.get("ETag")}
-    return Response.ok(to_json(result), bucket=bucket, key=key, link=link, **_present(etag=output.get("ETag"), version_id=output.get("VersionId")))
+    described = {**_present(etag=output.get("ETag"), version_id=output.get("VersionId")), **stored_checksums(output), **_encryption(output)}
+    return Response.ok(to_json(result), bucket=bucket, key=key, link=link, **described)
 
 
 async def get_item(s3: S3Client, metadata: GetItemMetadata, request: Request, context: RequestContext) -> Response:
@@ -212,9 +261,11 @@ def _too_large(metadata: GetItemMetadata, length: int | None, form: Form | None,
 
 async def head_item(s3: S3Client, metadata: HeadItemMetadata, request: Request, context: RequestContext) -> Response:
     """Size, type, ETag, dates, storage class, version and user metadata, without the body."""
-    output = await s3.head_object(metadata.bucket_name, metadata.item_name, **_present(VersionId=metadata.version_id))
+    params = _present(VersionId=metadata.version_id, ChecksumMode="ENABLED" if metadata.checksums else None)
+    output = await s3.head_object(metadata.bucket_name, metadata.item_name, **params)
     output.setdefault("StorageClass", DEFAULT_STORAGE_CLASS)
-    return Response.ok(to_json(HEAD_OBJECT.apply(output)), bucket=metadata.bucket_name, key=metadata.item_name, **_describe(output))
+    described = {**_describe(output), **stored_checksums(output), **_encryption(output)}
+    return Response.ok(to_json(HEAD_OBJECT.apply(output)), bucket=metadata.bucket_name, key=metadata.item_name, **described)
 
 
 async def delete_item_from_bucket(s3: S3Client, metadata: DeleteItemMetadata, request: Request, context: RequestContext) -> Response:
@@ -233,7 +284,8 @@ async def copy_item(s3: S3Client, metadata: CopyItemMetadata, request: Request, 
     head = await s3.head_object(source["Bucket"], source["Key"], **_present(VersionId=source.get("VersionId")))
     threshold = properties.copy_multipart_threshold_mib * MIB
     if head["ContentLength"] < threshold:
-        output = await s3.s3.copy_object(Bucket=bucket, Key=key, CopySource=source, MetadataDirective=metadata.directive, **metadata.s3_args())
+        args = {**metadata.s3_args(), **metadata.encryption_args(properties)}
+        output = await s3.s3.copy_object(Bucket=bucket, Key=key, CopySource=source, MetadataDirective=metadata.directive, **args)
     else:
         output = await _multipart_copy(s3, metadata, head, threshold)
     if metadata.wait_for_completion:
@@ -243,7 +295,7 @@ async def copy_item(s3: S3Client, metadata: CopyItemMetadata, request: Request, 
 
 async def _multipart_copy(s3: S3Client, metadata: CopyItemMetadata, head: dict[str, Any], threshold: int) -> dict[str, Any]:
     """aioboto3's managed copy (UploadPartCopy); it does not carry the source's attributes over, so pass them for COPY."""
-    args = metadata.s3_args()
+    args = {**metadata.s3_args(), **metadata.encryption_args(s3.properties)}
     if metadata.directive == "COPY":
         args = {**{name: head[name] for name in COPIED_ATTRIBUTES if name in head}, **args}
     size = part_size_for(head["ContentLength"], s3.properties.copy_part_size_mib * MIB)
@@ -254,14 +306,15 @@ async def _multipart_copy(s3: S3Client, metadata: CopyItemMetadata, head: dict[s
 
 
 async def presign_url(s3: S3Client, metadata: PresignUrlMetadata, request: Request, context: RequestContext) -> Response:
-    """A SigV4 URL that lets anyone holding it GET, PUT or DELETE one object until it expires.
+    """A SigV4 URL that lets anyone holding it GET, PUT or DELETE one object (or PUT one part of an upload) until it expires.
 
     A URL stops working when the credentials that signed it expire, so with
     temporary credentials its validity is cut to theirs: ``expires_at`` and
     the URL's own ``X-Amz-Expires`` then tell the truth.
     """
     client_method, http_method = PRESIGN_OPERATIONS[metadata.operation]
-    params = {"Bucket": metadata.bucket_name, "Key": metadata.item_name, **_present(ContentType=metadata.content_type)}
+    part = _present(ContentType=metadata.content_type, UploadId=metadata.upload_id, PartNumber=metadata.part_number)
+    params = {"Bucket": metadata.bucket_name, "Key": metadata.item_name, **part}
     credentials_expire = await s3.credentials_expiry()
     signed_at = datetime.now(timezone.utc).replace(microsecond=0)  # SigV4 dates have whole seconds
     expires_seconds = metadata.expires_seconds
@@ -283,6 +336,10 @@ def _describe(output: dict[str, Any]) -> dict[str, str]:
         "last_modified": rfc3339(output["LastModified"]) if "LastModified" in output else "",
     }
     return {**described, **_present(version_id=output.get("VersionId"))}
+
+
+def _encryption(output: dict[str, Any]) -> dict[str, str]:
+    return {key: str(output[name]) for name, key in ENCRYPTION_FIELDS.items() if output.get(name)}
 
 
 def _copy_source(text: str, default_key: str) -> dict[str, str]:

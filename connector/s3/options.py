@@ -16,6 +16,7 @@ from pydantic import ConfigDict, SecretStr, field_validator, model_validator
 
 from bindings.devservices import EMBEDDED
 from bindings.properties import Properties, StringList, field
+from connector.s3.encryption import ALGORITHM_DESCRIPTION, KEY_EXAMPLE, Algorithm, check_pair
 from connector.s3.policy import Patterns, check_bucket_patterns, check_method_names
 
 MIB = 1024 * 1024
@@ -107,6 +108,18 @@ class S3Properties(Properties):
     copy_part_size_mib: int = field(
         512, ge=5, le=5 * 1024, description="Part size in MiB of a multipart copy (raised automatically to stay within 10,000 parts).", example=512
     )
+    server_side_encryption: Algorithm | None = field(
+        None,
+        description=ALGORITHM_DESCRIPTION + " The default for every object this target creates (uploads, multipart uploads, copies); "
+        "a request's `server_side_encryption` or `sse_kms_key_id` replaces it. Default: the bucket's own default encryption.",
+        example="AES256",
+    )
+    sse_kms_key_id: str | None = field(
+        None,
+        description="Default KMS key id or ARN for the objects this target creates; implies `server_side_encryption: aws:kms`. "
+        "A request's own `server_side_encryption` or `sse_kms_key_id` replaces it.",
+        example=KEY_EXAMPLE,
+    )
     embedded_data_dir: str | None = field(
         None,
         description="With `endpoint: embedded`: directory where SeaweedFS keeps its data across restarts. Default: a temporary directory removed at shutdown.",
@@ -189,6 +202,7 @@ class S3Properties(Properties):
             raise ValueError("embedded_data_dir applies only to endpoint 'embedded'")
         if self.bucket is not None and self.allowed_buckets is not None and not Patterns(self.allowed_buckets).match(self.bucket):
             raise ValueError(f"the default bucket {self.bucket!r} is outside allowed_buckets, so every request relying on it would be refused")
+        check_pair(self.server_side_encryption, self.sse_kms_key_id)
         if self.multipart_part_size_mib > self.multipart_threshold_mib:
             raise ValueError("multipart_part_size_mib cannot be larger than multipart_threshold_mib")
         return self

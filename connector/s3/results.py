@@ -63,6 +63,8 @@ LIST_OBJECTS = Shape(
     ),
     {"Contents": OBJECT, "CommonPrefixes": COMMON_PREFIX},
 )
+# How an output says a new object is encrypted (in the alphabetical place Go declares them).
+ENCRYPTION = ("SSECustomerAlgorithm", "SSECustomerKeyMD5", "SSEKMSEncryptionContext", "SSEKMSKeyId", "ServerSideEncryption")
 CREATE_BUCKET = Shape(("Location",))
 DELETE_OBJECT = Shape(("DeleteMarker", "RequestCharged", "VersionId"))
 COPY_OBJECT = Shape(
@@ -72,16 +74,82 @@ COPY_OBJECT = Shape(
         "CopySourceVersionId",
         "Expiration",
         "RequestCharged",
-        "SSECustomerAlgorithm",
-        "SSECustomerKeyMD5",
-        "SSEKMSEncryptionContext",
-        "SSEKMSKeyId",
-        "ServerSideEncryption",
+        *ENCRYPTION,
         "VersionId",
     ),
     {"CopyObjectResult": Shape(("ETag", "LastModified"))},
 )
 HEAD_OBJECT = Shape(("ContentLength", "ContentType", "ETag", "LastModified", "Metadata", "StorageClass", "VersionId"))
+CREATE_MULTIPART_UPLOAD = Shape(
+    (
+        "AbortDate",
+        "AbortRuleId",
+        "Bucket",
+        "BucketKeyEnabled",
+        "ChecksumAlgorithm",
+        "Key",
+        "RequestCharged",
+        *ENCRYPTION,
+        "UploadId",
+    )
+)
+UPLOAD_PART = Shape(
+    (
+        "BucketKeyEnabled",
+        "ChecksumCRC32",
+        "ChecksumCRC32C",
+        "ChecksumSHA1",
+        "ChecksumSHA256",
+        "ETag",
+        "RequestCharged",
+        "SSECustomerAlgorithm",
+        "SSECustomerKeyMD5",
+        "SSEKMSKeyId",
+        "ServerSideEncryption",
+    )
+)
+PART = Shape(("ChecksumCRC32", "ChecksumCRC32C", "ChecksumSHA1", "ChecksumSHA256", "ETag", "LastModified", "PartNumber", "Size"))
+LIST_PARTS = Shape(
+    (
+        "AbortDate",
+        "AbortRuleId",
+        "Bucket",
+        "ChecksumAlgorithm",
+        "Initiator",
+        "IsTruncated",
+        "Key",
+        "MaxParts",
+        "NextPartNumberMarker",
+        "Owner",
+        "PartNumberMarker",
+        "Parts",
+        "RequestCharged",
+        "StorageClass",
+        "UploadId",
+    ),
+    {"Parts": PART, "Initiator": OWNER, "Owner": OWNER},
+)
+MULTIPART_UPLOAD = Shape(("ChecksumAlgorithm", "Initiated", "Initiator", "Key", "Owner", "StorageClass", "UploadId"), {"Initiator": OWNER, "Owner": OWNER})
+LIST_MULTIPART_UPLOADS = Shape(
+    (
+        "Bucket",
+        "CommonPrefixes",
+        "Delimiter",
+        "EncodingType",
+        "IsTruncated",
+        "KeyMarker",
+        "MaxUploads",
+        "NextKeyMarker",
+        "NextUploadIdMarker",
+        "Prefix",
+        "UploadIdMarker",
+        "Uploads",
+    ),
+    {"Uploads": MULTIPART_UPLOAD, "CommonPrefixes": COMMON_PREFIX},
+)
+GET_TAGGING = Shape(("TagSet", "VersionId"), {"TagSet": Shape(("Key", "Value"))})
+VERSION_ONLY = Shape(("VersionId",))  # PutObjectTagging's and DeleteObjectTagging's output
+DELETE_ERROR = Shape(("Code", "Key", "Message", "VersionId"))  # one refused key of DeleteObjects
 
 
 def rfc3339(value: datetime) -> str:

@@ -14,7 +14,7 @@ from bindings.context import RequestContext, TargetContext
 from bindings.errors import RequestError, TargetError
 from bindings.target import Call, MethodTable, Target
 from bindings.wire import Request, Response
-from connector.s3 import buckets, items, listing, policy
+from connector.s3 import batch_delete, buckets, items, listing, multipart, policy, tags
 from connector.s3.client import Credentials, S3Client
 from connector.s3.errors import translate
 from connector.s3.options import S3Properties
@@ -42,7 +42,39 @@ OPERATIONS: tuple[tuple[str, type[Any], Any, str, bool, Reaches], ...] = (
     ),
     ("copy_item", items.CopyItemMetadata, items.copy_item, "Copy an object, within or across buckets.", WRITE, policy.copies),
     ("head_item", items.HeadItemMetadata, items.head_item, "Describe an object without its body.", READ, policy.reads_item),
-    ("presign_url", items.PresignUrlMetadata, items.presign_url, "Make a time-limited URL to get, put or delete an object.", READ, policy.presigns),
+    ("presign_url", items.PresignUrlMetadata, items.presign_url, "Make a time-limited URL to get, put or delete an object, or put a part.", READ, policy.presigns),
+    (
+        "create_multipart_upload",
+        multipart.CreateMultipartMetadata,
+        multipart.create_multipart_upload,
+        "Start a multipart upload; its upload_id names it in the next steps.",
+        WRITE,
+        policy.writes_item,
+    ),
+    ("upload_part", multipart.UploadPartMetadata, multipart.upload_part, "Store the request data as one part of a multipart upload.", WRITE, policy.writes_item),
+    (
+        "complete_multipart_upload",
+        multipart.CompleteMetadata,
+        multipart.complete_multipart_upload,
+        "Join the parts into the object (the parts given, or every uploaded part).",
+        WRITE,
+        policy.writes_item,
+    ),
+    ("abort_multipart_upload", multipart.AbortMetadata, multipart.abort_multipart_upload, "Drop a multipart upload and its parts.", WRITE, policy.writes_item),
+    ("list_parts", multipart.ListPartsMetadata, multipart.list_parts, "List the parts of a multipart upload.", READ, policy.reads_item),
+    (
+        "list_multipart_uploads",
+        multipart.ListUploadsMetadata,
+        multipart.list_multipart_uploads,
+        "List a bucket's multipart uploads in progress.",
+        READ,
+        policy.reads_prefix,
+    ),
+    ("get_item_tags", tags.GetTagsMetadata, tags.get_item_tags, "Return an object's tags.", READ, policy.reads_item),
+    ("put_item_tags", tags.PutTagsMetadata, tags.put_item_tags, "Replace an object's tags.", WRITE, policy.writes_item),
+    ("delete_item_tags", tags.DeleteTagsMetadata, tags.delete_item_tags, "Remove every tag of an object.", WRITE, policy.writes_item),
+    # The keys are in the data: the handler checks each against the policy; the table declares the bucket.
+    ("delete_items", batch_delete.DeleteItemsMetadata, batch_delete.delete_items, "Delete a list of keys, reporting each refusal.", WRITE, policy.writes_bucket),
 )
 
 METHODS = MethodTable()

@@ -28,7 +28,9 @@ MIB = 1024 * 1024
 # The methods as the unknown-method error lists them: kubemq-targets' nine first, in its order, then the additions.
 METHOD_LIST = (
     "list_buckets, list_bucket_items, create_bucket, delete_bucket, upload_item, get_item, "
-    "delete_item_from_bucket, delete_all_items_from_bucket, copy_item, head_item, presign_url"
+    "delete_item_from_bucket, delete_all_items_from_bucket, copy_item, head_item, presign_url, "
+    "create_multipart_upload, upload_part, complete_multipart_upload, abort_multipart_upload, list_parts, list_multipart_uploads, "
+    "get_item_tags, put_item_tags, delete_item_tags, delete_items"
 )
 UNKNOWN_METHOD = f"invalid method type, method type should be one of the following: {METHOD_LIST}"
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

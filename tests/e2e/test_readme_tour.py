@@ -152,12 +152,16 @@ DOCS_CHECKS: dict[str, Check] = {
     f"{DOCS}head_item -m bucket_name=demo -m item_name=hello.txt": expect(lambda s: s["data"]["ContentLength"] == 5),
     f"{DOCS}presign_url -m bucket_name=demo -m item_name=hello.txt -m expires_seconds=3600": expect_url_serves(200, b"hello"),
     f"{DOCS}presign_url -m bucket_name=demo -m item_name=upload.png -m operation=put -m content_type=image/png": expect_url_serves(200, upload=b"\x89PNG"),
+    f"{DOCS}get_item_tags -m bucket_name=demo -m item_name=signed.txt": expect(lambda s: s["metadata"]["tags"] == "team=billing,year=2024"),
+    f"{DOCS}delete_items -m bucket_name=demo --data-text '[\"tmp/a.txt\", \"tmp/b.txt\", \"never-existed.txt\"]'": expect(
+        lambda s: s["data"]["Deleted"] == ["tmp/a.txt", "tmp/b.txt", "never-existed.txt"] and s["data"]["Errors"] == []
+    ),
 }
 
 
 async def test_the_methods_reference_examples_run_in_order(tmp_path: Path) -> None:
     lines = send_lines((REPO / "docs" / "methods.md").read_text())
-    assert len(lines) == 20
+    assert len(lines) == 27
     async with newcomer_connector(tmp_path) as (child, address):
         await run_lines(lines, address, DOCS_CHECKS, tmp_path)
         await stop_with_sigterm(child)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import zlib
 from typing import Any
 from urllib.parse import quote
 
@@ -12,6 +13,11 @@ import pytest
 
 from tests.e2e.support import MIB, RFC3339, Send, bucket_exists, ok, s3_failure, stored, target_properties
 from tests.fixtures.kubemq import StartConnector, s3_binding_yaml
+
+def crc32(data: bytes) -> str:
+    """S3's ``ChecksumCRC32`` of ``data``: the big-endian CRC32, base64."""
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01"
 
@@ -39,7 +45,8 @@ async def test_upload_item_stores_attributes_and_user_metadata(connector_send: S
     assert head["StorageClass"] == "STANDARD_IA"
     assert head["Metadata"] == {"team": "finance", "owner": "billing", "source": "erp"}  # meta_<name> wins over user_metadata
     link = f"{seaweed.endpoint}/{bucket}/{quote(key)}"
-    assert reply.metadata == {"result": "ok", "bucket": bucket, "key": key, "etag": head["ETag"], "link": link}
+    expected = {"result": "ok", "bucket": bucket, "key": key, "etag": head["ETag"], "link": link, "checksum_crc32": crc32(b'{"total": 3}')}
+    assert reply.metadata == expected  # the CRC32 botocore sends by default, as the store keeps it
     assert output == {"Location": link, "VersionID": None, "UploadID": "", "ETag": head["ETag"]}
     assert await stored(s3_client, bucket, key) == b'{"total": 3}'
 
@@ -165,4 +172,5 @@ async def test_head_item_describes_the_object_as_s3_does(connector_send: Send, s
         "content_length": "8",
         "etag": truth["ETag"],
         "last_modified": output["LastModified"],
+        "checksum_crc32": crc32(b"a,b\n1,2\n"),  # stored checksums come along (ChecksumMode=ENABLED)
     }

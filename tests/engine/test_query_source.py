@@ -11,13 +11,12 @@ from kubemq import AsyncCQClient, QueryMessage, RetryPolicy
 
 from devbroker import EmbeddedBroker
 from bindings.client import query
-from bindings.registry import Registry
-from bindings.sources import SOURCES
 from bindings.wire import Request, Response
 from tests.fixtures.echo_target import EchoTarget
 from tests.fixtures.kubemq import StartConnector
+from tests.fixtures.registries import ECHO_REGISTRY
 
-REGISTRY = Registry.of(SOURCES, [EchoTarget])
+REGISTRY = ECHO_REGISTRY
 
 
 def echo_yaml(channel: str, *, source_extra: str = "", middleware: str = "", target_extra: str = "") -> str:

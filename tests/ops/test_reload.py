@@ -12,15 +12,14 @@ import pytest
 from devbroker import EmbeddedBroker
 from bindings.config import load_config
 from bindings.errors import ConfigError
-from bindings.registry import Registry
 from bindings.runtime import Runtime
-from bindings.sources import SOURCES
 from tests.fixtures.echo_target import EchoTarget
 from tests.fixtures.kubemq import RunningConnector, free_port
 from tests.ops.support import SteadySender, eventually, get_json, get_text, watched_connector, write_config
 from tests.engine.test_query_source import send
+from tests.fixtures.registries import ECHO_REGISTRY
 
-REGISTRY = Registry.of(SOURCES, [EchoTarget])
+REGISTRY = ECHO_REGISTRY
 
 
 def binding(name: str, channel: str, prefix: str, *, group: str = "", middleware: str = 'log_level: "error"') -> str:

@@ -25,13 +25,28 @@ from tests.s3.conftest import MakeTarget, StubS3
 from tests.s3.support import body, call, keys_in
 
 KEY = "incoming/a.txt"
-WRITE_METHODS = {"create_bucket", "delete_bucket", "upload_item", "delete_item_from_bucket", "delete_all_items_from_bucket", "copy_item"}
-OPERATIONS_OF_PRESIGN = ("put", "delete")
+WRITE_METHODS = {
+    "create_bucket",
+    "delete_bucket",
+    "upload_item",
+    "delete_item_from_bucket",
+    "delete_all_items_from_bucket",
+    "copy_item",
+    "create_multipart_upload",
+    "upload_part",
+    "complete_multipart_upload",
+    "abort_multipart_upload",
+    "put_item_tags",
+    "delete_item_tags",
+    "delete_items",
+}
+OPERATIONS_OF_PRESIGN = (("put", {}), ("delete", {}), ("upload_part", {"upload_id": "sample-upload", "part_number": "1"}))
+SAMPLE_UPLOAD = "sample-upload"  # replaced by a real upload where a read needs one
 
 
 def sample(method: str, bucket: str, **extra: str) -> dict[str, str]:
     """The smallest valid request for ``method``: its required keys, with sample values."""
-    values = {"bucket_name": bucket, "item_name": KEY, "copy_source": f"{bucket}/{KEY}"}
+    values = {"bucket_name": bucket, "item_name": KEY, "copy_source": f"{bucket}/{KEY}", "upload_id": SAMPLE_UPLOAD, "part_number": "1"}
     fields = next(m for m in METHODS if m.name == method).metadata.model_fields
     required = [info.alias or name for name, info in fields.items() if info.is_required()]
     assert set(required) <= set(values), f"{method}: give the policy tests a sample value for {set(required) - set(values)}"
@@ -45,7 +60,7 @@ def writes(request: dict[str, str]) -> bool:
 
 
 # One request per method, and presign_url once more per writing operation.
-CASES = [(m.name, {}) for m in METHODS] + [("presign_url", {"operation": operation}) for operation in OPERATIONS_OF_PRESIGN]
+CASES = [(m.name, {}) for m in METHODS] + [("presign_url", {"operation": operation, **keys}) for operation, keys in OPERATIONS_OF_PRESIGN]
 WRITES = [case for case in CASES if writes(sample(case[0], "b", **case[1]))]
 READS = [case for case in CASES if case not in WRITES]
 NAMES_A_BUCKET = [case for case in CASES if "bucket_name" in next(m for m in METHODS if m.name == case[0]).metadata.model_fields]
@@ -53,7 +68,7 @@ NAMES_A_BUCKET = [case for case in CASES if "bucket_name" in next(m for m in MET
 
 def case_id(case: tuple[str, dict[str, str]]) -> str:
     name, extra = case
-    return "-".join([name, *extra.values()])
+    return "-".join([name, *extra.values()][:2])
 
 
 async def refusal(target: S3Target, request: dict[str, str]) -> PolicyDenied:
@@ -71,7 +86,7 @@ async def state(s3_client: Any, bucket: str) -> list[tuple[str, str]]:
 
 def test_the_method_table_declares_the_writes() -> None:
     assert {name for name, extra in WRITES if not extra} == WRITE_METHODS
-    assert [extra["operation"] for name, extra in WRITES if name == "presign_url"] == list(OPERATIONS_OF_PRESIGN)
+    assert [extra["operation"] for name, extra in WRITES if name == "presign_url"] == [operation for operation, _ in OPERATIONS_OF_PRESIGN]
     assert set(REACHES) == {method.name for method in METHODS}
 
 
@@ -88,10 +103,12 @@ async def test_read_only_refuses_every_write_before_any_s3_call(make_target: Mak
 @pytest.mark.parametrize("case", READS, ids=case_id)
 async def test_read_only_serves_every_read_and_changes_nothing(make_target: MakeTarget, s3_client: Any, bucket: str, case: tuple[str, dict[str, str]]) -> None:
     await s3_client.put_object(Bucket=bucket, Key=KEY, Body=b"report")
+    upload = await s3_client.create_multipart_upload(Bucket=bucket, Key=KEY)  # for the reads of an upload (list_parts)
     before = await state(s3_client, bucket)
     target = await make_target(read_only="true")
     name, extra = case
-    reply = await call(target, **sample(name, bucket, **extra))
+    request = sample(name, bucket, **extra)
+    reply = await call(target, **{**request, **({"upload_id": upload["UploadId"]} if "upload_id" in request else {})})
     assert reply.metadata["result"] == "ok"
     assert await state(s3_client, bucket) == before
 

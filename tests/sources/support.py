@@ -21,12 +21,12 @@ from kubemq.pubsub.events_store_subscription import EventStoreStartPosition
 
 from devbroker import EmbeddedBroker
 from bindings.registry import Registry
-from bindings.sources import SOURCES
 from bindings.wire import Request, Response
 from tests.fixtures.echo_target import EchoTarget
 from tests.fixtures.kubemq import RunningConnector, StartConnector
+from tests.fixtures.registries import ECHO_REGISTRY
 
-REGISTRY = Registry.of(SOURCES, [EchoTarget])
+REGISTRY = ECHO_REGISTRY
 SUBSCRIBER_KINDS = {"kubemq.query": "queries", "kubemq.command": "commands", "kubemq.events": "events", "kubemq.events-store": "events_store"}
 
 

@@ -8,14 +8,13 @@ import pytest
 
 from devbroker import EmbeddedBroker
 from bindings.client import Connection, exchange
-from bindings.registry import Registry
-from bindings.sources import SOURCES
 from bindings.wire import Request
 from connector.s3 import S3Target
 from tests.fixtures.kubemq import RunningConnector, StartConnector
 from tests.sources.support import binding, config, start, take
+from tests.fixtures.registries import with_targets
 
-REGISTRY = Registry.of(SOURCES, [S3Target])
+REGISTRY = with_targets(S3Target)
 PATTERNS = {
     "query": ("kubemq.query", "s3p.query", None),
     "command": ("kubemq.command", "s3p.command", None),

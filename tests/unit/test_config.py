@@ -7,11 +7,10 @@ import pytest
 
 from bindings.config import Config, load_config, parse_config
 from bindings.errors import ConfigError
-from bindings.registry import Registry
-from bindings.sources import SOURCES
 from tests.fixtures.echo_target import EchoTarget
+from tests.fixtures.registries import ECHO_REGISTRY
 
-REGISTRY = Registry.of(SOURCES, [EchoTarget])
+REGISTRY = ECHO_REGISTRY
 
 
 def config(text: str):  # type: ignore[no-untyped-def]
