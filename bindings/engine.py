@@ -25,7 +25,7 @@ from bindings.metrics import Metrics
 from bindings.redaction import redact
 from bindings.registry import Registry
 from bindings.source import Outcome, Source
-from bindings.target import Target
+from bindings.target import Call, Target
 from bindings.wire import Request, Response, parse_request
 
 log = structlog.get_logger("bindings.engine")
@@ -134,15 +134,18 @@ class Binding:
     async def process(self, body: bytes, context: RequestContext) -> Outcome:
         """Parse and resolve once, run the chain, and turn every failure into an error reply; never raises but ``CancelledError``."""
         request: Request | None = None
+        call: Call | None = None
         try:
             request = self._parse(body)
             call = self.target.resolve(request)
+            self.target.authorize(call)
         except Exception as exc:  # noqa: BLE001 - refusals are RequestErrors; anything else is still the input's fault
             error = exc if isinstance(exc, RequestError) else InvalidRequestError(f"invalid request format, {describe(exc)}")
-            # Refused before the chain: still counted and logged like any failed request.
-            self.metrics.count_refused(self._labels, len(body), error)
-            self._request_log.failed(request.metadata.get("method", "") if request else "", context, error)
-            return Outcome(Response.failure(error), error)
+            # Refused before the chain: still counted and logged like any failed request, under its method once known.
+            method = call.name if call else ""
+            self.metrics.count_refused(self._labels, len(body), error, method or "invalid")
+            self._request_log.failed(method or (request.metadata.get("method", "") if request else ""), context, error)
+            return Outcome(Response.failure(error), error, method=method)
         try:
             return Outcome(await self._chain(call, context), method=call.name)
         except RequestError as exc:

@@ -82,16 +82,16 @@ class Metrics:
         binding = labels["binding"]
         return self.stats.setdefault(binding, BindingStats(binding, labels["source_kind"], labels["target_kind"]))
 
-    def count_refused(self, labels: dict[str, str], size: int, error: Exception) -> None:
-        """Record a request refused before the chain: its body could not be parsed or its target refused it (method label ``invalid``)."""
+    def count_refused(self, labels: dict[str, str], size: int, error: Exception, method: str) -> None:
+        """Record a request refused before the chain: unparsable or unresolvable (method label ``invalid``), or not allowed (its method)."""
         stats = self._stats(labels)
         stats.request_count += 1
         stats.request_volume += size
         stats.errors_count += 1
-        series = self._series(labels, "invalid")
+        series = self._series(labels, method)
         series.requests.inc()
         series.request_bytes.inc(size)
-        self.errors.labels(labels["binding"], labels["source_kind"], labels["target_kind"], "invalid", error_code(error)).inc()
+        self.errors.labels(labels["binding"], labels["source_kind"], labels["target_kind"], method, error_code(error)).inc()
 
     def _series(self, labels: dict[str, str], method: str) -> _MethodSeries:
         return _MethodSeries(*(metric.labels(labels["binding"], labels["source_kind"], labels["target_kind"], method) for metric in (self.requests, self.duration, self.request_bytes, self.response_bytes)))

@@ -46,6 +46,9 @@ class Target(abc.ABC):
     def resolve(self, request: Request) -> Call:
         """Which operation ``request`` asks for, its metadata checked; ``InvalidRequestError`` says what is wrong."""
 
+    def authorize(self, call: Call) -> None:
+        """Refuse (raise a ``RequestError``) a resolved call this binding may not run; by default every call may run."""
+
     @abc.abstractmethod
     async def handle(self, call: Call, context: RequestContext) -> Response:
         """Serve one resolved request; raise ``RequestError`` subclasses for failures."""

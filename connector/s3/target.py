@@ -121,14 +121,15 @@ class S3Target(Target):
         )
 
     def resolve(self, request: Request) -> Call:
-        """The request's method with its metadata (the default bucket filled in), allowed by the binding's policy."""
+        """The request's method with its metadata, the default bucket filled in."""
+        return METHODS.resolve(request, self._defaults)
+
+    def authorize(self, call: Call) -> None:
+        """The binding's least-privilege policy, on what this request reaches, before any S3 call."""
         client = self._client
         if client is None:
             raise TargetError("the aws.s3 target is not initialised or already closed", code="TargetClosed")
-        call = METHODS.resolve(request, self._defaults)
-        # The least-privilege policy, on what this request reaches, before any S3 call.
         client.policy.check(call.name, REACHES[call.name](call.metadata), self._binding)
-        return call
 
     async def handle(self, call: Call, context: RequestContext) -> Response:
         client = self._client

@@ -21,8 +21,9 @@ async def open_target(properties: dict[str, Any], context: TargetContext = CONTE
 
 async def call(target: S3Target, data: bytes = b"", deadline: float | None = None, **metadata: str) -> Response:
     """One request with these metadata keys (and payload), resolved and handled as the engine does."""
-    request = Request(metadata=metadata, data=data)
-    return await target.handle(target.resolve(request), RequestContext(binding="t", request_id="r1", deadline=deadline))
+    resolved = target.resolve(Request(metadata=metadata, data=data))
+    target.authorize(resolved)
+    return await target.handle(resolved, RequestContext(binding="t", request_id="r1", deadline=deadline))
 
 
 def body(response: Response) -> Any:
