@@ -15,7 +15,9 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import struct
+import subprocess
 import sys
 import termios
 import threading
@@ -33,6 +35,7 @@ from bindings.target import Call
 from bindings.wire import Request, Response
 from connector.s3 import S3Target
 from devbroker import EmbeddedBroker
+from tests.e2e.test_readme_tour import newcomer_connector, stop_with_sigterm
 from tests.fixtures.kubemq import StartConnector, free_port, s3_binding_yaml
 from tests.ops.support import REPO, connector_process, write_config
 
@@ -383,3 +386,38 @@ def file_sha256(path: Path) -> str:
         while chunk := file.read(MIB):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@pytest.mark.slow
+async def test_the_readme_large_files_example_works_when_pasted(tmp_path: Path) -> None:
+    """The README's block, run by bash as pasted, against a connector on the repository's config.yaml (as `make run` starts it)."""
+    block = re.search(r"^## Large files\n.*?^```sh\n(.*?)^```", (REPO / "README.md").read_text(), re.S | re.M)
+    assert block is not None
+    workdir, commands = tmp_path / "paste", tmp_path / "bin"
+    workdir.mkdir()
+    commands.mkdir()
+    async with newcomer_connector(tmp_path) as (child, address):
+        # kubemq-s3 as installed, speaking to this connector's embedded broker (a free port instead of 50000).
+        wrapper = commands / "kubemq-s3"
+        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m connector "$@" --address {address}\n')
+        wrapper.chmod(0o755)
+        env = {**os.environ, "PATH": f"{commands}:{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
+        pasted = ["bash", "-euo", "pipefail", "-c", block.group(1)]
+        done = await asyncio.to_thread(subprocess.run, pasted, cwd=workdir, env=env, capture_output=True, text=True, timeout=150)
+        await stop_with_sigterm(child)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    created, uploaded, downloaded, rest = json_documents(done.stdout, 3)
+    [original, copy] = [line.split() for line in rest.strip().splitlines()]
+    assert created["is_error"] is False
+    assert original == [uploaded["sha256"], "big.bin"] and copy == [downloaded["sha256"], "big-copy.bin"] and original[0] == copy[0]
+    for result in (uploaded, downloaded):
+        assert (result["size"], result["parts"], result["verified"]) == (100 * MIB, 7, "ChecksumSHA256")
+
+
+def json_documents(text: str, count: int) -> list[Any]:
+    """The first ``count`` JSON documents of ``text``, one after the other, then the rest of it."""
+    decoder, documents, position = json.JSONDecoder(), [], 0
+    for _ in range(count):
+        document, position = decoder.raw_decode(text, len(text) - len(text[position:].lstrip()))
+        documents.append(document)
+    return [*documents, text[position:]]
