@@ -16,7 +16,7 @@ from bindings.runtime import Runtime
 from tests.fixtures.echo_target import EchoTarget
 from tests.fixtures.kubemq import RunningConnector, free_port
 from tests.ops.support import SteadySender, eventually, get_json, get_text, watched_connector, write_config
-from tests.engine.test_query_source import send
+from tests.sources.test_query import send
 from tests.fixtures.registries import ECHO_REGISTRY
 
 REGISTRY = ECHO_REGISTRY
