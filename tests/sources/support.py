@@ -22,26 +22,13 @@ from kubemq.pubsub.events_store_subscription import EventStoreStartPosition
 from devbroker import EmbeddedBroker
 from bindings.registry import Registry
 from bindings.wire import Request, Response
+from tests.fixtures.configs import binding, config
 from tests.fixtures.echo_target import EchoTarget
 from tests.fixtures.kubemq import RunningConnector, StartConnector
 from tests.fixtures.registries import ECHO_REGISTRY
 
 REGISTRY = ECHO_REGISTRY
 SUBSCRIBER_KINDS = {"kubemq.query": "queries", "kubemq.command": "commands", "kubemq.events": "events", "kubemq.events-store": "events_store"}
-
-
-def binding(name: str, kind: str, channel: str, source: dict[str, Any] | None = None, middleware: dict[str, Any] | None = None, target: str = "") -> str:
-    """One binding to the echo target (or to ``target``, a YAML block of ``kind`` and ``properties``)."""
-    lines = [f"  - name: {name}", "    source:", f"      kind: {kind}", "      properties:", '        address: "{broker}"', f'        channel: "{channel}"']
-    lines += [f'        {key}: "{value}"' for key, value in (source or {}).items()]
-    lines += ["    target:", target or '      kind: test.echo\n      properties:\n        prefix: "echo:"']
-    lines += ["    properties:", '      log_level: "error"']
-    lines += [f'      {key}: "{value}"' for key, value in (middleware or {}).items()]
-    return "\n".join(lines)
-
-
-def config(*bindings: str) -> str:
-    return "apiPort: {api_port}\napiHost: 127.0.0.1\ndrainTimeoutSeconds: 5\nbindings:\n" + "\n".join(bindings) + "\n"
 
 
 async def start(start_connector: StartConnector, broker: EmbeddedBroker, yaml: str, registry: Registry = REGISTRY) -> RunningConnector:
