@@ -29,6 +29,7 @@ import pytest
 import pytest_asyncio
 
 from bindings.context import RequestContext
+from bindings.errors import TargetError
 from bindings.registry import Registry
 from bindings.sources import SOURCES
 from bindings.target import Call
@@ -257,6 +258,57 @@ class DamagedOnTheWay(Tampering):
             data[len(data) // 2] ^= 0x01
             return Response(response.metadata, bytes(data), response.is_error, response.error)
         return response
+
+
+class SlowDownOnPartTwo(Tampering):
+    """Throttles part 2 every time (a retryable 503), as a store under load would for longer than the command waits."""
+
+    kind = "test.slow-down-on-part-two"
+
+    async def handle(self, call: Call, context: RequestContext) -> Response:
+        if call.name == "upload_part" and call.metadata.part_number == 2:
+            raise TargetError("SlowDown: Please reduce your request rate.\n\tstatus code: 503, request id: test", code="SlowDown", status=503, retryable=True)
+        return await super().handle(call, context)
+
+
+async def test_an_interrupted_upload_is_kept_and_continued_with_its_upload_id(
+    connector: None, start_connector: StartConnector, seaweed: Any, broker: EmbeddedBroker, s3_client: Any, bucket: str, large_file: Path
+) -> None:
+    """Part 2 keeps failing for a reason that can pass: tried 4 times, then the upload is kept; --upload-id sends only part 2."""
+    throttled = f"{CHANNEL}.{SlowDownOnPartTwo.kind}"
+    await start_connector(binding(seaweed, throttled, SlowDownOnPartTwo.kind), Registry.of(SOURCES, [SlowDownOnPartTwo]))
+    command = ["-m", "method=upload_item", "-m", f"bucket_name={bucket}", "-m", f"item_name={KEY}", "--data-file", str(large_file), "--part-size", "5MiB"]
+    code, stdout, stderr = await kubemq_s3(*send(broker, *command, channel=throttled))
+    assert (code, stdout) == (1, ""), stderr
+    [upload] = [upload["UploadId"] for upload in (await s3_client.list_multipart_uploads(Bucket=bucket))["Uploads"]]
+    assert stderr.splitlines() == [
+        "error: part 2 of 3 (tried 4 times): SlowDown: Please reduce your request rate.",
+        "\tstatus code: 503, request id: test",
+        f"hint: upload {upload} is kept: run the same command with --upload-id {upload} to send only the parts it lacks",
+        f"hint: or drop it: kubemq-s3 send -m method=abort_multipart_upload -m bucket_name={bucket} -m item_name={KEY} -m upload_id={upload}",
+    ]
+    code, stdout, stderr = await kubemq_s3(*send(broker, *command, "--upload-id", upload))
+    assert (code, stderr) == (0, ""), stderr
+    assert (json.loads(stdout)["uploaded_parts"], json.loads(stdout)["verified"]) == (1, "ChecksumSHA256")
+    assert await stored(s3_client, bucket) == large_file.read_bytes()
+
+
+async def test_a_refused_upload_is_aborted_unless_kept(
+    start_connector: StartConnector, seaweed: Any, broker: EmbeddedBroker, s3_client: Any, bucket: str, large_file: Path
+) -> None:
+    """The binding's policy refuses upload_part: trying again cannot help, so the upload is aborted (--keep-upload keeps it)."""
+    policy = "\n            allowed_methods: [create_multipart_upload, abort_multipart_upload, list_parts]"
+    await start_connector(s3_binding_yaml(seaweed, f"{CHANNEL}.no-parts", extra_target=policy, extra_source=f'\n            max_message_size: "{SMALL_MESSAGES}"'))
+    command = send(broker, "-m", "method=upload_item", "-m", f"bucket_name={bucket}", "-m", f"item_name={KEY}", "--data-file", str(large_file), channel=f"{CHANNEL}.no-parts")
+    refused = "AccessDenied: method upload_part is not allowed on binding 's3' (allowed_methods)"
+    code, stdout, stderr = await kubemq_s3(*command, "--max-message-size", "8MiB")
+    assert (code, stdout) == (1, "") and (await s3_client.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []
+    [error, aborted] = stderr.splitlines()
+    assert error.startswith("error: part ") and error.endswith(f" of 3: {refused}")
+    assert aborted.startswith("hint: upload ") and aborted.endswith(" was aborted, its parts deleted (--keep-upload keeps an upload that fails)")
+    code, stdout, stderr = await kubemq_s3(*command, "--max-message-size", "8MiB", "--keep-upload")
+    [upload] = [upload["UploadId"] for upload in (await s3_client.list_multipart_uploads(Bucket=bucket))["Uploads"]]
+    assert (code, stdout) == (1, "") and f"hint: upload {upload} is kept: run the same command with --upload-id {upload}" in stderr
 
 
 @pytest.mark.parametrize(
