@@ -297,7 +297,7 @@ async def test_a_refused_upload_is_aborted_unless_kept(
     start_connector: StartConnector, seaweed: Any, broker: EmbeddedBroker, s3_client: Any, bucket: str, large_file: Path
 ) -> None:
     """The binding's policy refuses upload_part: trying again cannot help, so the upload is aborted (--keep-upload keeps it)."""
-    policy = "\n            allowed_methods: [create_multipart_upload, abort_multipart_upload, list_parts]"
+    policy = '\n            allowed_methods: "create_multipart_upload, abort_multipart_upload, list_parts"'
     await start_connector(s3_binding_yaml(seaweed, f"{CHANNEL}.no-parts", extra_target=policy, extra_source=f'\n            max_message_size: "{SMALL_MESSAGES}"'))
     command = send(broker, "-m", "method=upload_item", "-m", f"bucket_name={bucket}", "-m", f"item_name={KEY}", "--data-file", str(large_file), channel=f"{CHANNEL}.no-parts")
     refused = "AccessDenied: method upload_part is not allowed on binding 's3' (allowed_methods)"
