@@ -37,6 +37,8 @@ from bindings.wire import Request, Response
 from connector.s3 import S3Target
 from devbroker import EmbeddedBroker
 from tests.e2e.test_readme_tour import newcomer_connector, stop_with_sigterm
+from tests.fixtures import configs
+from tests.fixtures.configs import config, target
 from tests.fixtures.kubemq import StartConnector, free_port, s3_binding_yaml
 from tests.ops.support import REPO, connector_process, write_config
 
@@ -198,6 +200,24 @@ async def test_upload_id_sends_only_the_parts_the_upload_lacks(
     assert (result["upload_id"], result["parts"], result["uploaded_parts"], result["sha256"], result["verified"]) == (upload_id, 3, 2, sha256(content), "ChecksumSHA256")
     assert await stored(s3_client, bucket) == content
     assert "up videos/large file.bin" in screen and "100%" in screen and "B/s" in screen, screen
+
+
+async def test_a_queue_with_a_response_channel_moves_a_large_file_too(
+    start_connector: StartConnector, seaweed: Any, broker: EmbeddedBroker, s3_client: Any, bucket: str, large_file: Path, folder: Path
+) -> None:
+    """Each part is its own queue message, its response taken from the response queue, one part at a time."""
+    responses = "queue.aws.s3.files.responses"
+    source = {"response_channel": responses, "max_message_size": SMALL_MESSAGES, "wait_timeout": "1"}
+    s3 = {"aws_key": seaweed.access_key, "aws_secret_key": seaweed.secret_key, "region": "us-east-1", "endpoint": seaweed.endpoint}
+    await start_connector(config(configs.binding("s3", "kubemq.queue", "queue.aws.s3.files", source, None, target("aws.s3", s3))))
+    where = ("-m", f"bucket_name={bucket}", "-m", f"item_name={KEY}", "--pattern", "queue", "--response-channel", responses)
+    code, stdout, stderr = await kubemq_s3(*send(broker, "-m", "method=upload_item", *where, "--data-file", str(large_file), channel="queue.aws.s3.files"))
+    assert (code, stderr) == (0, ""), stderr
+    assert (json.loads(stdout)["parts"], json.loads(stdout)["verified"]) == (3, "ChecksumSHA256")
+    output = folder / "queued.bin"
+    code, stdout, stderr = await kubemq_s3(*send(broker, "-m", "method=get_item", *where, "--output", str(output), channel="queue.aws.s3.files"))
+    assert (code, stderr) == (0, ""), stderr
+    assert (json.loads(stdout)["parts"], json.loads(stdout)["verified"], output.read_bytes()) == (3, "ChecksumSHA256", large_file.read_bytes())
 
 
 async def test_a_file_too_large_for_one_message_needs_a_pattern_with_replies(tmp_path: Path) -> None:
