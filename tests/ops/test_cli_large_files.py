@@ -371,8 +371,9 @@ PART = 16 * MIB  # the command's default part size
 # Two in flight: on the 2-core machine the command, the broker, the connector and the store share the CPUs.
 IN_FLIGHT = 2
 # A part in flight is held a few times over in the connector: the message as gRPC received it, its protobuf and SDK
-# copies, the decoded data, the S3 request (about 4.5 times the part on the development machine, up and down).
-HELD_PER_PART = 6
+# copies, the decoded data, the S3 request (2 to 5.5 times the part on the development machine, up and down).
+HELD_PER_PART = 8
+COMMAND_HOLDS_PER_PART = 11
 
 
 @pytest.mark.slow
@@ -396,27 +397,54 @@ async def test_300_mib_go_up_in_parts_and_come_back_in_ranges_within_a_small_mul
         assert connector.process is not None
         growth = PeakGrowth(connector.process.pid)
 
-        async def round_trip(file: Path, key: str) -> tuple[dict[str, Any], int, dict[str, Any], int]:
+        async def round_trip(file: Path, key: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, int]]:
+            """Up and back; the results, and the peak RSS growth of the connector and the peak RSS of the command, each way."""
             where = ("-m", f"bucket_name={bucket}", "-m", f"item_name={key}", "--parallel", str(IN_FLIGHT))
             growth.reset()
-            code, stdout, stderr = await kubemq_s3(*send(broker, "-m", "method=upload_item", *where, "--data-file", str(file), channel="query.aws.s3.huge"))
-            assert (code, stderr) == (0, ""), stderr
-            up = growth.since_reset()
+            up = await measured(*send(broker, "-m", "method=upload_item", *where, "--data-file", str(file), channel="query.aws.s3.huge"), report=tmp_path / "up")
+            peaks = {"connector up": growth.since_reset()}
             growth.reset()
             copy = file.with_suffix(".copy")
-            code, stdout_down, stderr = await kubemq_s3(*send(broker, "-m", "method=get_item", *where, "--output", str(copy), channel="query.aws.s3.huge"))
-            assert (code, stderr) == (0, ""), stderr
-            down = growth.since_reset()
-            print(f"{file.name}: connector's peak RSS growth {up / MIB:.0f} MiB up, {down / MIB:.0f} MiB down")
-            return json.loads(stdout), up, json.loads(stdout_down), down
+            down = await measured(*send(broker, "-m", "method=get_item", *where, "--output", str(copy), channel="query.aws.s3.huge"), report=tmp_path / "down")
+            peaks |= {"connector down": growth.since_reset(), "command up": up[3], "command down": down[3]}
+            for code, _, stderr, _ in (up, down):
+                assert (code, stderr) == (0, ""), stderr
+            print(f"{file.name}: " + ", ".join(f"{name} {peak / MIB:.0f} MiB" for name, peak in peaks.items()))
+            return json.loads(up[1]), json.loads(down[1]), peaks
 
         await round_trip(warm_up, "warm-up.bin")
-        uploaded, up, downloaded, down = await round_trip(huge, "huge.bin")
+        uploaded, downloaded, peaks = await round_trip(huge, "huge.bin")
     for result in (uploaded, downloaded):
         assert (result["size"], result["parts"], result["part_size"], result["sha256"], result["verified"]) == (300 * MIB, 19, PART, huge_sha256, "ChecksumSHA256")
     assert file_sha256(huge.with_suffix(".copy")) == huge_sha256
     # Well below the object's 300 MiB: a connector holding the object, or every part it saw, fails here.
-    assert max(up, down) < IN_FLIGHT * HELD_PER_PART * PART, f"connector's peak RSS growth: {up / MIB:.0f} MiB up, {down / MIB:.0f} MiB down"
+    assert max(peaks["connector up"], peaks["connector down"]) < IN_FLIGHT * HELD_PER_PART * PART, peaks
+    # The command: what it needs to send anything, then the parts in flight, each held several times over (the bytes, its base64,
+    # the JSON body as text and as bytes, the protobuf message and gRPC's copy), about 9 times the part on the development machine.
+    _, _, _, itself = await measured("send", "--address", f"127.0.0.1:{free_port()}", "-m", "method=list_buckets", report=tmp_path / "itself")
+    assert max(peaks["command up"], peaks["command down"]) < itself + IN_FLIGHT * COMMAND_HOLDS_PER_PART * PART, (itself, peaks)
+
+
+# The command line, then its own peak RSS written where PEAK_RSS_FILE says (the kernel's per-child figure
+# would count the pages of the forked test process too).
+REPORTS_PEAK = """
+import os, sys
+from connector.cli import main
+code = main(sys.argv[1:])
+with open("/proc/self/status") as status, open(os.environ["PEAK_RSS_FILE"], "w") as report:
+    report.write(status.read())
+sys.exit(code)
+"""
+
+
+async def measured(*args: str, report: Path) -> tuple[int, str, str, int]:
+    """The command line in a child process: exit code, stdout, stderr, and its peak RSS (VmHWM)."""
+    env = {**os.environ, "PEAK_RSS_FILE": str(report)}
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", REPORTS_PEAK, *args, cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    peak = status_field(report.read_text(), "VmHWM") if report.exists() else -1  # -1: it stopped before main returned (see stderr)
+    return process.returncode, stdout.decode(), stderr.decode(), peak
 
 
 def random_file(path: Path, size: int) -> tuple[Path, str]:
@@ -445,11 +473,16 @@ class PeakGrowth:
         return self._status("VmHWM") - self.baseline
 
     def _status(self, field: str) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name == field:
-                return int(value.split()[0]) * 1024
-        raise AssertionError(f"no {field} in /proc/{self.pid}/status")
+        return status_field(Path(f"/proc/{self.pid}/status").read_text(), field)
+
+
+def status_field(status: str, field: str) -> int:
+    """A size in bytes from the text of /proc/PID/status (``VmHWM:   123456 kB``)."""
+    for line in status.splitlines():
+        name, _, value = line.partition(":")
+        if name == field:
+            return int(value.split()[0]) * 1024
+    raise AssertionError(f"no {field} in {status!r}")
 
 
 def file_sha256(path: Path) -> str:
