@@ -15,11 +15,14 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bindings.errors import ConfigError
-from connector.files.sizes import parse_size, part_size
+from connector.files.sizes import message_size, part_size
 from connector.product import NAME, SEND_CLIENT_ID, default_channel
+
+if TYPE_CHECKING:
+    from kubemq import TLSConfig
 
 CONFIG_ENV, DEFAULT_CONFIG = "KUBEMQ_S3_CONFIG", "config.yaml"
 ADDRESS_ENV, DEFAULT_ADDRESS = "KUBEMQ_ADDRESS", "localhost:50000"
@@ -125,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     large.add_argument(
         "--max-message-size",
-        type=parse_size,
+        type=message_size,
         metavar="SIZE",
         help="largest message the binding takes (its max_message_size): a larger upload_item --data-file goes up in parts "
         "(default: 100MiB, KubeMQ's limit; a binding's smaller limit is learnt from its refusal)",
@@ -294,7 +297,7 @@ def _send(args: argparse.Namespace) -> int:
     )
 
 
-def _move_file(args: argparse.Namespace, metadata: dict[str, str], channel: str, tls: Any) -> int | None:
+def _move_file(args: argparse.Namespace, metadata: dict[str, str], channel: str, tls: TLSConfig | None) -> int | None:
     """upload_item of a --data-file and get_item to an --output, which switch to parts when one message is too small; None otherwise."""
     from bindings.client import Connection
     from bindings.sources.connection import SERVER_MESSAGE_LIMIT

@@ -33,6 +33,14 @@ def part_size(text: str) -> int:
     return size
 
 
+def message_size(text: str) -> int:
+    """A message size of at least 1 MiB, the least a binding's ``max_message_size`` takes."""
+    size = parse_size(text)
+    if size < MIB:
+        raise argparse.ArgumentTypeError(f"{text!r} is less than 1MiB, the smallest max_message_size")
+    return size
+
+
 def shown(size: int) -> str:
     """``16MiB`` for whole MiB, else bytes: how sizes appear in messages."""
     return f"{size // MIB}MiB" if size % MIB == 0 and size else f"{size} bytes"
