@@ -150,7 +150,7 @@ class Binding:
             return Outcome(await self._chain(call, context), method=call.name)
         except RequestError as exc:
             return Outcome(Response.failure(exc), exc, method=call.name)
-        except Exception as exc:  # noqa: BLE001 - a bug must not end the subscription
+        except Exception as exc:  # a bug must not end the subscription: logged, answered
             log.exception("unexpected error", binding=self.name, request_id=context.request_id)
             error = RequestError(f"internal error: {describe(exc)}")
             return Outcome(Response.failure(error), error, method=call.name)

@@ -17,6 +17,7 @@ from bindings.middleware import MiddlewareProperties
 from bindings.properties import Properties
 from bindings.registry import Registry
 
+
 def config_schema(registry: Registry) -> dict[str, Any]:
     schema = Config.model_json_schema()
     schema.pop("title", None)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-import structlog
 import grpc
+import structlog
 from kubemq.grpc import kubemq_pb2_grpc
 
 from devbroker.queues import QueueStore

@@ -16,8 +16,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
-import structlog
 import grpc
+import structlog
 from kubemq.grpc import kubemq_pb2 as pb
 from kubemq.grpc import kubemq_pb2_grpc
 

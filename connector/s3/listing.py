@@ -10,7 +10,8 @@ at most ``list_search_scan_cap`` entries per request.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 from bindings.context import RequestContext

@@ -13,7 +13,7 @@ import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 # Transport details of the SDK, not part of any S3 output.
@@ -154,7 +154,7 @@ DELETE_ERROR = Shape(("Code", "Key", "Message", "VersionId"))  # one refused key
 
 def rfc3339(value: datetime) -> str:
     """Go's ``time.Time`` JSON form in UTC: ``2024-05-01T12:00:00Z``, fraction only when non-zero."""
-    utc = value.astimezone(timezone.utc)
+    utc = value.astimezone(UTC)
     text = utc.strftime("%Y-%m-%dT%H:%M:%S")
     if utc.microsecond:
         text += f".{utc.microsecond:06d}".rstrip("0")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime
 
 import pytest
 from kubemq import AsyncCancellationToken, AsyncPubSubClient
 from kubemq.grpc import kubemq_pb2 as pb
-from kubemq.pubsub import EventMessage, EventStoreMessage, EventsStoreSubscription, EventsSubscription
+from kubemq.pubsub import EventMessage, EventsStoreSubscription, EventsSubscription, EventStoreMessage
 from kubemq.pubsub.events_store_subscription import EventStoreStartPosition
 
 from devbroker import EmbeddedBroker

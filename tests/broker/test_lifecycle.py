@@ -80,28 +80,26 @@ async def test_wait_for_subscribers_times_out(broker: EmbeddedBroker) -> None:
 
 
 async def test_auth_token_accepted_and_refused() -> None:
-    async with EmbeddedBroker(auth_token="s3cret") as broker:
-        async with responder(broker, "responder", "q", echo_reply("authed"), token="s3cret"):
-            await broker.wait_for_subscribers("q")
-            async with cq_client(broker.address, "good", auth_token="s3cret") as good:
-                response = await good.send_query(QueryMessage(channel="q", body=b"x", timeout_in_seconds=5))
-            assert response.metadata == "authed"
-            # SDK 4.1.5 sends no token with Ping, so connect() succeeds; the first real call fails.
-            async with cq_client(broker.address, "bad", auth_token="wrong") as bad:
-                with pytest.raises(KubeMQAuthenticationError, match="Error 421: authentication verification failed, "):
-                    await bad.send_query(QueryMessage(channel="q", body=b"x", timeout_in_seconds=5))
-            async with cq_client(broker.address, "anonymous") as anonymous:
-                with pytest.raises(KubeMQAuthenticationError):
-                    await anonymous.send_query(QueryMessage(channel="q", body=b"x", timeout_in_seconds=5))
+    async with EmbeddedBroker(auth_token="s3cret") as broker, responder(broker, "responder", "q", echo_reply("authed"), token="s3cret"):
+        await broker.wait_for_subscribers("q")
+        async with cq_client(broker.address, "good", auth_token="s3cret") as good:
+            response = await good.send_query(QueryMessage(channel="q", body=b"x", timeout_in_seconds=5))
+        assert response.metadata == "authed"
+        # SDK 4.1.5 sends no token with Ping, so connect() succeeds; the first real call fails.
+        async with cq_client(broker.address, "bad", auth_token="wrong") as bad:
+            with pytest.raises(KubeMQAuthenticationError, match="Error 421: authentication verification failed, "):
+                await bad.send_query(QueryMessage(channel="q", body=b"x", timeout_in_seconds=5))
+        async with cq_client(broker.address, "anonymous") as anonymous:
+            with pytest.raises(KubeMQAuthenticationError):
+                await anonymous.send_query(QueryMessage(channel="q", body=b"x", timeout_in_seconds=5))
 
 
 async def test_auth_is_checked_on_ping_when_a_token_is_sent() -> None:
-    async with EmbeddedBroker(auth_token="s3cret") as broker:
-        async with grpc.aio.insecure_channel(broker.address) as channel:
-            stub = kubemq_pb2_grpc.kubemqStub(channel)
-            assert (await stub.Ping(pb.Empty(), metadata=(("authorization", "s3cret"),))).Version
-            with pytest.raises(grpc.aio.AioRpcError) as caught:
-                await stub.Ping(pb.Empty(), metadata=(("authorization", "wrong"),))
+    async with EmbeddedBroker(auth_token="s3cret") as broker, grpc.aio.insecure_channel(broker.address) as channel:
+        stub = kubemq_pb2_grpc.kubemqStub(channel)
+        assert (await stub.Ping(pb.Empty(), metadata=(("authorization", "s3cret"),))).Version
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Ping(pb.Empty(), metadata=(("authorization", "wrong"),))
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert caught.value.details() == "Error 421: authentication verification failed, invalid authorization token"
 

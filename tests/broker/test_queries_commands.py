@@ -6,7 +6,6 @@ import asyncio
 from collections import Counter
 
 import pytest
-
 from kubemq import CommandMessage, KubeMQTimeoutError, QueryMessage, QueryReceived, QueryResponse
 from kubemq.grpc import kubemq_pb2 as pb
 

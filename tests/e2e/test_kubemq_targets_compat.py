@@ -18,8 +18,8 @@ import json
 from string import Template
 from typing import Any
 
-from devbroker import EmbeddedBroker
 from bindings.wire import Response
+from devbroker import EmbeddedBroker
 from tests.e2e.support import RFC3339, Send, drop_bucket, keys_in, raw_query, s3_failure, stored
 from tests.fixtures.s3 import unique_bucket_name
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from devbroker import EmbeddedBroker
 from bindings.client import query
 from bindings.wire import Request
+from devbroker import EmbeddedBroker
 from tests.e2e.support import UNKNOWN_METHOD, Send, ok, raw_query, s3_failure, stored
 from tests.fixtures.kubemq import _start, free_port, s3_binding_yaml
 from tests.fixtures.s3 import unique_bucket_name

@@ -14,6 +14,7 @@ import pytest
 from tests.e2e.support import MIB, RFC3339, Send, bucket_exists, ok, s3_failure, stored, target_properties
 from tests.fixtures.kubemq import StartConnector, s3_binding_yaml
 
+
 def crc32(data: bytes) -> str:
     """S3's ``ChecksumCRC32`` of ``data``: the big-endian CRC32, base64."""
     return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from devbroker import EmbeddedBroker
 from bindings.client import query
 from bindings.wire import Request
+from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import StartConnector
 from tests.fixtures.s3 import unique_bucket_name
 

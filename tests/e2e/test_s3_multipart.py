@@ -116,7 +116,7 @@ async def test_tags_and_encryption_round_trip(connector_send: Send, bucket: str)
 
 async def test_delete_items_deletes_2500_keys_missing_ones_included(connector_send: Send, s3_client: Any, bucket: str) -> None:
     asked = [f"batch/{i:04d}" for i in range(2500)]
-    await put_many(s3_client, bucket, asked[::25] + ["other/keep"])
+    await put_many(s3_client, bucket, [*asked[::25], "other/keep"])
     reply = await connector_send({"method": "delete_items", "bucket_name": bucket}, json.dumps(asked).encode(), timeout=60)
     assert ok(reply) == {"Deleted": asked, "Errors": []} and reply.metadata == {"result": "ok", "bucket": bucket, "deleted": "2500", "errors": "0"}
     assert await keys_in(s3_client, bucket) == ["other/keep"]

@@ -9,8 +9,8 @@ from typing import Any
 
 import aiohttp
 
-from devbroker import EmbeddedBroker
 from bindings.wire import Request
+from devbroker import EmbeddedBroker
 from tests.e2e.support import http, keys_in, raw_query, target_properties
 from tests.fixtures.kubemq import StartConnector, s3_binding_yaml
 from tests.fixtures.s3 import empty_bucket, unique_bucket_name

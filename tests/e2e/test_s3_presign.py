@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.e2e.support import RFC3339, Send, http, keys_in, ok, stored
@@ -21,8 +21,8 @@ async def test_a_get_url_downloads_the_object(connector_send: Send, s3_client: A
     await s3_client.put_object(Bucket=bucket, Key=KEY, Body=b"for anyone holding the link")
     signed = await presign(connector_send, bucket, expires_seconds="600")
     assert signed["method"] == "GET" and list(signed) == ["url", "method", "expires_at"] and RFC3339.match(signed["expires_at"])
-    expires_at = datetime.strptime(signed["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    assert abs(expires_at - (datetime.now(timezone.utc) + timedelta(seconds=600))) < timedelta(seconds=5)
+    expires_at = datetime.strptime(signed["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert abs(expires_at - (datetime.now(UTC) + timedelta(seconds=600))) < timedelta(seconds=5)
     assert await http("GET", signed["url"]) == (200, b"for anyone holding the link")
 
 

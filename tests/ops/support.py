@@ -16,11 +16,11 @@ from typing import Any
 
 import aiohttp
 
-from devbroker import EmbeddedBroker
 from bindings.client import query
 from bindings.registry import Registry
 from bindings.runtime import Runtime
 from bindings.wire import Request, Response
+from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import RunningConnector
 
 REPO = Path(__file__).resolve().parents[2]

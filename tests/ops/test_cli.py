@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devbroker import EmbeddedBroker
 from bindings.config import parse_config
 from bindings.errors import InvalidRequestError
 from bindings.schema import render_schema
@@ -25,6 +24,7 @@ from bindings.wire import Request
 from connector.app import registry
 from connector.cli import _parser
 from connector.s3 import METHODS, S3Target
+from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import free_port
 from tests.ops.support import REPO
 

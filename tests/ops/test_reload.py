@@ -9,15 +9,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from devbroker import EmbeddedBroker
 from bindings.config import load_config
 from bindings.errors import ConfigError
 from bindings.runtime import Runtime
-from tests.fixtures.echo_target import EchoTarget
+from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import RunningConnector, free_port
+from tests.fixtures.registries import ECHO_REGISTRY
 from tests.ops.support import SteadySender, eventually, get_json, get_text, watched_connector, write_config
 from tests.sources.test_query import send
-from tests.fixtures.registries import ECHO_REGISTRY
 
 REGISTRY = ECHO_REGISTRY
 
@@ -74,7 +73,7 @@ async def test_valid_edit_is_applied_binding_by_binding_with_no_failed_request(b
         assert engine.bindings["keep"] is kept  # untouched: not even re-subscribed
         assert set(engine.bindings) == {"edit", "keep", "fresh"}
         assert (await send(broker, "r.fresh", {"method": "echo"}, b"y")).data == b"fresh:y"
-        status, stats = await get_json(f"{running.api_url}/bindings/stats")
+        _, stats = await get_json(f"{running.api_url}/bindings/stats")
         edit_totals = next(s for s in stats if s["binding"] == "edit")
         assert edit_totals["request_count"] >= len(steady.replies)  # totals carry over the restart
 

@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from devbroker import EmbeddedBroker
 from bindings.client import query
 from bindings.redaction import MASK
 from bindings.wire import Request, Response
+from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import free_port
 from tests.ops.support import connector_process, eventually, get_json, get_text, write_config
 

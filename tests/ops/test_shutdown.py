@@ -7,9 +7,9 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from devbroker import EmbeddedBroker
 from bindings.client import query
 from bindings.wire import Request
+from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import free_port, s3_binding_yaml
 from tests.ops.support import connector_process, eventually, get_json, write_config
 

@@ -27,6 +27,7 @@ from bindings.engine import Binding
 from bindings.errors import InvalidRequestError
 from bindings.metrics import Metrics
 from bindings.source import Outcome
+from bindings.target import Call
 from bindings.wire import MAX_DATA_DEPTH, Request, Response, parse_request
 from connector.app import registry
 from connector.s3.target import METHODS
@@ -250,9 +251,9 @@ async def test_a_lone_surrogate_in_the_key_is_served_not_an_internal_error(s3_bi
 
 async def test_a_target_that_raises_anything_still_gives_one_error_reply(s3_binding: tuple[Binding, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """By construction, not by case: an exception of any type from anywhere in the chain becomes the error reply."""
-    binding, bucket = s3_binding
+    binding, _ = s3_binding
 
-    async def broken(request: Request, context: RequestContext) -> Response:
+    async def broken(call: Call, context: RequestContext) -> Response:
         raise UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed")
 
     monkeypatch.setattr(binding, "_chain", broken)

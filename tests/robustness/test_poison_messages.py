@@ -11,17 +11,15 @@ message larger than the binding's limit dead-lettered unrun.
 
 from __future__ import annotations
 
-import asyncio
 import json
 
-import pytest
-from kubemq import AsyncCQClient, AsyncPubSubClient, AsyncQueuesClient, CommandMessage, EventMessage, EventStoreMessage, QueryMessage, QueueMessage
+from kubemq import AsyncQueuesClient, QueueMessage
 
-from devbroker import EmbeddedBroker
 from bindings.sources.connection import MIB
 from bindings.wire import Response
+from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import StartConnector
-from tests.sources.support import binding, config, echo_target, eventually, listen, options, queue_depth, start, take
+from tests.sources.support import binding, config, echo_target, eventually, options, queue_depth, start, take
 
 POISON = [
     b'{"metadata":{"method":"echo"},"data":"\\ud800"}',

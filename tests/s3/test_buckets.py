@@ -131,7 +131,7 @@ class FailingDeletes:
     def __init__(self, refuse: Container[str], code: str) -> None:
         self.refuse, self.code, self.calls = refuse, code, []  # type: ignore[var-annotated]
 
-    async def delete_objects(self, Bucket: str, Delete: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - botocore's names
+    async def delete_objects(self, Bucket: str, Delete: dict[str, Any]) -> dict[str, Any]:
         objects = Delete["Objects"]
         assert len(objects) <= 1000
         self.calls.append(len(objects))

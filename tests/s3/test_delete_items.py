@@ -23,7 +23,7 @@ def keys(data: list[str]) -> bytes:
 
 async def test_2500_keys_some_missing_are_all_deleted(target: S3Target, s3_client: Any, bucket: str) -> None:
     present = [f"logs/{i:04d}.txt" for i in range(0, 2500, 10)]
-    await put_many(s3_client, bucket, present + ["keep/me.txt"])
+    await put_many(s3_client, bucket, [*present, "keep/me.txt"])
     asked = [f"logs/{i:04d}.txt" for i in range(2500)]  # 2250 of them never existed
     reply = await call(target, keys(asked), method="delete_items", bucket_name=bucket)
     assert reply.metadata == {"result": "ok", "bucket": bucket, "deleted": "2500", "errors": "0"}
@@ -37,7 +37,7 @@ async def test_keys_go_1000_per_call_and_each_refusal_is_reported(make_target: M
     stub_s3.replies = [(200, DELETE_RESULT.format("").encode()), (200, DELETE_RESULT.format(refusal).encode()), (200, DELETE_RESULT.format("").encode())]
     target = await make_target(endpoint=stub_s3.endpoint)
     asked = [f"k{i}" for i in range(2500)]
-    reply = await call(target, keys(asked + ["k7"]), method="delete_items", bucket_name="b")  # a key given twice is deleted once
+    reply = await call(target, keys([*asked, "k7"]), method="delete_items", bucket_name="b")  # a key given twice is deleted once
     batches = [re.findall(rb"<Key>([^<]*)</Key>", request_body) for _, _, request_body in stub_s3.requests]
     assert [len(batch) for batch in batches] == [1000, 1000, 500] and b"".join(b"".join(batch) for batch in batches) == "".join(asked).encode()
     assert all(method == "POST" and path.startswith("/b?delete") for method, path, _ in stub_s3.requests)
@@ -49,7 +49,7 @@ async def test_keys_go_1000_per_call_and_each_refusal_is_reported(make_target: M
 
 async def test_every_key_is_checked_against_the_binding_policy_before_anything_is_deleted(make_target: MakeTarget, stub_s3: StubS3) -> None:
     target = await make_target(endpoint=stub_s3.endpoint, allowed_keys="incoming/*")
-    with pytest.raises(PolicyDenied, match="^AccessDenied: key 'reports/x.pdf' is not allowed on binding 't' \\(allowed_keys\\)$"):
+    with pytest.raises(PolicyDenied, match=r"^AccessDenied: key 'reports/x.pdf' is not allowed on binding 't' \(allowed_keys\)$"):
         await call(target, keys(["incoming/a", "reports/x.pdf"]), method="delete_items", bucket_name="b")
     read_only = await make_target(endpoint=stub_s3.endpoint, read_only="true")
     with pytest.raises(PolicyDenied, match="method delete_items writes"):

@@ -89,7 +89,7 @@ async def test_bindings_share_one_server_started_by_the_first_and_stopped_by_the
     try:
         server = SHARED_EMBEDDED_S3.instance
         assert server is not None and server.running and SHARED_EMBEDDED_S3.users == 2
-        pid, runtime = server.pid, server._runtime_dir  # noqa: SLF001 - checking private cleanup
+        pid, runtime = server.pid, server._runtime_dir
         assert pid is not None and runtime is not None
         assert (runtime / "s3.json").stat().st_mode & 0o077 == 0  # the keys are readable by the owner only
         # Every port is chosen, on loopback, and gRPC ports are HTTP + 10000 (weed's admin worker dials that).

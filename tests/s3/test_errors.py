@@ -134,7 +134,7 @@ async def test_without_keys_the_default_chain_is_used(monkeypatch: pytest.Monkey
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
     anonymous = await open_target({"endpoint": seaweed.endpoint})
     try:
-        with pytest.raises(TargetError, match="^no AWS credentials found") as caught:
+        with pytest.raises(TargetError, match=r"^no AWS credentials found") as caught:
             await call(anonymous, method="list_buckets")
         assert caught.value.code == "NoCredentials"
     finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -32,7 +32,7 @@ def test_object_url_follows_the_addressing_style(properties: dict[str, str], reg
 
 
 def test_rfc3339_is_utc_with_z_and_no_empty_fraction() -> None:
-    assert rfc3339(datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)) == "2024-05-01T12:00:00Z"
+    assert rfc3339(datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)) == "2024-05-01T12:00:00Z"
     assert rfc3339(datetime(2024, 5, 1, 14, 0, 0, 795000, tzinfo=timezone(timedelta(hours=2)))) == "2024-05-01T12:00:00.795Z"
 
 

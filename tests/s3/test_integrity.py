@@ -61,7 +61,7 @@ async def test_the_multipart_path_is_checked_as_a_whole_before_any_part_goes(mak
     """Above the threshold the object goes up in parts, so no whole-object digest can go to S3: the connector checks it."""
     target = await make_target(multipart_threshold_mib="5", multipart_part_size_mib="5")
     payload = os.urandom(6 * MIB)
-    with pytest.raises(TargetError, match="^BadDigest: the checksum_sha256 given"):
+    with pytest.raises(TargetError, match=r"^BadDigest: the checksum_sha256 given"):
         await call(target, payload, method="upload_item", bucket_name=bucket, item_name="big.bin", checksum_sha256=sha256(payload[1:]))
     assert await keys_in(s3_client, bucket) == [] and await uploads_in_progress(s3_client, bucket) == []
     reply = await call(target, payload, method="upload_item", bucket_name=bucket, item_name="big.bin", checksum_sha256=sha256(payload), content_md5=md5(payload))
@@ -73,7 +73,7 @@ async def test_a_damaged_part_is_refused_and_not_stored(target: S3Target, s3_cli
     upload_id = (await call(target, method="create_multipart_upload", bucket_name=bucket, item_name="p.bin")).metadata["upload_id"]
     part = {"method": "upload_part", "bucket_name": bucket, "item_name": "p.bin", "upload_id": upload_id, "part_number": "1"}
     for digest in ({"checksum_sha256": sha256(DATA)}, {"content_md5": md5(DATA)}):
-        with pytest.raises(TargetError, match="^BadDigest: "):
+        with pytest.raises(TargetError, match=r"^BadDigest: "):
             await call(target, b"other bytes", **part, **digest)
     assert (await s3_client.list_parts(Bucket=bucket, Key="p.bin", UploadId=upload_id)).get("Parts", []) == []
     reply = await call(target, DATA, **part, checksum_sha256=sha256(DATA), content_md5=md5(DATA))

@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from bindings.errors import InvalidRequestError, TargetError
+from bindings.wire import Request
 from connector.s3 import S3Target
 from connector.s3.transfer import multipart_upload
 from tests.fixtures.s3 import unique_bucket_name
@@ -297,7 +298,7 @@ class PartFails:
     async def create_multipart_upload(self, **_: Any) -> dict[str, str]:
         return {"UploadId": "u1"}
 
-    async def upload_part(self, PartNumber: int, **_: Any) -> dict[str, str]:  # noqa: N803 - botocore's names
+    async def upload_part(self, PartNumber: int, **_: Any) -> dict[str, str]:
         self.parts.append(PartNumber)
         if PartNumber == 2:
             raise ClientError({"Error": {"Code": "InternalError", "Message": "boom"}, "ResponseMetadata": {"HTTPStatusCode": 500}}, "UploadPart")
@@ -306,12 +307,12 @@ class PartFails:
     async def complete_multipart_upload(self, **_: Any) -> dict[str, str]:
         raise AssertionError("must not complete after a failed part")
 
-    async def abort_multipart_upload(self, UploadId: str, **_: Any) -> None:  # noqa: N803
+    async def abort_multipart_upload(self, UploadId: str, **_: Any) -> None:
         self.aborted.append(UploadId)
 
 
 async def test_a_failed_part_aborts_the_multipart_upload() -> None:
     client = PartFails()
     with pytest.raises(ClientError, match="boom"):
-        await multipart_upload(client, "b", "k", memoryview(bytes(11 * MIB)), {}, 5 * MIB, 1)
+        await multipart_upload(client, "b", "k", Request(data=bytes(11 * MIB)), {}, 5 * MIB, 1)
     assert client.aborted == ["u1"] and 2 in client.parts

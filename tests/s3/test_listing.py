@@ -44,7 +44,7 @@ def keys_of(output: dict[str, Any]) -> list[str]:
 async def test_without_paging_keys_every_page_is_followed(target: S3Target, big_bucket: str) -> None:
     reply = await call(target, method="list_bucket_items", bucket_name=big_bucket)
     output = body(reply)
-    assert list(output) == GO_FIELDS and GO_FIELDS == sorted(GO_FIELDS) and len(GO_FIELDS) == 12
+    assert list(output) == GO_FIELDS and sorted(GO_FIELDS) == GO_FIELDS and len(GO_FIELDS) == 12
     assert keys_of(output) == KEYS and len(KEYS) > 1000
     assert (output["KeyCount"], output["IsTruncated"], output["NextContinuationToken"]) == (len(KEYS), False, None)
     assert (output["Name"], output["Prefix"], output["MaxKeys"], output["EncodingType"], output["CommonPrefixes"]) == (big_bucket, "", 100000, None, None)

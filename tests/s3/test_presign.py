@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,14 +26,14 @@ async def presign(target: S3Target, bucket: str, **metadata: str) -> dict[str, A
 
 async def test_get_url_downloads_with_a_plain_http_client(target: S3Target, s3_client: Any, bucket: str) -> None:
     await s3_client.put_object(Bucket=bucket, Key=KEY, Body=b"for anyone with the link")
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     reply = await call(target, method="presign_url", bucket_name=bucket, item_name=KEY)
     output = body(reply)
     assert list(output) == ["url", "method", "expires_at"] and output["method"] == "GET"
     assert reply.metadata == {"result": "ok", "bucket": bucket, "key": KEY}
     query = parse_qs(urlsplit(output["url"]).query)
     assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"] and query["X-Amz-Expires"] == ["86400"]
-    expires_at = datetime.strptime(output["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    expires_at = datetime.strptime(output["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     assert before + timedelta(seconds=86400 - 2) <= expires_at <= before + timedelta(seconds=86400 + 2)
     async with aiohttp.ClientSession() as http, http.get(output["url"]) as response:
         assert response.status == 200 and await response.read() == b"for anyone with the link"
@@ -80,7 +80,7 @@ def role_credentials(seaweed: Any, lifetime: timedelta) -> AioDeferredRefreshabl
     """Credentials as a role or web identity (IRSA) hands them out: fetched on first use, valid for ``lifetime``."""
 
     async def fetch() -> dict[str, Any]:
-        expiry = datetime.now(timezone.utc) + lifetime
+        expiry = datetime.now(UTC) + lifetime
         return {"access_key": seaweed.access_key, "secret_key": seaweed.secret_key, "token": None, "expiry_time": expiry.isoformat()}
 
     return AioDeferredRefreshableCredentials(refresh_using=fetch, method="assume-role-with-web-identity")
@@ -93,9 +93,9 @@ async def test_a_url_never_outlives_temporary_credentials(
     target = await make_target()
     target._client.s3._request_signer._credentials = role_credentials(seaweed, timedelta(hours=1))  # type: ignore[union-attr]
     await s3_client.put_object(Bucket=bucket, Key=KEY, Body=b"signed by a role")
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     output = await presign(target, bucket, expires_seconds=str(asked))
-    expires_at = datetime.strptime(output["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    expires_at = datetime.strptime(output["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     assert before + timedelta(seconds=valid - 3) <= expires_at <= before + timedelta(seconds=valid + 1)
     assert valid - 3 <= int(parse_qs(urlsplit(output["url"]).query)["X-Amz-Expires"][0]) <= valid
     async with aiohttp.ClientSession() as http, http.get(output["url"]) as response:

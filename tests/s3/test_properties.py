@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from bindings.properties import problems_from
 from connector.s3 import S3Properties
-from pydantic import ValidationError
 
 
 def problems(**values: object) -> list[str]:

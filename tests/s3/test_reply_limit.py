@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from devbroker import EmbeddedBroker
 from bindings.client import query
 from bindings.errors import TargetError
 from bindings.wire import Request
 from connector.s3 import S3Target
 from connector.s3.transfer import BodyTooLarge, read_body
+from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import StartConnector, s3_binding_yaml
 from tests.s3.support import CONTEXT, call, open_target
 

@@ -19,10 +19,9 @@ from kubemq import (
 )
 from kubemq.pubsub.events_store_subscription import EventStoreStartPosition
 
-from devbroker import EmbeddedBroker
 from bindings.registry import Registry
 from bindings.wire import Request, Response
-from tests.fixtures.configs import binding, config
+from devbroker import EmbeddedBroker
 from tests.fixtures.echo_target import EchoTarget
 from tests.fixtures.kubemq import RunningConnector, StartConnector
 from tests.fixtures.registries import ECHO_REGISTRY

@@ -9,8 +9,8 @@ import sys
 import pytest
 import pytest_asyncio
 
-from devbroker import EmbeddedBroker
 from bindings.client import send_request
+from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import RunningConnector, StartConnector
 from tests.sources.support import binding, config, echo_target, eventually, start
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from kubemq import AsyncCQClient, CommandMessage, CommandResponse
 
-from devbroker import EmbeddedBroker
 from bindings.wire import Request
+from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import StartConnector
 from tests.sources.support import binding, config, echo_target, options, start
 

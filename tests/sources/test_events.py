@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from kubemq import AsyncPubSubClient, EventMessage, EventStoreMessage
 
-from devbroker import EmbeddedBroker
 from bindings.source import REPLY_ENVELOPE_ALLOWANCE
 from bindings.sources.connection import MIB
 from bindings.sources.events import EventsSource, EventsStoreProperties, EventsStoreSource
 from bindings.wire import Request
+from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import RunningConnector, StartConnector
 from tests.sources.support import binding, config, echo_target, eventually, listen, options, start, wait_subscribed
 

@@ -8,9 +8,9 @@ import time
 import pytest
 from kubemq import AsyncCQClient, CommandMessage, KubeMQTimeoutError
 
-from devbroker import EmbeddedBroker
 from bindings.client import query
 from bindings.wire import Request
+from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import StartConnector
 from tests.sources.support import binding, config, echo_target, enqueue, eventually, options, start, take
 

@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 from kubemq import AsyncCQClient, QueryMessage, RetryPolicy
 
-from devbroker import EmbeddedBroker
 from bindings.client import query
 from bindings.wire import Request, Response
+from devbroker import EmbeddedBroker
 from tests.fixtures.echo_target import EchoTarget
 from tests.fixtures.kubemq import StartConnector
 from tests.fixtures.registries import ECHO_REGISTRY
@@ -176,10 +176,9 @@ async def test_ready_is_503_with_a_reason_until_subscribed(start_connector: Star
     await runtime.start()
     try:
         await asyncio.sleep(0.5)
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{runtime.api_port}/ready") as resp:
-                assert resp.status == 503
-                body = await resp.json()
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{runtime.api_port}/ready") as resp:
+            assert resp.status == 503
+            body = await resp.json()
         assert body["ready"] is False
         assert body["bindings"]["echo"].startswith("source not subscribed")
     finally:

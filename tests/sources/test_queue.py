@@ -10,13 +10,13 @@ import pytest
 from kubemq import AsyncQueuesClient, QueueMessage
 from kubemq.core.exceptions import ErrorCode, KubeMQError, KubeMQValidationError
 
-from devbroker import EmbeddedBroker
+from bindings.errors import TargetError
 from bindings.source import REPLY_ENVELOPE_ALLOWANCE, Outcome
 from bindings.sources.connection import MIB
 from bindings.sources.queue import Batch, Polled, QueueError, QueueProperties, QueueSource, SendRefused, _refused_for_good, _send
 from bindings.sources.sdk import flush_downstream
-from bindings.errors import TargetError
 from bindings.wire import Request, Response
+from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import StartConnector
 from tests.sources.support import Taken, binding, config, echo_target, enqueue, eventually, options, queue_depth, start, take
 

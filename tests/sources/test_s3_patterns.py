@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from devbroker import EmbeddedBroker
 from bindings.client import Connection, exchange
 from bindings.wire import Request
 from connector.s3 import S3Target
+from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import RunningConnector, StartConnector
-from tests.sources.support import binding, config, start, take
 from tests.fixtures.registries import with_targets
+from tests.sources.support import binding, config, start, take
 
 REGISTRY = with_targets(S3Target)
 PATTERNS = {

@@ -23,14 +23,14 @@ import pytest
 import pytest_asyncio
 from kubemq import AsyncCQClient, KubeMQError
 
-from devbroker import EmbeddedBroker
-from devbroker.server import ServerTLS
 from bindings.client import send_request
 from bindings.config import ResolvedConfig, parse_config
 from bindings.errors import ConfigError
 from bindings.runtime import Runtime
 from bindings.sources.connection import sdk_tls
 from connector.cli import main
+from devbroker import EmbeddedBroker
+from devbroker.server import ServerTLS
 from tests.fixtures.kubemq import free_port
 from tests.sources.support import REGISTRY, binding, config, eventually
 from tests.sources.test_client import printed_json

@@ -7,7 +7,6 @@ import pytest
 
 from bindings.config import Config, load_config, parse_config
 from bindings.errors import ConfigError
-from tests.fixtures.echo_target import EchoTarget
 from tests.fixtures.registries import ECHO_REGISTRY
 
 REGISTRY = ECHO_REGISTRY
