@@ -18,8 +18,9 @@ from kubemq import AsyncQueuesClient, QueueMessage
 from bindings.sources.connection import MIB
 from bindings.wire import Response
 from devbroker import EmbeddedBroker
+from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import StartConnector
-from tests.sources.support import binding, config, echo_target, eventually, options, queue_depth, start, take
+from tests.sources.support import echo_target, eventually, options, queue_depth, start, take
 
 POISON = [
     b'{"metadata":{"method":"echo"},"data":"\\ud800"}',

@@ -11,8 +11,9 @@ import pytest_asyncio
 
 from bindings.client import send_request
 from devbroker import EmbeddedBroker
+from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import RunningConnector, StartConnector
-from tests.sources.support import binding, config, echo_target, eventually, start
+from tests.sources.support import echo_target, eventually, start
 
 FIVE = config(
     binding("query", "kubemq.query", "cl.query"),

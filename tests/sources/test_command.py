@@ -6,8 +6,9 @@ from kubemq import AsyncCQClient, CommandMessage, CommandResponse
 
 from bindings.wire import Request
 from devbroker import EmbeddedBroker
+from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import StartConnector
-from tests.sources.support import binding, config, echo_target, options, start
+from tests.sources.support import echo_target, options, start
 
 
 async def send_command(broker: EmbeddedBroker, channel: str, body: bytes, timeout: int = 10) -> CommandResponse:

@@ -18,8 +18,9 @@ from kubemq import AsyncCQClient, AsyncPubSubClient, AsyncQueuesClient, CommandM
 
 from bindings.wire import Request, Response
 from devbroker import EmbeddedBroker
+from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import RunningConnector, StartConnector
-from tests.sources.support import binding, config, echo_target, eventually, listen, options, start, take
+from tests.sources.support import echo_target, eventually, listen, options, start, take
 
 # Bodies that once went unanswered, and what each gets: (served?, start of the error).
 HOSTILE = [

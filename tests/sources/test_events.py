@@ -14,8 +14,9 @@ from bindings.sources.connection import MIB
 from bindings.sources.events import EventsSource, EventsStoreProperties, EventsStoreSource
 from bindings.wire import Request
 from devbroker import EmbeddedBroker
+from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import RunningConnector, StartConnector
-from tests.sources.support import binding, config, echo_target, eventually, listen, options, start, wait_subscribed
+from tests.sources.support import echo_target, eventually, listen, options, start, wait_subscribed
 
 
 async def publish(broker: EmbeddedBroker, channel: str, metadata: dict[str, str], data: bytes = b"", *, store: bool = False) -> str:

@@ -11,8 +11,9 @@ from kubemq import AsyncCQClient, CommandMessage, KubeMQTimeoutError
 from bindings.client import query
 from bindings.wire import Request
 from devbroker import EmbeddedBroker
+from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import StartConnector
-from tests.sources.support import binding, config, echo_target, enqueue, eventually, options, start, take
+from tests.sources.support import echo_target, enqueue, eventually, options, start, take
 
 RETRY = {"retry_attempts": 3, "retry_delay_milliseconds": 10, "retry_max_jitter_milliseconds": 5}
 FLAKY = {"method": "fail", "code": "SlowDown", "retryable": "true", "times": "2"}

@@ -17,8 +17,9 @@ from bindings.sources.queue import Batch, Polled, QueueError, QueueProperties, Q
 from bindings.sources.sdk import flush_downstream
 from bindings.wire import Request, Response
 from devbroker import EmbeddedBroker
+from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import StartConnector
-from tests.sources.support import Taken, binding, config, echo_target, enqueue, eventually, options, queue_depth, start, take
+from tests.sources.support import Taken, echo_target, enqueue, eventually, options, queue_depth, start, take
 
 
 async def test_success_sends_the_response_then_acks(broker: EmbeddedBroker, start_connector: StartConnector) -> None:

@@ -10,9 +10,10 @@ from bindings.client import Connection, exchange
 from bindings.wire import Request
 from connector.s3 import S3Target
 from devbroker import EmbeddedBroker
+from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import RunningConnector, StartConnector
 from tests.fixtures.registries import with_targets
-from tests.sources.support import binding, config, start, take
+from tests.sources.support import start, take
 
 REGISTRY = with_targets(S3Target)
 PATTERNS = {

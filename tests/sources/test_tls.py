@@ -31,8 +31,9 @@ from bindings.sources.connection import sdk_tls
 from connector.cli import main
 from devbroker import EmbeddedBroker
 from devbroker.server import ServerTLS
+from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import free_port
-from tests.sources.support import REGISTRY, binding, config, eventually
+from tests.sources.support import REGISTRY, eventually
 from tests.sources.test_client import printed_json
 
 OPENSSL = shutil.which("openssl")
