@@ -138,3 +138,25 @@ async def listen(broker: EmbeddedBroker, channel: str, *, store: bool = False) -
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
 
+
+
+class PeakInFlight:
+    """The most requests a source had in flight while the block ran (sampled every 5 ms)."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.peak = 0
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> PeakInFlight:
+        self._watcher = asyncio.create_task(self._watch())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._watcher is not None
+        self._watcher.cancel()
+
+    async def _watch(self) -> None:
+        while True:
+            self.peak = max(self.peak, self.source.in_flight)
+            await asyncio.sleep(0.005)

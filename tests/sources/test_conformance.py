@@ -20,7 +20,7 @@ from bindings.wire import Request, Response
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import RunningConnector, StartConnector
-from tests.sources.support import echo_target, eventually, listen, options, start, take
+from tests.sources.support import PeakInFlight, echo_target, eventually, listen, options, start, take
 
 # Bodies that once went unanswered, and what each gets: (served?, start of the error).
 HOSTILE = [
@@ -101,22 +101,10 @@ class SourceContract:
 
     async def test_concurrency_is_bounded_by_max_concurrency(self, broker: EmbeddedBroker, start_connector: StartConnector) -> None:
         running = await self.serve(start_connector, broker, "bounded", max_concurrency="2", **self.bounded_extra())
-        source = running.runtime.engine.bindings["contract"].source
-        peak = 0
-
-        async def watch() -> None:
-            nonlocal peak
-            while True:
-                peak = max(peak, source.in_flight)
-                await asyncio.sleep(0.005)
-
-        watcher = asyncio.create_task(watch())
-        try:
+        async with PeakInFlight(running.runtime.engine.bindings["contract"].source) as in_flight:
             replies = await self.exchange(broker, "bounded", [body({"method": "sleep", "milliseconds": "150"}, str(n).encode()) for n in range(5)], concurrent=True)
-        finally:
-            watcher.cancel()
         assert [reply.error for reply in replies if reply.is_error] == []
-        assert 1 <= peak <= 2
+        assert 1 <= in_flight.peak <= 2
 
     def bounded_extra(self) -> dict[str, str]:
         return {}

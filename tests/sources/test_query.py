@@ -15,6 +15,7 @@ from devbroker import EmbeddedBroker
 from tests.fixtures.echo_target import EchoTarget
 from tests.fixtures.kubemq import StartConnector
 from tests.fixtures.registries import ECHO_REGISTRY
+from tests.sources.support import PeakInFlight
 
 REGISTRY = ECHO_REGISTRY
 
@@ -77,22 +78,12 @@ async def test_concurrency_is_bounded_by_max_concurrency(broker: EmbeddedBroker,
     running = await start_connector(echo_yaml("q.bounded", source_extra='\n            max_concurrency: "3"'), REGISTRY)
     target = running.runtime.engine.bindings["echo"].target
     assert isinstance(target, EchoTarget) and target.context is not None and target.context.max_concurrency == 3
-    source = running.runtime.engine.bindings["echo"].source
-    peak = 0
-
-    async def watch() -> None:
-        nonlocal peak
-        while True:
-            peak = max(peak, source.in_flight)
-            await asyncio.sleep(0.005)
-
-    watcher = asyncio.create_task(watch())
     started = asyncio.get_running_loop().time()
-    replies = await asyncio.gather(*(send(broker, "q.bounded", {"method": "sleep", "milliseconds": "200"}, str(i).encode()) for i in range(9)))
+    async with PeakInFlight(running.runtime.engine.bindings["echo"].source) as in_flight:
+        replies = await asyncio.gather(*(send(broker, "q.bounded", {"method": "sleep", "milliseconds": "200"}, str(i).encode()) for i in range(9)))
     elapsed = asyncio.get_running_loop().time() - started
-    watcher.cancel()
     assert sorted(r.data for r in replies) == sorted(str(i).encode() for i in range(9))
-    assert peak == 3
+    assert in_flight.peak == 3
     assert elapsed >= 0.55  # 9 requests of 200 ms, 3 at a time: at least three rounds
 
 
