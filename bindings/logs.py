@@ -21,6 +21,7 @@ full disk) drops the line and counts it (``dropped_lines``, exported as
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
 import os
@@ -58,16 +59,28 @@ def scrub(text: str) -> str:
     return text
 
 
+# Log lines use a handful of key names over and over: each is judged once.
+_secret_key = functools.lru_cache(maxsize=4096)(is_secret_name)
+
+
+def _is_secret_key(key: object) -> bool:
+    return isinstance(key, str) and _secret_key(key)
+
+
 def _mask(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: (MASK if isinstance(k, str) and is_secret_name(k) and v not in ("", None) else _mask(v)) for k, v in value.items()}
+        return {k: (MASK if _is_secret_key(k) and v not in ("", None) else _mask(v)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_mask(item) for item in value]
     return value
 
 
 def _mask_secret_keys(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
-    return _mask(event)  # type: ignore[no-any-return]
+    # Most lines (every request line) hold no secret-like key and nothing nested: passed on as they are.
+    if any(_is_secret_key(key) or isinstance(value, dict | list | tuple) for key, value in event.items()):
+        masked: dict[str, Any] = _mask(event)
+        return masked
+    return event
 
 
 class _Scrubbed:
