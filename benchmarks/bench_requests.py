@@ -162,7 +162,9 @@ async def main(requests: int, rounds: int) -> None:
                         if responder is connector:
                             await wait_until(lambda: _create_bucket(client), 60)
                         await wait_until(answers, 60)
-                    await client.send_query(QueryMessage(channel=connector.channel, body=Request({"method": "upload_item", "bucket_name": BUCKET, "item_name": "small"}, PAYLOAD).to_json(), timeout_in_seconds=10))
+                    await client.send_query(
+                        QueryMessage(channel=connector.channel, body=Request({"method": "upload_item", "bucket_name": BUCKET, "item_name": "small"}, PAYLOAD).to_json(), timeout_in_seconds=10)
+                    )
                     cases = [(method, concurrency) for method in ("get_item", "upload_item") for concurrency in (1, 32)]
                     for responder in (connector, minimal):  # warm-up: connections, caches
                         for method, concurrency in cases:

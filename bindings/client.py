@@ -101,9 +101,7 @@ class Sent:
         return {"sent": True, "pattern": self.pattern, "channel": self.channel, "id": self.id}
 
 
-async def query(
-    address: str, channel: str, request: Request, *, timeout: int = 30, auth_token: str | None = None, client_id: str = "send", tls: TLSConfig | None = None
-) -> Response:
+async def query(address: str, channel: str, request: Request, *, timeout: int = 30, auth_token: str | None = None, client_id: str = "send", tls: TLSConfig | None = None) -> Response:
     """Send ``request`` as a KubeMQ query and return the decoded reply."""
     async with AsyncCQClient(**Connection(address, auth_token, client_id, tls).options()) as client:
         return await _send_query(client, channel, request, timeout)

@@ -81,9 +81,7 @@ class Binding:
         self._starter = asyncio.create_task(self._start_when_possible(), name=f"start-{self.name}")
 
     async def _init_target_once(self) -> bool:
-        context = TargetContext(
-            binding=self.name, max_concurrency=self.source.max_concurrency, log=log.bind(binding=self.name), max_reply_data=self.source.max_reply_data
-        )
+        context = TargetContext(binding=self.name, max_concurrency=self.source.max_concurrency, log=log.bind(binding=self.name), max_reply_data=self.source.max_reply_data)
         try:
             if self._target_properties is None:
                 # First the development servers the config names: both sides are pointed at them before use.

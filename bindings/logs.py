@@ -173,11 +173,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
         _mask_secret_keys,
     ]
     # Plain tracebacks: a "pretty" one may print local variables, secrets included.
-    renderer = _Scrubbed(
-        structlog.processors.JSONRenderer()
-        if as_json
-        else structlog.dev.ConsoleRenderer(colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback)
-    )
+    renderer = _Scrubbed(structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback))
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer] if as_json else [*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

@@ -46,9 +46,7 @@ class MiddlewareProperties(Properties):
     retry_attempts: int = field(1, ge=1, le=100, description="Attempts per request, first included; only errors that can succeed on retry are retried.", example=3)
     retry_delay_milliseconds: int = field(100, ge=0, le=600_000, description="Delay before the first retry (`back-off` doubles it each time).", example=200)
     retry_max_jitter_milliseconds: int = field(100, ge=0, le=600_000, description="Random extra delay added to each retry, up to this much.", example=100)
-    retry_max_delay_milliseconds: int = field(
-        10_000, ge=0, le=600_000, description="Cap on one `back-off` delay, so many attempts cannot add up to hours.", example=5000
-    )
+    retry_max_delay_milliseconds: int = field(10_000, ge=0, le=600_000, description="Cap on one `back-off` delay, so many attempts cannot add up to hours.", example=5000)
     retry_delay_type: Literal["back-off", "fixed", "random"] = field(
         "back-off", description="`back-off`: doubling delays; `fixed`: the same delay; `random`: uniform up to the delay.", example="back-off"
     )

@@ -32,9 +32,7 @@ class Registry:
     development_services: tuple[ServiceFactory, ...] = ()
 
     @classmethod
-    def of(
-        cls, sources: Iterable[type[Source]], targets: Iterable[type[Target]], development_services: Iterable[ServiceFactory] = (), identity: Identity = Identity()
-    ) -> Registry:
+    def of(cls, sources: Iterable[type[Source]], targets: Iterable[type[Target]], development_services: Iterable[ServiceFactory] = (), identity: Identity = Identity()) -> Registry:
         source_kinds: dict[str, type[Source]] = {}
         for source in sources:
             for name in (source.kind, *source.aliases):

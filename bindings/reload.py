@@ -129,9 +129,7 @@ class ConfigWatcher:
         await self._check()
         while not self._stop.is_set():
             try:
-                async for _ in watchfiles.awatch(
-                    self.directory, watch_filter=None, step=QUIET_MS, debounce=MAX_BATCH_MS, stop_event=self._stop, recursive=False
-                ):
+                async for _ in watchfiles.awatch(self.directory, watch_filter=None, step=QUIET_MS, debounce=MAX_BATCH_MS, stop_event=self._stop, recursive=False):
                     await self._check()
             except Exception as exc:  # noqa: BLE001 - a broken watch must not take the connector down
                 log.error("config watch failed; retrying (SIGHUP still reloads)", directory=str(self.directory), error=str(exc) or type(exc).__name__)

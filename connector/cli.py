@@ -108,7 +108,12 @@ def _parser() -> argparse.ArgumentParser:
 
     send = commands.add_parser("send", help="send one kubemq-targets request with the official SDK, in any pattern, and print the result")
     _env_option(send, "--address", variable=ADDRESS_ENV, fallback=DEFAULT_ADDRESS, text="KubeMQ gRPC host:port")
-    send.add_argument("--pattern", choices=("query", "command", "queue", "event", "event-store"), default="query", help="query and command wait for the reply; queue, event and event-store print the send result (default: %(default)s)")
+    send.add_argument(
+        "--pattern",
+        choices=("query", "command", "queue", "event", "event-store"),
+        default="query",
+        help="query and command wait for the reply; queue, event and event-store print the send result (default: %(default)s)",
+    )
     send.add_argument("--channel", help="channel to send to (default: <pattern>.aws.s3, e.g. query.aws.s3)")
     send.add_argument("--response-channel", help="queue/event/event-store: wait for the response published on this channel and print it (default: do not wait)")
     send.add_argument("-m", "--metadata", action="append", default=[], metavar="KEY=VALUE", help="request metadata, repeatable (default: none)")
@@ -123,9 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--tls-cert-file", type=_pem_file(), metavar="PEM", help="client certificate for mutual TLS; needs --tls-key-file (default: none)")
     send.add_argument("--tls-key-file", type=_pem_file(key=True), metavar="PEM", help="private key of --tls-cert-file (default: none)")
     send.add_argument("--tls-server-name", metavar="NAME", help="name to check in the server's certificate (default: the address's host)")
-    large = send.add_argument_group(
-        "files of any size", "upload_item with --data-file and get_item with --output move what one message cannot carry in parts, each checked by its SHA-256"
-    )
+    large = send.add_argument_group("files of any size", "upload_item with --data-file and get_item with --output move what one message cannot carry in parts, each checked by its SHA-256")
     large.add_argument(
         "--max-message-size",
         type=message_size,
@@ -137,8 +140,7 @@ def _parser() -> argparse.ArgumentParser:
         "--part-size",
         type=part_size,
         metavar="SIZE",
-        help="parts a large file goes up in, and ranges a large object comes down in, at least 5MiB "
-        "(default: 16MiB, less when a message carries less, more to stay within S3's 10,000 parts)",
+        help="parts a large file goes up in, and ranges a large object comes down in, at least 5MiB (default: 16MiB, less when a message carries less, more to stay within S3's 10,000 parts)",
     )
     large.add_argument("--parallel", type=_count(1, 64), default=4, metavar="N", help="parts or ranges in flight at once (default: %(default)s; one at a time with --pattern queue)")
     large.add_argument("--upload-id", metavar="ID", help="continue this multipart upload of --data-file, sending only the parts it lacks (default: start a new upload)")
@@ -292,7 +294,17 @@ def _send(args: argparse.Namespace) -> int:
     _check_output(args.output)
     return asyncio.run(
         send_request(
-            args.address, channel, metadata, data, timeout=args.timeout, auth_token=args.auth_token, output=args.output, pattern=args.pattern, response_channel=args.response_channel, tls=tls, client_id=SEND_CLIENT_ID
+            args.address,
+            channel,
+            metadata,
+            data,
+            timeout=args.timeout,
+            auth_token=args.auth_token,
+            output=args.output,
+            pattern=args.pattern,
+            response_channel=args.response_channel,
+            tls=tls,
+            client_id=SEND_CLIENT_ID,
         )
     )
 

@@ -93,9 +93,7 @@ class Transaction:
         if self._closed:
             raise TransactionError(refusal)
 
-    def _apply_to_range(
-        self, sequences: Sequence[int], verb: str, settle: Callable[[pb.QueueMessage], None]
-    ) -> None:
+    def _apply_to_range(self, sequences: Sequence[int], verb: str, settle: Callable[[pb.QueueMessage], None]) -> None:
         """Settle in order; like the server, stop at the first unknown sequence (earlier ones stay done)."""
         if not sequences:
             raise TransactionError(f"cannot {verb} empty list of of offsets")
@@ -171,9 +169,7 @@ class DownstreamSession:
         )
 
     @staticmethod
-    def _settle(
-        transaction: Transaction, request: pb.QueuesDownstreamRequest
-    ) -> pb.QueuesDownstreamResponse | None:
+    def _settle(transaction: Transaction, request: pb.QueuesDownstreamRequest) -> pb.QueuesDownstreamResponse | None:
         kind = request.RequestTypeData
         sequences = list(request.SequenceRange)
         if kind == RequestType.AckAll:
@@ -202,9 +198,7 @@ class DownstreamSession:
         return None
 
 
-def _refusal(
-    request: pb.QueuesDownstreamRequest, transaction_id: str, error: str, kind: int | None = None
-) -> pb.QueuesDownstreamResponse:
+def _refusal(request: pb.QueuesDownstreamRequest, transaction_id: str, error: str, kind: int | None = None) -> pb.QueuesDownstreamResponse:
     return pb.QueuesDownstreamResponse(
         TransactionId=transaction_id,
         RefRequestId=request.RequestID,

@@ -40,9 +40,7 @@ class EventsHub:
         """Validate, store if ``Store`` is set, and fan out; raises ``BrokerError`` if invalid."""
         check_event(event)
         event_id = event.EventID or uuid.uuid4().hex
-        received = pb.EventReceive(
-            EventID=event_id, Channel=event.Channel, Metadata=event.Metadata, Body=event.Body, Tags=event.Tags
-        )
+        received = pb.EventReceive(EventID=event_id, Channel=event.Channel, Metadata=event.Metadata, Body=event.Body, Tags=event.Tags)
         if SENDER_TAG not in received.Tags:
             received.Tags[SENDER_TAG] = event.ClientID
         if event.Store:

@@ -44,9 +44,7 @@ def channel_matches(pattern: str, channel: str) -> bool:
 class Subscription:
     """One subscriber stream: a replay backlog (events-store history), then a bounded live mailbox."""
 
-    def __init__(
-        self, kind: Kind, channel: str, group: str, client_id: str, backlog: Iterable[Message] = ()
-    ) -> None:
+    def __init__(self, kind: Kind, channel: str, group: str, client_id: str, backlog: Iterable[Message] = ()) -> None:
         self.kind = kind
         self.channel = channel
         self.group = group
@@ -95,9 +93,7 @@ class SubscriptionRegistry:
         self._subscriptions: dict[Kind, list[Subscription]] = defaultdict(list)
         self._late_deliveries: set[asyncio.Task[None]] = set()
 
-    def add(
-        self, kind: Kind, channel: str, group: str, client_id: str, backlog: Iterable[Message] = ()
-    ) -> Subscription:
+    def add(self, kind: Kind, channel: str, group: str, client_id: str, backlog: Iterable[Message] = ()) -> Subscription:
         """Register a subscriber; ``backlog`` is delivered before anything published after this call."""
         subscription = Subscription(kind, channel, group, client_id, backlog)
         self._subscriptions[kind].append(subscription)

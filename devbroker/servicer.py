@@ -138,9 +138,7 @@ class BrokerServicer(kubemq_pb2_grpc.kubemqServicer):
         return pb.Empty()
 
     @streaming_rpc
-    async def SubscribeToRequests(
-        self, request: pb.Subscribe, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.Request]:
+    async def SubscribeToRequests(self, request: pb.Subscribe, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.Request]:
         check_subscribe(request, (pb.Subscribe.Commands, pb.Subscribe.Queries))
         kind = "commands" if request.SubscribeTypeData == pb.Subscribe.Commands else "queries"
         subscription = self._registry.add(kind, request.Channel, request.Group, request.ClientID)
@@ -152,9 +150,7 @@ class BrokerServicer(kubemq_pb2_grpc.kubemqServicer):
         return self._events.publish(request)
 
     @streaming_rpc
-    async def SendEventsStream(
-        self, request_iterator: AsyncIterator[pb.Event], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.Result]:
+    async def SendEventsStream(self, request_iterator: AsyncIterator[pb.Event], context: grpc.aio.ServicerContext) -> AsyncIterator[pb.Result]:
         """Like the server: a result for every stored event, and for plain events only on failure."""
         async for event in request_iterator:
             try:
@@ -166,9 +162,7 @@ class BrokerServicer(kubemq_pb2_grpc.kubemqServicer):
                 yield result
 
     @streaming_rpc
-    async def SubscribeToEvents(
-        self, request: pb.Subscribe, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.EventReceive]:
+    async def SubscribeToEvents(self, request: pb.Subscribe, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.EventReceive]:
         async for message in self._deliver(self._events.subscribe(request)):
             yield message
 
@@ -182,40 +176,26 @@ class BrokerServicer(kubemq_pb2_grpc.kubemqServicer):
         raise BrokerError(ERR_SHUTDOWN, grpc.StatusCode.UNAVAILABLE)
 
     @unary_rpc
-    async def SendQueueMessage(
-        self, request: pb.QueueMessage, context: grpc.aio.ServicerContext
-    ) -> pb.SendQueueMessageResult:
+    async def SendQueueMessage(self, request: pb.QueueMessage, context: grpc.aio.ServicerContext) -> pb.SendQueueMessageResult:
         return self._queues.send(request)
 
     @unary_rpc
-    async def SendQueueMessagesBatch(
-        self, request: pb.QueueMessagesBatchRequest, context: grpc.aio.ServicerContext
-    ) -> pb.QueueMessagesBatchResponse:
+    async def SendQueueMessagesBatch(self, request: pb.QueueMessagesBatchRequest, context: grpc.aio.ServicerContext) -> pb.QueueMessagesBatchResponse:
         if not request.Messages:
             raise BrokerError("no messages to send")
         results = self._queues.send_batch(request.Messages)
-        return pb.QueueMessagesBatchResponse(
-            BatchID=request.BatchID, Results=results, HaveErrors=any(result.IsError for result in results)
-        )
+        return pb.QueueMessagesBatchResponse(BatchID=request.BatchID, Results=results, HaveErrors=any(result.IsError for result in results))
 
     @streaming_rpc
-    async def QueuesUpstream(
-        self, request_iterator: AsyncIterator[pb.QueuesUpstreamRequest], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.QueuesUpstreamResponse]:
+    async def QueuesUpstream(self, request_iterator: AsyncIterator[pb.QueuesUpstreamRequest], context: grpc.aio.ServicerContext) -> AsyncIterator[pb.QueuesUpstreamResponse]:
         async for request in request_iterator:
             if not request.Messages:
-                yield pb.QueuesUpstreamResponse(
-                    RefRequestID=request.RequestID, IsError=True, Error="no messages to send"
-                )
+                yield pb.QueuesUpstreamResponse(RefRequestID=request.RequestID, IsError=True, Error="no messages to send")
                 continue
-            yield pb.QueuesUpstreamResponse(
-                RefRequestID=request.RequestID, Results=self._queues.send_batch(request.Messages)
-            )
+            yield pb.QueuesUpstreamResponse(RefRequestID=request.RequestID, Results=self._queues.send_batch(request.Messages))
 
     @streaming_rpc
-    async def QueuesDownstream(
-        self, request_iterator: AsyncIterator[pb.QueuesDownstreamRequest], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.QueuesDownstreamResponse]:
+    async def QueuesDownstream(self, request_iterator: AsyncIterator[pb.QueuesDownstreamRequest], context: grpc.aio.ServicerContext) -> AsyncIterator[pb.QueuesDownstreamResponse]:
         """Requests are handled one at a time, so a waiting Get delays the stream's acks, as on the server."""
         session = DownstreamSession(self._queues)
         try:
@@ -227,22 +207,16 @@ class BrokerServicer(kubemq_pb2_grpc.kubemqServicer):
             session.close()
 
     @streaming_rpc
-    async def StreamQueueMessage(
-        self, request_iterator: AsyncIterator[pb.StreamQueueMessagesRequest], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.StreamQueueMessagesResponse]:
+    async def StreamQueueMessage(self, request_iterator: AsyncIterator[pb.StreamQueueMessagesRequest], context: grpc.aio.ServicerContext) -> AsyncIterator[pb.StreamQueueMessagesResponse]:
         """One message per stream (kubemq-js and kubemq-go manual ack); the stream ends with its transaction."""
         async with contextlib.aclosing(StreamTransaction(self._queues).run(request_iterator)) as replies:
             async for reply in replies:
                 yield reply
 
     @unary_rpc
-    async def ReceiveQueueMessages(
-        self, request: pb.ReceiveQueueMessagesRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ReceiveQueueMessagesResponse:
+    async def ReceiveQueueMessages(self, request: pb.ReceiveQueueMessagesRequest, context: grpc.aio.ServicerContext) -> pb.ReceiveQueueMessagesResponse:
         return await self._queues.receive(request)
 
     @unary_rpc
-    async def AckAllQueueMessages(
-        self, request: pb.AckAllQueueMessagesRequest, context: grpc.aio.ServicerContext
-    ) -> pb.AckAllQueueMessagesResponse:
+    async def AckAllQueueMessages(self, request: pb.AckAllQueueMessagesRequest, context: grpc.aio.ServicerContext) -> pb.AckAllQueueMessagesResponse:
         return await self._queues.ack_all(request)

@@ -30,9 +30,7 @@ ERR_CACHE_TTL_NOT_POSITIVE = "Error 116: invalid cache ttl value, cannot be 0 or
 ERR_REQUEST_ID_EMPTY = "Error 117: invalid request id, cannot be empty"
 ERR_STORE_PARAMS_ON_EVENTS = "Error 118: event store parameters were set but subscribe type is not event store"
 ERR_CHANNEL_TRAILING_DOT = "Error 119: invalid channel value, cannot end with `.`"
-ERR_INVALID_QUEUE_NAME = (
-    "Error 120: invalid queue name value, cannot be empty, contains wildcards ,white spaces and end with dot"
-)
+ERR_INVALID_QUEUE_NAME = "Error 120: invalid queue name value, cannot be empty, contains wildcards ,white spaces and end with dot"
 ERR_INVALID_MAX_MESSAGES = "Error 122: max messages should be between 1 and max message setting in kubemq config  "
 ERR_NO_MESSAGE_TO_ACK = "Error 124: no active message to ack"
 ERR_INVALID_ACK_SEQUENCE = "Error 125: ack sequence cannot be 0 or negative"
@@ -44,13 +42,9 @@ ERR_SENDING_QUEUE_MESSAGE = "Error 130: error during send message to queue"
 ERR_INVALID_QUEUE_MESSAGE = "Error 131: invalid queue message"
 ERR_INVALID_STREAM_REQUEST_TYPE = "Error 132: invalid stream queue messages request type"
 ERR_INVALID_EXPIRATION = "Error 133: invalid expiration seconds, exceed max expiration seconds setting in kubemq config"
-ERR_INVALID_MAX_RECEIVE_COUNT = (
-    "Error 134: invalid max received count, cannot be negative or exceed max receive count setting in kubemq config"
-)
+ERR_INVALID_MAX_RECEIVE_COUNT = "Error 134: invalid max received count, cannot be negative or exceed max receive count setting in kubemq config"
 ERR_INVALID_DELAY = "Error 135: invalid delay seconds, exceed max delay seconds setting in kubemq config"
-ERR_INVALID_WAIT_TIMEOUT = (
-    "Error 136: invalid wait timeout, value cannot be negative or exceed max wait timeout seconds setting in kubemq config"
-)
+ERR_INVALID_WAIT_TIMEOUT = "Error 136: invalid wait timeout, value cannot be negative or exceed max wait timeout seconds setting in kubemq config"
 ERR_NO_MESSAGE_TO_REJECT = "Error 137: no active message to reject"
 ERR_NO_NEW_MESSAGE = "Error 138: no new message in queue, wait time expired"
 ERR_INVALID_REQUEST_TYPE = "Error 206: invalid request type"

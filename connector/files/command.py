@@ -63,9 +63,7 @@ class Destination:
         try:
             session = Session(self.connection, self.pattern, self.channel, timeout=self.timeout, response_channel=self.response_channel)
         except ValueError as exc:
-            raise TransferError(
-                f"{why}, and parts need replies, but {exc}: use --pattern query, or --response-channel with queue, event or event-store", exit_code=USAGE
-            ) from None
+            raise TransferError(f"{why}, and parts need replies, but {exc}: use --pattern query, or --response-channel with queue, event or event-store", exit_code=USAGE) from None
         async with session:
             result = await transfer(Steps(session, self.connection.address, self.channel))
         print(json.dumps(result, indent=2, ensure_ascii=False))

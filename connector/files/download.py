@@ -96,9 +96,7 @@ class Download:
         reply = await self.steps.ask({**self.where, **pinned, "method": "get_item", "range": piece.range}, what=f"{piece.range} of {self.subject}")
         etag = reply.metadata.get("etag")
         if etag and stored.etag and etag != stored.etag:
-            raise TransferError(
-                f"{self.subject} changed while it was being downloaded (ETag {stored.etag}, now {etag}); {self.output} was not written: run the command again"
-            )
+            raise TransferError(f"{self.subject} changed while it was being downloaded (ETag {stored.etag}, now {etag}); {self.output} was not written: run the command again")
         data = reply.data or b""
         if len(data) != piece.length:
             raise TransferError(f"{piece.range} of {self.subject} came back as {len(data)} bytes, not {piece.length}; {self.output} was not written")

@@ -77,8 +77,5 @@ def choose_part_size(total: int, asked: int | None, limit: int) -> int:
             f"more than one message of {shown(limit)} carries ({largest} bytes); raise --max-message-size if the binding's max_message_size allows"
         )
     if size < MIN_PART:
-        raise PlanError(
-            f"a message of {shown(limit)} carries at most {largest} bytes of data, less than S3's smallest part (5MiB); "
-            "raise the binding's max_message_size and --max-message-size"
-        )
+        raise PlanError(f"a message of {shown(limit)} carries at most {largest} bytes of data, less than S3's smallest part (5MiB); raise the binding's max_message_size and --max-message-size")
     return size

@@ -107,9 +107,7 @@ class Upload:
             raise TransferError(f"{self.file} is {size} bytes, too large for one message: {exc}", exit_code=2) from None
 
     async def _create(self) -> str:
-        reply = await self.steps.ask(
-            {**self.object_options, **self.where, "method": "create_multipart_upload", "checksum_algorithm": SHA256}, what="create_multipart_upload", again=False
-        )
+        reply = await self.steps.ask({**self.object_options, **self.where, "method": "create_multipart_upload", "checksum_algorithm": SHA256}, what="create_multipart_upload", again=False)
         return reply.metadata["upload_id"]
 
     async def _listed(self, upload_id: str) -> dict[int, list[dict[str, Any]]]:
@@ -138,9 +136,7 @@ class Upload:
             self.checksums = None
         return listed
 
-    async def _send_parts(
-        self, file: BinaryIO, plan: list[Piece], upload_id: str, listed: dict[int, list[dict[str, Any]]]
-    ) -> tuple[dict[int, Part], str]:
+    async def _send_parts(self, file: BinaryIO, plan: list[Piece], upload_id: str, listed: dict[int, list[dict[str, Any]]]) -> tuple[dict[int, Part], str]:
         """Every part of ``plan`` in the upload, kept from ``listed`` or sent, ``parallel`` at a time; and the file's SHA-256 (hex)."""
         whole = hashlib.sha256()
         upcoming = iter(plan)
@@ -205,9 +201,7 @@ class Upload:
 
     async def _complete(self, upload_id: str, parts: dict[int, Part]) -> dict[str, str]:
         """Complete with the explicit part list; a failure here keeps the upload (every part is in it)."""
-        listed = [
-            {"PartNumber": number, "ETag": part.etag, **({"ChecksumSHA256": part.checksum_sha256} if self.checksums else {})} for number, part in sorted(parts.items())
-        ]
+        listed = [{"PartNumber": number, "ETag": part.etag, **({"ChecksumSHA256": part.checksum_sha256} if self.checksums else {})} for number, part in sorted(parts.items())]
         metadata = {**self.object_options, **self.where, "method": "complete_multipart_upload", "upload_id": upload_id}
         try:
             reply = await self.steps.ask(metadata, json.dumps(listed).encode(), what="complete_multipart_upload", again=False)

@@ -340,10 +340,7 @@ class SharedEmbeddedS3(DevelopmentService):
         assert self._instance is not None
         access_key, secret_key = _keys(properties)
         if access_key is not None and (access_key, secret_key) != (self._instance.access_key, self._instance.secret_key):
-            raise EmbeddedS3Error(
-                "the embedded SeaweedFS already runs with other credentials: give every binding with endpoint 'embedded' "
-                "the same aws_key/aws_secret_key, or none"
-            )
+            raise EmbeddedS3Error("the embedded SeaweedFS already runs with other credentials: give every binding with endpoint 'embedded' the same aws_key/aws_secret_key, or none")
         data_dir = properties.embedded_data_dir
         if data_dir is not None and Path(data_dir).resolve() != self._instance.data_dir:
             raise EmbeddedS3Error("the embedded SeaweedFS already runs with another embedded_data_dir")

@@ -48,9 +48,7 @@ def encryption_args(algorithm: str | None, key_id: str | None) -> dict[str, Any]
 
 
 class Encryption(RequestMetadata):
-    server_side_encryption: Algorithm | None = field(
-        None, description=ALGORITHM_DESCRIPTION + " Default: the target's `server_side_encryption`.", example="AES256"
-    )
+    server_side_encryption: Algorithm | None = field(None, description=ALGORITHM_DESCRIPTION + " Default: the target's `server_side_encryption`.", example="AES256")
     sse_kms_key_id: str | None = field(None, description=KEY_DESCRIPTION, example=KEY_EXAMPLE)
 
     @model_validator(mode="after")

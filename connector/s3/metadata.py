@@ -41,9 +41,7 @@ class VersionMetadata(RequestMetadata):
 
 
 class WaitMetadata(RequestMetadata):
-    wait_for_completion: bool = field(
-        False, description="Reply only once S3 shows the change (polls with a waiter, up to `waiter_timeout_seconds`).", example="true"
-    )
+    wait_for_completion: bool = field(False, description="Reply only once S3 shows the change (polls with a waiter, up to `waiter_timeout_seconds`).", example="true")
 
 
 class ObjectAttributes(RequestMetadata):
@@ -52,9 +50,7 @@ class ObjectAttributes(RequestMetadata):
     content_type: str | None = field(None, description="Content-Type stored with the object.", example="application/json")
     content_disposition: str | None = field(None, description="Content-Disposition stored with the object.", example='attachment; filename="q1.pdf"')
     cache_control: str | None = field(None, description="Cache-Control stored with the object.", example="max-age=3600")
-    storage_class: str | None = field(
-        None, pattern=r"^[A-Z_]+$", description="S3 storage class (STANDARD, STANDARD_IA, GLACIER_IR, ...).", example="STANDARD_IA"
-    )
+    storage_class: str | None = field(None, pattern=r"^[A-Z_]+$", description="S3 storage class (STANDARD, STANDARD_IA, GLACIER_IR, ...).", example="STANDARD_IA")
     user_metadata: dict[str, str] | None = field(
         None,
         description="User metadata (`x-amz-meta-*`) as a JSON object of strings. Keys `meta_<name>` add or override single entries.",

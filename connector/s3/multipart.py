@@ -51,9 +51,7 @@ class UploadMetadata(ItemMetadata):
 
 
 class PartNumber(RequestMetadata):
-    part_number: int = field(
-        ge=1, le=MAX_PARTS, description="The part's number, 1 to 10,000: parts are joined in this order. The same number again replaces the part.", example="1"
-    )
+    part_number: int = field(ge=1, le=MAX_PARTS, description="The part's number, 1 to 10,000: parts are joined in this order. The same number again replaces the part.", example="1")
 
 
 class UploadPartMetadata(Digests, PartNumber, UploadMetadata):
@@ -69,12 +67,8 @@ class AbortMetadata(UploadMetadata):
 
 
 class ListPartsMetadata(UploadMetadata):
-    max_parts: int | None = field(
-        None, ge=1, le=MAX_PARTS, description="Most parts in the reply. Default: 1000 after `part_number_marker`, else every part.", example="100"
-    )
-    part_number_marker: int | None = field(
-        None, ge=0, le=MAX_PARTS, description="List the parts after this number (a previous reply's `NextPartNumberMarker`).", example="100"
-    )
+    max_parts: int | None = field(None, ge=1, le=MAX_PARTS, description="Most parts in the reply. Default: 1000 after `part_number_marker`, else every part.", example="100")
+    part_number_marker: int | None = field(None, ge=0, le=MAX_PARTS, description="List the parts after this number (a previous reply's `NextPartNumberMarker`).", example="100")
 
 
 class ListUploadsMetadata(BucketMetadata):
@@ -86,9 +80,7 @@ class ListUploadsMetadata(BucketMetadata):
         example="100",
     )
     key_marker: str | None = field(None, description="Continue after this key (a previous reply's `NextKeyMarker`).", example="videos/a.mp4")
-    upload_id_marker: str | None = field(
-        None, description="With `key_marker`: continue after this upload of that key (a previous reply's `NextUploadIdMarker`).", example="VXBsb2FkSWQ"
-    )
+    upload_id_marker: str | None = field(None, description="With `key_marker`: continue after this upload of that key (a previous reply's `NextUploadIdMarker`).", example="VXBsb2FkSWQ")
 
 
 class CompletedPart(BaseModel):
@@ -133,7 +125,7 @@ async def create_multipart_upload(s3: S3Client, metadata: CreateMultipartMetadat
 
 async def upload_part(s3: S3Client, metadata: UploadPartMetadata, request: Request, context: RequestContext) -> Response:
     """UploadPart of the request's data, after checking the sender's digests of it."""
-    await metadata.verify(request.data)
+    await metadata.verify(request)
     output = await s3.s3.upload_part(
         Bucket=metadata.bucket_name,
         Key=metadata.item_name,
@@ -156,9 +148,7 @@ async def upload_part(s3: S3Client, metadata: UploadPartMetadata, request: Reque
 async def complete_multipart_upload(s3: S3Client, metadata: CompleteMetadata, request: Request, context: RequestContext) -> Response:
     """CompleteMultipartUpload with the parts given as data, or with every part S3 lists for the upload."""
     parts = _given_parts(request.data) if request.data else _latest_parts(await _listed_parts(s3, metadata), metadata.upload_id)
-    output = await s3.s3.complete_multipart_upload(
-        Bucket=metadata.bucket_name, Key=metadata.item_name, UploadId=metadata.upload_id, MultipartUpload={"Parts": parts}
-    )
+    output = await s3.s3.complete_multipart_upload(Bucket=metadata.bucket_name, Key=metadata.item_name, UploadId=metadata.upload_id, MultipartUpload={"Parts": parts})
     return await finish_upload(s3, metadata, output, metadata.upload_id, context)
 
 
@@ -222,8 +212,7 @@ async def _listed_parts(s3: S3Client, metadata: CompleteMetadata) -> list[dict[s
     parts, last = await gather_pages(s3.s3.list_parts, params, PARTS_PAGING, sys.maxsize)
     if last.get("IsTruncated"):
         raise TargetError(
-            f"IncompleteListing: the store listed {len(parts)} parts of upload {metadata.upload_id} and claims more without a marker "
-            "to reach them; complete with a part list",
+            f"IncompleteListing: the store listed {len(parts)} parts of upload {metadata.upload_id} and claims more without a marker to reach them; complete with a part list",
             code="IncompleteListing",
         )
     return parts

@@ -35,9 +35,7 @@ class S3Properties(Properties):
         example="AKIAIOSFODNN7EXAMPLE",
         secret=True,
     )
-    aws_secret_key: SecretStr | None = field(
-        None, description="Secret access key belonging to `aws_key`.", example="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", secret=True
-    )
+    aws_secret_key: SecretStr | None = field(None, description="Secret access key belonging to `aws_key`.", example="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", secret=True)
     token: SecretStr | None = field(None, description="Session token for temporary credentials (needs `aws_key`).", example="FwoGZXIvYXdzE...", secret=True)
     region: str | None = field(
         None,
@@ -59,9 +57,7 @@ class S3Properties(Properties):
     )
     verify_ssl: bool = field(True, description="Verify the server's TLS certificate. Turn off only for a test server with a self-signed certificate.", example=True)
     ca_file: str | None = field(None, description="PEM file of the CA that signed the server's certificate (private CAs).", example="/etc/ssl/private-ca.pem")
-    bucket: str | None = field(
-        None, min_length=1, description="Default bucket for requests without `bucket_name` (the request's own value always wins).", example="invoices"
-    )
+    bucket: str | None = field(None, min_length=1, description="Default bucket for requests without `bucket_name` (the request's own value always wins).", example="invoices")
     downloader: bool = field(False, description="Accepted for kubemq-targets compatibility; has no effect (downloads are always available).", example=False)
     uploader: bool = field(False, description="Accepted for kubemq-targets compatibility; has no effect (uploads are always available).", example=False)
     connect_timeout_seconds: float = field(10.0, gt=0, le=300, description="Seconds to wait for a connection to the store.", example=10)
@@ -70,13 +66,10 @@ class S3Properties(Properties):
         3,
         ge=1,
         le=20,
-        description="Total attempts per S3 call with the SDK's standard retry mode (throttling, 5xx, connection errors). "
-        "Set 1 to leave retries to the binding's retry middleware.",
+        description="Total attempts per S3 call with the SDK's standard retry mode (throttling, 5xx, connection errors). Set 1 to leave retries to the binding's retry middleware.",
         example=3,
     )
-    waiter_timeout_seconds: float = field(
-        60.0, gt=0, le=3600, description="Longest time `wait_for_completion=true` waits for a bucket or object to (dis)appear.", example=60
-    )
+    waiter_timeout_seconds: float = field(60.0, gt=0, le=3600, description="Longest time `wait_for_completion=true` waits for a bucket or object to (dis)appear.", example=60)
     waiter_delay_seconds: float = field(1.0, gt=0, le=60, description="Pause between the checks a waiter makes.", example=1)
     list_max_keys_cap: int = field(
         100_000,
@@ -105,9 +98,7 @@ class S3Properties(Properties):
         description="Sources larger than this many MiB are copied part by part (managed multipart copy); CopyObject's own limit is 5 GiB.",
         example=5120,
     )
-    copy_part_size_mib: int = field(
-        512, ge=5, le=5 * 1024, description="Part size in MiB of a multipart copy (raised automatically to stay within 10,000 parts).", example=512
-    )
+    copy_part_size_mib: int = field(512, ge=5, le=5 * 1024, description="Part size in MiB of a multipart copy (raised automatically to stay within 10,000 parts).", example=512)
     server_side_encryption: Algorithm | None = field(
         None,
         description=ALGORITHM_DESCRIPTION + " The default for every object this target creates (uploads, multipart uploads, copies); "
@@ -128,15 +119,13 @@ class S3Properties(Properties):
     allowed_methods: StringList | None = field(
         None,
         min_length=1,
-        description="Least privilege: the only methods this binding serves (a YAML list or comma-separated names); others are refused "
-        "with `AccessDenied` before any S3 call. Default: every method.",
+        description="Least privilege: the only methods this binding serves (a YAML list or comma-separated names); others are refused with `AccessDenied` before any S3 call. Default: every method.",
         example="list_bucket_items, get_item, head_item",
     )
     allowed_buckets: StringList | None = field(
         None,
         min_length=1,
-        description="Least privilege: the only buckets requests may name, as patterns (`*` any characters, `?` one); `list_buckets` "
-        "shows only these. Default: every bucket.",
+        description="Least privilege: the only buckets requests may name, as patterns (`*` any characters, `?` one); `list_buckets` shows only these. Default: every bucket.",
         example="reports-*",
     )
     allowed_keys: StringList | None = field(

@@ -163,9 +163,7 @@ class AccessPolicy:
                 raise PolicyDenied(f"{access.named('key')} {access.key!r} is not allowed {where} (allowed_keys)")
             if access.prefix is not None and not self.keys.cover(access.prefix):
                 reached = f"every key under prefix {access.prefix!r}" if access.prefix else "every key of the bucket"
-                raise PolicyDenied(
-                    f"method {method} reaches {reached}, beyond what is allowed {where} (allowed_keys; give a prefix that a pattern ending in * matches)"
-                )
+                raise PolicyDenied(f"method {method} reaches {reached}, beyond what is allowed {where} (allowed_keys; give a prefix that a pattern ending in * matches)")
 
     def allows_bucket(self, name: str) -> bool:
         return self.buckets is None or self.buckets.match(name)

@@ -83,8 +83,7 @@ def _escaped(text: str) -> str:
 class Tagging(RequestMetadata):
     tags: str | None = field(
         None,
-        description="Object tags as `key=value` pairs separated by commas; `%XX` escapes are decoded, so a `,`, `=` or `%` inside "
-        "a key or value is written `%2C`, `%3D`, `%25`. At most 10 tags.",
+        description="Object tags as `key=value` pairs separated by commas; `%XX` escapes are decoded, so a `,`, `=` or `%` inside a key or value is written `%2C`, `%3D`, `%25`. At most 10 tags.",
         example="team=billing,retention=1y",
     )
 

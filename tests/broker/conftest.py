@@ -50,9 +50,7 @@ SdkClient = TypeVar("SdkClient", AsyncCQClient, AsyncPubSubClient, AsyncQueuesCl
 
 
 @contextlib.asynccontextmanager
-async def sdk_client(
-    client_class: type[SdkClient], address: str, client_id: str, **options: object
-) -> AsyncIterator[SdkClient]:
+async def sdk_client(client_class: type[SdkClient], address: str, client_id: str, **options: object) -> AsyncIterator[SdkClient]:
     """A connected SDK client that never retries, so a test sees every call exactly once."""
     client = client_class(
         address=address,
@@ -92,19 +90,11 @@ async def responder(
             await reply(client, received)
 
         if kind == "queries":
-            subscription = QueriesSubscription(
-                channel=channel, group=group, on_receive_query_callback=lambda _: None
-            )
-            running = client.subscribe_queries_with_callback(
-                subscription, handle, cancellation_token=token, max_concurrent_callbacks=8
-            )
+            subscription = QueriesSubscription(channel=channel, group=group, on_receive_query_callback=lambda _: None)
+            running = client.subscribe_queries_with_callback(subscription, handle, cancellation_token=token, max_concurrent_callbacks=8)
         else:
-            subscription = CommandsSubscription(
-                channel=channel, group=group, on_receive_command_callback=lambda _: None
-            )
-            running = client.subscribe_commands_with_callback(
-                subscription, handle, cancellation_token=token, max_concurrent_callbacks=8
-            )
+            subscription = CommandsSubscription(channel=channel, group=group, on_receive_command_callback=lambda _: None)
+            running = client.subscribe_commands_with_callback(subscription, handle, cancellation_token=token, max_concurrent_callbacks=8)
         task = asyncio.create_task(running)
         try:
             yield
@@ -119,13 +109,9 @@ def echo_reply(tag: str) -> Callable[[AsyncCQClient, QueryReceived | CommandRece
 
     async def reply(client: AsyncCQClient, received: QueryReceived | CommandReceived) -> None:
         if isinstance(received, QueryReceived):
-            response = QueryResponse(
-                query_received=received, is_executed=True, body=b"echo:" + received.body, metadata=tag
-            )
+            response = QueryResponse(query_received=received, is_executed=True, body=b"echo:" + received.body, metadata=tag)
         else:
-            response = CommandResponse(
-                command_received=received, is_executed=True, body=b"ignored", metadata=tag
-            )
+            response = CommandResponse(command_received=received, is_executed=True, body=b"ignored", metadata=tag)
         await client.send_response(response)
 
     return reply

@@ -20,9 +20,7 @@ from .conftest import internal_error, sdk_client
 
 
 @contextlib.asynccontextmanager
-async def event_listener(
-    broker: EmbeddedBroker, channel: str, received: list, *, group: str | None = None
-) -> AsyncIterator[None]:
+async def event_listener(broker: EmbeddedBroker, channel: str, received: list, *, group: str | None = None) -> AsyncIterator[None]:
     """An SDK events subscriber appending what it gets to ``received``; registered before it yields."""
     async with sdk_client(AsyncPubSubClient, broker.address, f"listener-{len(received)}-{id(received)}") as client:
         token = AsyncCancellationToken()
@@ -41,9 +39,7 @@ async def event_listener(
 
 async def _publish_store(stub, channel: str, count: int) -> None:
     for index in range(count):
-        result = await stub.SendEvent(
-            pb.Event(ClientID="p", Channel=channel, Body=b"%d" % index, Store=True)
-        )
+        result = await stub.SendEvent(pb.Event(ClientID="p", Channel=channel, Body=b"%d" % index, Store=True))
         assert result.Sent
 
 
@@ -99,9 +95,7 @@ async def test_event_with_no_subscriber_is_gone(broker: EmbeddedBroker) -> None:
 
 
 async def test_wildcard_events_subscription(broker: EmbeddedBroker, stub) -> None:
-    stream = stub.SubscribeToEvents(
-        pb.Subscribe(SubscribeTypeData=pb.Subscribe.Events, ClientID="w", Channel="metrics.*")
-    )
+    stream = stub.SubscribeToEvents(pb.Subscribe(SubscribeTypeData=pb.Subscribe.Events, ClientID="w", Channel="metrics.*"))
     await broker.wait_for_subscribers("metrics.cpu", kind="events")
     await stub.SendEvent(pb.Event(ClientID="p", Channel="metrics.cpu", Metadata="m"))
     event = await asyncio.wait_for(stream.read(), 2)
@@ -120,9 +114,7 @@ async def test_wildcard_events_subscription(broker: EmbeddedBroker, stub) -> Non
         (pb.Subscribe.StartAtTimeDelta, 3600, [1, 2, 3, 4]),
     ],
 )
-async def test_events_store_start_positions_then_live(
-    broker: EmbeddedBroker, stub, start: int, value: int, expected: list[int]
-) -> None:
+async def test_events_store_start_positions_then_live(broker: EmbeddedBroker, stub, start: int, value: int, expected: list[int]) -> None:
     await _publish_store(stub, "store", 3)
     stream = stub.SubscribeToEvents(_store_subscribe(start, value))
     await broker.wait_for_subscribers("store", kind="events_store")

@@ -59,9 +59,7 @@ async def test_stop_ends_subscriber_streams_as_unavailable() -> None:
     await broker.start()
     try:
         async with grpc.aio.insecure_channel(broker.address) as channel:
-            stream = kubemq_pb2_grpc.kubemqStub(channel).SubscribeToRequests(
-                pb.Subscribe(SubscribeTypeData=pb.Subscribe.Queries, ClientID="c", Channel="q")
-            )
+            stream = kubemq_pb2_grpc.kubemqStub(channel).SubscribeToRequests(pb.Subscribe(SubscribeTypeData=pb.Subscribe.Queries, ClientID="c", Channel="q"))
             await broker.wait_for_subscribers("q")
             await asyncio.wait_for(broker.stop(grace=5), 2)  # must not wait for the open stream
             with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -110,9 +108,7 @@ async def test_sixty_mib_body_passes_through(broker: EmbeddedBroker) -> None:
 
     async def digest(client, query) -> None:
         # Reply small: the 60 MiB already crossed the broker both ways (in from sender, out to us).
-        await client.send_response(
-            QueryResponse(query_received=query, is_executed=True, body=hashlib.sha256(query.body).digest())
-        )
+        await client.send_response(QueryResponse(query_received=query, is_executed=True, body=hashlib.sha256(query.body).digest()))
 
     async with responder(broker, "responder", "big", digest, **limits):
         await broker.wait_for_subscribers("big")

@@ -18,9 +18,7 @@ async def test_query_round_trip(broker: EmbeddedBroker) -> None:
     async with responder(broker, "responder", "q.demo", echo_reply("ok")):
         await broker.wait_for_subscribers("q.demo")
         async with cq_client(broker.address, "sender") as sender:
-            response = await sender.send_query(
-                QueryMessage(channel="q.demo", body=b"hello", metadata="m", tags={"k": "v"}, timeout_in_seconds=5)
-            )
+            response = await sender.send_query(QueryMessage(channel="q.demo", body=b"hello", metadata="m", tags={"k": "v"}, timeout_in_seconds=5))
     assert response.is_executed
     assert response.body == b"echo:hello"
     assert response.metadata == "ok"
@@ -37,9 +35,7 @@ async def test_query_reaches_subscriber_with_inbox_and_request_fields(broker: Em
     async with responder(broker, "responder", "q.fields", record):
         await broker.wait_for_subscribers("q.fields")
         async with cq_client(broker.address, "sender") as sender:
-            await sender.send_query(
-                QueryMessage(channel="q.fields", body=b"b", metadata="m", tags={"t": "1"}, timeout_in_seconds=5)
-            )
+            await sender.send_query(QueryMessage(channel="q.fields", body=b"b", metadata="m", tags={"t": "1"}, timeout_in_seconds=5))
     (received,) = seen
     assert received.reply_channel.startswith("_INBOX.")
     assert received.from_client_id == "sender"
@@ -52,9 +48,7 @@ async def test_command_response_loses_body_and_metadata(broker: EmbeddedBroker) 
     async with responder(broker, "responder", "c.demo", echo_reply("meta"), kind="commands"):
         await broker.wait_for_subscribers("c.demo", kind="commands")
         async with cq_client(broker.address, "sender") as sender:
-            response = await sender.send_command(
-                CommandMessage(channel="c.demo", body=b"do", timeout_in_seconds=5)
-            )
+            response = await sender.send_command(CommandMessage(channel="c.demo", body=b"do", timeout_in_seconds=5))
     assert response.is_executed
     assert response.client_id == "responder"
     assert response.error == ""
@@ -65,9 +59,7 @@ async def test_command_response_loses_body_and_metadata(broker: EmbeddedBroker) 
 async def test_commands_and_queries_are_separate_namespaces(broker: EmbeddedBroker, stub) -> None:
     async with responder(broker, "responder", "shared", echo_reply("q")):
         await broker.wait_for_subscribers("shared")
-        request = pb.Request(
-            RequestTypeData=pb.Request.Command, ClientID="c", Channel="shared", Body=b"x", Timeout=300
-        )
+        request = pb.Request(RequestTypeData=pb.Request.Command, ClientID="c", Channel="shared", Body=b"x", Timeout=300)
         error = await internal_error(stub.SendRequest(request))
     assert error.details() == "Error 301: timeout for request message"
 
@@ -122,20 +114,12 @@ async def test_first_reply_wins_and_late_replies_are_accepted(broker: EmbeddedBr
 
 
 async def test_wildcard_subscription_receives_matching_channels(broker: EmbeddedBroker, stub) -> None:
-    subscription = stub.SubscribeToRequests(
-        pb.Subscribe(SubscribeTypeData=pb.Subscribe.Queries, ClientID="wild", Channel="orders.>")
-    )
+    subscription = stub.SubscribeToRequests(pb.Subscribe(SubscribeTypeData=pb.Subscribe.Queries, ClientID="wild", Channel="orders.>"))
     await broker.wait_for_subscribers("orders.eu.new")
-    pending = asyncio.ensure_future(
-        stub.SendRequest(
-            pb.Request(RequestTypeData=pb.Request.Query, ClientID="s", Channel="orders.eu.new", Body=b"x", Timeout=5000)
-        )
-    )
+    pending = asyncio.ensure_future(stub.SendRequest(pb.Request(RequestTypeData=pb.Request.Query, ClientID="s", Channel="orders.eu.new", Body=b"x", Timeout=5000)))
     request = await subscription.read()
     assert request.Channel == "orders.eu.new"
-    await stub.SendResponse(
-        pb.Response(ClientID="wild", RequestID=request.RequestID, ReplyChannel=request.ReplyChannel, Body=b"hit")
-    )
+    await stub.SendResponse(pb.Response(ClientID="wild", RequestID=request.RequestID, ReplyChannel=request.ReplyChannel, Body=b"hit"))
     response = await pending
     assert response.Body == b"hit"
     assert response.ReplyChannel == ""
@@ -145,9 +129,7 @@ async def test_wildcard_subscription_receives_matching_channels(broker: Embedded
 async def test_no_subscriber_waits_full_timeout_then_error_301(stub) -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
-    error = await internal_error(
-        stub.SendRequest(pb.Request(RequestTypeData=pb.Request.Query, ClientID="s", Channel="nobody", Body=b"x", Timeout=400))
-    )
+    error = await internal_error(stub.SendRequest(pb.Request(RequestTypeData=pb.Request.Query, ClientID="s", Channel="nobody", Body=b"x", Timeout=400)))
     assert loop.time() - started >= 0.39
     assert error.details() == "Error 301: timeout for request message"
 

@@ -84,9 +84,7 @@ async def test_reject_redelivers_at_the_tail_with_receive_count_raised(broker: E
 
 async def test_dead_letter_after_max_receive_count(broker: EmbeddedBroker) -> None:
     async with queues(broker) as client:
-        await client.send_queue_message(
-            QueueMessage(channel="work", body=b"poison", max_receive_count=2, max_receive_queue="work.dead")
-        )
+        await client.send_queue_message(QueueMessage(channel="work", body=b"poison", max_receive_count=2, max_receive_queue="work.dead"))
         for expected_count in (1, 2):
             poll = await client.receive_queue_messages(channel="work", max_messages=1, wait_timeout_seconds=5)
             assert poll.messages[0].receive_count == expected_count
@@ -98,13 +96,9 @@ async def test_dead_letter_after_max_receive_count(broker: EmbeddedBroker) -> No
     assert await broker.queue_depth("work") == 0
 
 
-async def test_rejected_past_max_receive_count_without_dead_letter_queue_is_dropped(
-    broker: EmbeddedBroker, downstream: RawDownstream, stub
-) -> None:
+async def test_rejected_past_max_receive_count_without_dead_letter_queue_is_dropped(broker: EmbeddedBroker, downstream: RawDownstream, stub) -> None:
     # The SDK refuses max_receive_count without max_receive_queue, so send raw.
-    await stub.SendQueueMessage(
-        pb.QueueMessage(ClientID="c", Channel="once", Body=b"x", Policy=pb.QueueMessagePolicy(MaxReceiveCount=1))
-    )
+    await stub.SendQueueMessage(pb.QueueMessage(ClientID="c", Channel="once", Body=b"x", Policy=pb.QueueMessagePolicy(MaxReceiveCount=1)))
     got = await downstream.reply(RequestTypeData=Get, Channel="once", MaxItems=1, WaitTimeout=1000)
     assert got.Messages[0].Policy.MaxReceiveCount == 1
     downstream.send(
@@ -189,19 +183,13 @@ async def test_sdk_ack_all_on_a_poll_response_is_refused_and_redelivered_later(b
 
 
 async def test_downstream_transaction_protocol(downstream: RawDownstream, stub) -> None:
-    await stub.SendQueueMessagesBatch(
-        pb.QueueMessagesBatchRequest(
-            BatchID="b", Messages=[pb.QueueMessage(ClientID="c", Channel="t", Body=b"%d" % i) for i in range(3)]
-        )
-    )
+    await stub.SendQueueMessagesBatch(pb.QueueMessagesBatchRequest(BatchID="b", Messages=[pb.QueueMessage(ClientID="c", Channel="t", Body=b"%d" % i) for i in range(3)]))
     got = await downstream.reply(RequestTypeData=Get, Channel="t", MaxItems=3, WaitTimeout=1000)
     assert [m.Attributes.Sequence for m in got.Messages] == [1, 2, 3]
     transaction = got.TransactionId
     offsets = await downstream.reply(RequestTypeData=pb.QueuesDownstreamRequestType.ActiveOffsets, RefTransactionId=transaction)
     assert sorted(offsets.ActiveOffsets) == [1, 2, 3]
-    bad = await downstream.reply(
-        RequestTypeData=pb.QueuesDownstreamRequestType.AckRange, RefTransactionId=transaction, SequenceRange=[1, 9]
-    )
+    bad = await downstream.reply(RequestTypeData=pb.QueuesDownstreamRequestType.AckRange, RefTransactionId=transaction, SequenceRange=[1, 9])
     assert (bad.IsError, bad.Error) == (True, "invalid ack sequence id 9")
     downstream.send(RequestTypeData=pb.QueuesDownstreamRequestType.AckAll, RefTransactionId=transaction)
     closed = await downstream.reply(RequestTypeData=pb.QueuesDownstreamRequestType.AckAll, RefTransactionId=transaction)

@@ -70,9 +70,7 @@ def transactions(stub):
 
 
 async def send(stub, channel: str, body: bytes = b"job", **policy: object) -> None:
-    result = await stub.SendQueueMessage(
-        pb.QueueMessage(ClientID="sender", Channel=channel, Body=body, Policy=pb.QueueMessagePolicy(**policy))
-    )
+    result = await stub.SendQueueMessage(pb.QueueMessage(ClientID="sender", Channel=channel, Body=body, Policy=pb.QueueMessagePolicy(**policy)))
     assert not result.IsError, result.Error
 
 
@@ -161,9 +159,7 @@ async def test_invalid_requests_are_refused_in_band(stub, transactions, fields: 
     assert refused.RequestID  # generated when the request has none
 
 
-async def test_reject_redelivers_with_the_receive_counted_then_dead_letters(
-    broker: EmbeddedBroker, stub, transactions
-) -> None:
+async def test_reject_redelivers_with_the_receive_counted_then_dead_letters(broker: EmbeddedBroker, stub, transactions) -> None:
     await send(stub, "work", b"poison", MaxReceiveCount=2, MaxReceiveQueue="work.dead")
     await send(stub, "work", b"next")
     first = transactions()
@@ -182,9 +178,7 @@ async def test_reject_redelivers_with_the_receive_counted_then_dead_letters(
     assert (dead.Body, dead.Attributes.ReRouted, dead.Attributes.ReRoutedFromQueue) == (b"poison", True, "work")
 
 
-async def test_modify_visibility_keeps_the_message_hidden_past_the_first_visibility(
-    broker: EmbeddedBroker, stub, transactions
-) -> None:
+async def test_modify_visibility_keeps_the_message_hidden_past_the_first_visibility(broker: EmbeddedBroker, stub, transactions) -> None:
     await send(stub, "slow")
     transaction = transactions()
     message = await transaction.receive("slow", visibility=1)
@@ -197,9 +191,7 @@ async def test_modify_visibility_keeps_the_message_hidden_past_the_first_visibil
     assert await broker.queue_depth("slow") == 0
 
 
-async def test_expired_visibility_returns_the_message_with_the_servers_error(
-    broker: EmbeddedBroker, stub, transactions
-) -> None:
+async def test_expired_visibility_returns_the_message_with_the_servers_error(broker: EmbeddedBroker, stub, transactions) -> None:
     """The error comes unasked when visibility runs out; kubemq-go's next Ack reads it as its reply."""
     await send(stub, "expiring")
     transaction = transactions()

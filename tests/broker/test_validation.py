@@ -9,9 +9,7 @@ from .conftest import internal_error
 
 
 def _request(**overrides: object) -> pb.Request:
-    fields: dict[str, object] = dict(
-        RequestTypeData=pb.Request.Query, ClientID="c", Channel="ch", Body=b"x", Timeout=1000
-    )
+    fields: dict[str, object] = dict(RequestTypeData=pb.Request.Query, ClientID="c", Channel="ch", Body=b"x", Timeout=1000)
     fields.update(overrides)
     return pb.Request(**fields)
 

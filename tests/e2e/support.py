@@ -86,4 +86,3 @@ async def drop_bucket(s3_client: Any, name: str) -> None:
     if await bucket_exists(s3_client, name):
         await empty_bucket(s3_client, name)
         await s3_client.delete_bucket(Bucket=name)
-

@@ -146,14 +146,12 @@ DOCS_CHECKS: dict[str, Check] = {
     f"{DOCS}get_item -m bucket_name=demo -m item_name=hello.txt -m decode=auto": expect(lambda s: s["data"] == {"text": "hello"}),
     f"{DOCS}get_item -m bucket_name=demo -m item_name=hello.txt -m range=bytes=0-1 --output first-two-bytes.bin": first_two_bytes,
     f"{DOCS}delete_all_items_from_bucket -m bucket_name=demo -m prefix=tmp/": expect(lambda s: s["data"] == {"Deleted": 0}),
-    f"{DOCS}copy_item -m bucket_name=demo -m item_name=hello.json -m source_item=hello.txt -m content_type=application/json": expect(
-        lambda s: s["metadata"]["key"] == "hello.json"
-    ),
+    f"{DOCS}copy_item -m bucket_name=demo -m item_name=hello.json -m source_item=hello.txt -m content_type=application/json": expect(lambda s: s["metadata"]["key"] == "hello.json"),
     f"{DOCS}head_item -m bucket_name=demo -m item_name=hello.txt": expect(lambda s: s["data"]["ContentLength"] == 5),
     f"{DOCS}presign_url -m bucket_name=demo -m item_name=hello.txt -m expires_seconds=3600": expect_url_serves(200, b"hello"),
     f"{DOCS}presign_url -m bucket_name=demo -m item_name=upload.png -m operation=put -m content_type=image/png": expect_url_serves(200, upload=b"\x89PNG"),
     f"{DOCS}get_item_tags -m bucket_name=demo -m item_name=signed.txt": expect(lambda s: s["metadata"]["tags"] == "team=billing,year=2024"),
-    f"{DOCS}delete_items -m bucket_name=demo --data-text '[\"tmp/a.txt\", \"tmp/b.txt\", \"never-existed.txt\"]'": expect(
+    f'{DOCS}delete_items -m bucket_name=demo --data-text \'["tmp/a.txt", "tmp/b.txt", "never-existed.txt"]\'': expect(
         lambda s: s["data"]["Deleted"] == ["tmp/a.txt", "tmp/b.txt", "never-existed.txt"] and s["data"]["Errors"] == []
     ),
 }

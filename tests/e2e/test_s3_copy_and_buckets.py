@@ -49,9 +49,7 @@ async def test_delete_all_items_with_a_prefix_deletes_only_under_it(connector_se
 DEFAULT_BUCKET_CHANNEL = "query.aws.s3.e2e.default-bucket"
 
 
-async def test_a_target_default_bucket_serves_requests_without_bucket_name(
-    start_connector: StartConnector, connector_send: Send, seaweed: Any, s3_client: Any, bucket: str
-) -> None:
+async def test_a_target_default_bucket_serves_requests_without_bucket_name(start_connector: StartConnector, connector_send: Send, seaweed: Any, s3_client: Any, bucket: str) -> None:
     await start_connector(s3_binding_yaml(seaweed, DEFAULT_BUCKET_CHANNEL, extra_target=target_properties(bucket=bucket)))
 
     async def send(metadata: dict[str, str], data: bytes | None = None) -> Any:

@@ -121,9 +121,7 @@ MISSING_BUCKET = "{missing}"
         ({"method": "get_item", "item_name": "k", "range": "bytes=100-"}, "InvalidRange", 416),
     ],
 )
-async def test_s3_refusals_keep_the_s3_code_and_http_status(
-    connector_send: Send, s3_client: Any, bucket: str, metadata: dict[str, str], code: str, status: int
-) -> None:
+async def test_s3_refusals_keep_the_s3_code_and_http_status(connector_send: Send, s3_client: Any, bucket: str, metadata: dict[str, str], code: str, status: int) -> None:
     await s3_client.put_object(Bucket=bucket, Key="k", Body=b"0123456789")
     request = {"bucket_name": bucket, **metadata}
     if request["bucket_name"] == MISSING_BUCKET:
@@ -171,4 +169,3 @@ async def test_the_connector_survives_its_broker_restarting(seaweed: Any, s3_cli
         await running.runtime.stop()
         await second.stop()
         await first.stop()
-

@@ -94,9 +94,7 @@ async def test_uploads_above_the_threshold_go_up_as_multipart(start_connector: S
         ("image/png", PNG, {"base64": base64.b64encode(PNG).decode()}),
     ],
 )
-async def test_get_item_decode_auto_follows_the_media_type(
-    connector_send: Send, bucket: str, content_type: str, payload: bytes, expected: dict[str, Any]
-) -> None:
+async def test_get_item_decode_auto_follows_the_media_type(connector_send: Send, bucket: str, content_type: str, payload: bytes, expected: dict[str, Any]) -> None:
     item = {"bucket_name": bucket, "item_name": "obj"}
     ok(await connector_send({"method": "upload_item", **item, "content_type": content_type}, payload))
     reply = await connector_send({"method": "get_item", **item, "decode": "auto"})

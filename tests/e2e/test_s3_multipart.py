@@ -71,11 +71,7 @@ async def test_three_parts_through_the_bus_completed_with_and_without_a_part_lis
 async def test_a_part_put_to_a_presigned_url_by_a_plain_http_client_then_completed_through_the_bus(connector_send: Send, s3_client: Any, bucket: str) -> None:
     upload_id = await start(connector_send, bucket)
     first = await send_part(connector_send, bucket, upload_id, 1, PARTS[0])
-    signed = ok(
-        await connector_send(
-            {"method": "presign_url", "bucket_name": bucket, "item_name": KEY, "operation": "upload_part", "upload_id": upload_id, "part_number": "2"}
-        )
-    )
+    signed = ok(await connector_send({"method": "presign_url", "bucket_name": bucket, "item_name": KEY, "operation": "upload_part", "upload_id": upload_id, "part_number": "2"}))
     assert signed["method"] == "PUT"
     async with aiohttp.ClientSession() as session, session.put(signed["url"], data=PARTS[2]) as response:
         assert response.status == 200
@@ -99,9 +95,7 @@ async def test_damaged_bytes_are_refused_with_bad_digest_and_nothing_is_stored(c
 
 
 async def test_tags_and_encryption_round_trip(connector_send: Send, bucket: str) -> None:
-    uploaded = await connector_send(
-        {"method": "upload_item", "bucket_name": bucket, "item_name": "r.pdf", "tags": "team=finance,year=2024", "server_side_encryption": "AES256"}, b"%PDF"
-    )
+    uploaded = await connector_send({"method": "upload_item", "bucket_name": bucket, "item_name": "r.pdf", "tags": "team=finance,year=2024", "server_side_encryption": "AES256"}, b"%PDF")
     assert uploaded.metadata["server_side_encryption"] == "AES256"
     head = await connector_send({"method": "head_item", "bucket_name": bucket, "item_name": "r.pdf"})
     described = ok(head)

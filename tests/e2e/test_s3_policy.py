@@ -34,9 +34,7 @@ def data_json(reply: dict[str, Any]) -> Any:
     return json.loads(base64.b64decode(reply["data"]))
 
 
-async def test_a_read_only_reporting_binding_serves_reads_and_refuses_the_rest(
-    start_connector: StartConnector, broker: EmbeddedBroker, seaweed: Any, s3_client: Any, bucket: str
-) -> None:
+async def test_a_read_only_reporting_binding_serves_reads_and_refuses_the_rest(start_connector: StartConnector, broker: EmbeddedBroker, seaweed: Any, s3_client: Any, bucket: str) -> None:
     reports = unique_bucket_name("reports")
     await s3_client.create_bucket(Bucket=reports)
     try:
@@ -53,16 +51,12 @@ async def test_a_read_only_reporting_binding_serves_reads_and_refuses_the_rest(
         assert await http("GET", data_json(shared)["url"]) == (200, b"%PDF may")
 
         refused = {
-            "AccessDenied: method upload_item writes, and binding 's3' is read-only (read_only)": (
-                {"method": "upload_item", "bucket_name": reports, "item_name": "monthly/fake.pdf"}
-            ),
+            "AccessDenied: method upload_item writes, and binding 's3' is read-only (read_only)": ({"method": "upload_item", "bucket_name": reports, "item_name": "monthly/fake.pdf"}),
             "AccessDenied: method presign_url with operation=put writes, and binding 's3' is read-only (read_only)": (
                 {"method": "presign_url", "bucket_name": reports, "item_name": "monthly/2024-05.pdf", "operation": "put"}
             ),
             "AccessDenied: method delete_bucket writes, and binding 's3' is read-only (read_only)": {"method": "delete_bucket", "bucket_name": reports},
-            f"AccessDenied: bucket '{bucket}' is not allowed on binding 's3' (allowed_buckets)": (
-                {"method": "get_item", "bucket_name": bucket, "item_name": "monthly/2024-05.pdf"}
-            ),
+            f"AccessDenied: bucket '{bucket}' is not allowed on binding 's3' (allowed_buckets)": ({"method": "get_item", "bucket_name": bucket, "item_name": "monthly/2024-05.pdf"}),
         }
         for error, metadata in refused.items():
             reply, took = await send(broker, metadata, b"forged")
@@ -80,4 +74,3 @@ async def test_a_read_only_reporting_binding_serves_reads_and_refuses_the_rest(
     finally:
         await empty_bucket(s3_client, reports)
         await s3_client.delete_bucket(Bucket=reports)
-

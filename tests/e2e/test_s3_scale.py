@@ -112,9 +112,7 @@ async def never_visible_s3() -> AsyncIterator[tuple[str, list[str]]]:
     await runner.cleanup()
 
 
-async def test_a_wait_that_never_completes_is_a_timeout_error_reply(
-    start_connector: StartConnector, connector_send: Send, seaweed: Any, never_visible_s3: tuple[str, list[str]]
-) -> None:
+async def test_a_wait_that_never_completes_is_a_timeout_error_reply(start_connector: StartConnector, connector_send: Send, seaweed: Any, never_visible_s3: tuple[str, list[str]]) -> None:
     endpoint, seen = never_visible_s3
     channel = "query.aws.s3.e2e.waiter"
     config = s3_binding_yaml(seaweed, channel, extra_target=target_properties(waiter_timeout_seconds="1", waiter_delay_seconds="0.2", max_attempts="1"))

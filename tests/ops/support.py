@@ -181,4 +181,3 @@ async def connector_process(config: Path, env: dict[str, str] | None = None, arg
         yield child
     finally:
         await child.kill()
-

@@ -79,8 +79,7 @@ def test_validate_lists_every_problem_with_its_line_and_exits_1(tmp_path: Path) 
         f"{path}: 4 problems",
         "  line 8: bindings[0].source.properties.channel: Value error, no white spaces are allowed (binding 's3')",
         "  line 13: bindings[0].target.properties.aws_secret_key: invalid value (hidden: secret) (binding 's3')",
-        "  line 15: bindings[0].target.properties.endpoint: Value error, must be an http(s) URL such as http://127.0.0.1:9000, "
-        "or the word 'embedded' (binding 's3')",
+        "  line 15: bindings[0].target.properties.endpoint: Value error, must be an http(s) URL such as http://127.0.0.1:9000, or the word 'embedded' (binding 's3')",
         "  line 17: bindings[0].properties.retry_attempts: Input should be greater than or equal to 1 (binding 's3')",
     ]
     assert "wJalr-NOT-SHOWN" not in result.stderr
@@ -175,10 +174,8 @@ def test_validate_lists_top_level_and_binding_problems_together_sorted_by_line(t
         "  line 5: bindings[0].source.kind: invalid kind 'kubemq.qeury' for source; did you mean 'kubemq.query'? valid kinds: "
         "kubemq.query, kubemq.command, kubemq.queue, kubemq.events, kubemq.events-store (binding 's3')",
         "  line 10: bindings[0].target.kind: invalid kind 'aws.s33' for target; did you mean 'aws.s3'? valid kinds: aws.s3 (binding 's3')",
-        "  line 20: bindings[1].target.properties.regoin: unknown property; did you mean 'region'? valid properties: "
-        f"{', '.join(S3Target.properties_model.model_fields)} (binding 's3-second')",
-        "  line 21: bindings[1].target.properties.verify_ssl: invalid boolean; accepted values: true, false, 1, 0, yes, no, on, off, t, f, y, n "
-        "(any letter case) (binding 's3-second')",
+        f"  line 20: bindings[1].target.properties.regoin: unknown property; did you mean 'region'? valid properties: {', '.join(S3Target.properties_model.model_fields)} (binding 's3-second')",
+        "  line 21: bindings[1].target.properties.verify_ssl: invalid boolean; accepted values: true, false, 1, 0, yes, no, on, off, t, f, y, n (any letter case) (binding 's3-second')",
         "  line 23: bindings[1].properties.retry_atempts: unknown property; did you mean 'retry_attempts'? valid properties: log_level, "
         "retry_attempts, retry_delay_milliseconds, retry_max_jitter_milliseconds, retry_max_delay_milliseconds, retry_delay_type, rate_per_second "
         "(binding 's3-second')",

@@ -123,9 +123,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-async def test_a_file_larger_than_one_message_goes_up_in_parts_and_comes_back_in_ranges(
-    connector: None, broker: EmbeddedBroker, s3_client: Any, bucket: str, large_file: Path, folder: Path
-) -> None:
+async def test_a_file_larger_than_one_message_goes_up_in_parts_and_comes_back_in_ranges(connector: None, broker: EmbeddedBroker, s3_client: Any, bucket: str, large_file: Path, folder: Path) -> None:
     """No --max-message-size: the binding's refusal of the whole file names its limit, and the parts are cut to fit it. stderr is a pipe: nothing on it."""
     content = large_file.read_bytes()
     where = ("-m", f"bucket_name={bucket}", "-m", f"item_name={KEY}")
@@ -181,17 +179,13 @@ async def test_small_files_keep_the_single_request(connector: None, broker: Embe
     assert json.loads(stdout)["metadata"]["content_length"] == str(len(b"hello, small world"))
 
 
-async def test_upload_id_sends_only_the_parts_the_upload_lacks(
-    connector: None, broker: EmbeddedBroker, s3_client: Any, bucket: str, large_file: Path
-) -> None:
+async def test_upload_id_sends_only_the_parts_the_upload_lacks(connector: None, broker: EmbeddedBroker, s3_client: Any, bucket: str, large_file: Path) -> None:
     """An upload interrupted after part 1: --upload-id sends parts 2 and 3, keeps 1. On a terminal, stderr shows the progress bar."""
     content = large_file.read_bytes()
     created = await s3_client.create_multipart_upload(Bucket=bucket, Key=KEY, ChecksumAlgorithm="SHA256")
     upload_id = created["UploadId"]
     first = content[: 5 * MIB]
-    await s3_client.upload_part(
-        Bucket=bucket, Key=KEY, UploadId=upload_id, PartNumber=1, Body=first, ChecksumSHA256=base64.b64encode(hashlib.sha256(first).digest()).decode()
-    )
+    await s3_client.upload_part(Bucket=bucket, Key=KEY, UploadId=upload_id, PartNumber=1, Body=first, ChecksumSHA256=base64.b64encode(hashlib.sha256(first).digest()).decode())
     where = ("-m", f"bucket_name={bucket}", "-m", f"item_name={KEY}")
     args = send(broker, "-m", "method=upload_item", *where, "--data-file", str(large_file), "--max-message-size", "8MiB", "--part-size", "5MiB", "--upload-id", upload_id)
     code, stdout, screen = await kubemq_s3(*args, terminal=True)
@@ -313,9 +307,7 @@ async def test_an_interrupted_upload_is_kept_and_continued_with_its_upload_id(
     assert await stored(s3_client, bucket) == large_file.read_bytes()
 
 
-async def test_a_refused_upload_is_aborted_unless_kept(
-    start_connector: StartConnector, seaweed: Any, broker: EmbeddedBroker, s3_client: Any, bucket: str, large_file: Path
-) -> None:
+async def test_a_refused_upload_is_aborted_unless_kept(start_connector: StartConnector, seaweed: Any, broker: EmbeddedBroker, s3_client: Any, bucket: str, large_file: Path) -> None:
     """The binding's policy refuses upload_part: trying again cannot help, so the upload is aborted (--keep-upload keeps it)."""
     policy = '\n            allowed_methods: "create_multipart_upload, abort_multipart_upload, list_parts"'
     await start_connector(s3_binding_yaml(seaweed, f"{CHANNEL}.no-parts", extra_target=policy, extra_source=f'\n            max_message_size: "{SMALL_MESSAGES}"'))
@@ -377,9 +369,7 @@ COMMAND_HOLDS_PER_PART = 11
 
 
 @pytest.mark.slow
-async def test_300_mib_go_up_in_parts_and_come_back_in_ranges_within_a_small_multiple_of_the_part_size(
-    seaweed: Any, broker: EmbeddedBroker, bucket: str, folder: Path, tmp_path: Path
-) -> None:
+async def test_300_mib_go_up_in_parts_and_come_back_in_ranges_within_a_small_multiple_of_the_part_size(seaweed: Any, broker: EmbeddedBroker, bucket: str, folder: Path, tmp_path: Path) -> None:
     """The connector in its own process, so its peak RSS (VmHWM, reset before each transfer) is the transfer's alone.
 
     A first 40 MiB round trip warms the connector up (code paths, connection

@@ -51,9 +51,7 @@ def config_text() -> str:
 def test_kustomization_lists_every_manifest_and_only_those(container: dict[str, Any]) -> None:
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     assert sorted(kustomization["resources"]) == sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
-    assert {doc["kind"] for doc in documents()} == {
-        "Namespace", "ServiceAccount", "Secret", "ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy"
-    }
+    assert {doc["kind"] for doc in documents()} == {"Namespace", "ServiceAccount", "Secret", "ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy"}
     assert one("Namespace")["metadata"]["name"] == kustomization["namespace"]
     assert [image["name"] for image in kustomization["images"]] == [container["image"].split(":")[0]]
 

@@ -24,10 +24,7 @@ async def test_sigterm_answers_every_accepted_request_and_exits_0(broker: Embedd
     async with connector_process(path) as child:
         await child.wait_ready(api)
         await broker.wait_for_subscribers(CHANNEL, 1, kind="queries")
-        uploads = [
-            asyncio.create_task(query(broker.address, CHANNEL, Request({"method": "upload_item", "bucket_name": bucket, "item_name": f"k{n}"}, b"x" * 100_000), timeout=30))
-            for n in range(8)
-        ]
+        uploads = [asyncio.create_task(query(broker.address, CHANNEL, Request({"method": "upload_item", "bucket_name": bucket, "item_name": f"k{n}"}, b"x" * 100_000), timeout=30)) for n in range(8)]
         await eventually(lambda: _in_flight(api, 8))
         child.send_signal(signal.SIGTERM)
         status, body = await eventually(_draining(api))
@@ -61,10 +58,7 @@ async def test_a_second_sigterm_while_draining_exits_at_once(broker: EmbeddedBro
     async with connector_process(path) as child:
         await child.wait_ready(api)
         await broker.wait_for_subscribers(f"{CHANNEL}.twice", 1, kind="queries")
-        uploads = [
-            asyncio.create_task(query(broker.address, f"{CHANNEL}.twice", Request({"method": "upload_item", "bucket_name": bucket, "item_name": f"t{n}"}, b"x"), timeout=30))
-            for n in range(6)
-        ]
+        uploads = [asyncio.create_task(query(broker.address, f"{CHANNEL}.twice", Request({"method": "upload_item", "bucket_name": bucket, "item_name": f"t{n}"}, b"x"), timeout=30)) for n in range(6)]
         await eventually(lambda: _in_flight(api, 6))
         child.send_signal(signal.SIGTERM)
         await eventually(_draining(api))

@@ -48,10 +48,7 @@ async def test_a_closed_log_pipe_neither_stops_serving_nor_blocks_sigterm(broker
 
         child.send_signal(signal.SIGHUP)  # a reload logs, into the dead pipe
         await eventually(lambda: _dropped_some(api), timeout=10)
-        uploads = [
-            asyncio.create_task(query(broker.address, CHANNEL, Request({"method": "upload_item", "bucket_name": bucket, "item_name": f"p{n}"}, b"x" * 1000), timeout=30))
-            for n in range(6)
-        ]
+        uploads = [asyncio.create_task(query(broker.address, CHANNEL, Request({"method": "upload_item", "bucket_name": bucket, "item_name": f"p{n}"}, b"x" * 1000), timeout=30)) for n in range(6)]
         await asyncio.sleep(0.3)  # some are in flight, some wait for the rate limit
         child.send_signal(signal.SIGTERM)
         replies = await asyncio.gather(*uploads)

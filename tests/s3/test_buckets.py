@@ -50,9 +50,7 @@ async def test_create_existing_bucket_reports_the_s3_code_and_status(target: S3T
 
 
 @pytest.mark.parametrize(("region", "constraint"), [("eu-west-1", b"<LocationConstraint>eu-west-1</LocationConstraint>"), ("us-east-1", None)])
-async def test_create_bucket_sends_a_location_constraint_outside_us_east_1(
-    make_target: MakeTarget, stub_s3: StubS3, region: str, constraint: bytes | None
-) -> None:
+async def test_create_bucket_sends_a_location_constraint_outside_us_east_1(make_target: MakeTarget, stub_s3: StubS3, region: str, constraint: bytes | None) -> None:
     # SeaweedFS accepts and forgets the constraint, so a scripted server shows what is sent.
     target = await make_target(endpoint=stub_s3.endpoint, region=region)
     await call(target, method="create_bucket", bucket_name="regional")
@@ -192,8 +190,7 @@ async def test_deletion_stops_after_three_batches_in_a_row_refused_entirely() ->
         await delete_in_batches(SimpleNamespace(s3=fake), "b", listing())  # type: ignore[arg-type]
     assert fake.calls == [1000] * 4 and listing.pages == 4 and listing.closed
     assert str(caught.value).startswith(
-        "AccessDenied: stopped after 3 batches in a row in which every object was refused; 500 deleted before stopping, 3500 refused: "
-        "k500: AccessDenied (refused); k501: "
+        "AccessDenied: stopped after 3 batches in a row in which every object was refused; 500 deleted before stopping, 3500 refused: k500: AccessDenied (refused); k501: "
     )
     assert str(caught.value).endswith("k599: AccessDenied (refused); and 3400 more") and caught.value.retryable is False
 

@@ -51,9 +51,7 @@ async def test_a_wrong_digest_is_refused_and_nothing_is_stored(target: S3Target,
     with pytest.raises(TargetError) as caught:
         await call(target, damaged, method="upload_item", bucket_name=bucket, item_name="a.txt", **{key: algorithm(DATA)})
     assert (caught.value.code, caught.value.status, caught.value.retryable) == ("BadDigest", 400, False)
-    assert str(caught.value) == (
-        f"BadDigest: the {key} given ({algorithm(DATA)}) does not match the {name} of the 19 bytes received ({algorithm(damaged)}); nothing was stored"
-    )
+    assert str(caught.value) == (f"BadDigest: the {key} given ({algorithm(DATA)}) does not match the {name} of the 19 bytes received ({algorithm(damaged)}); nothing was stored")
     assert await keys_in(s3_client, bucket) == []
 
 
@@ -88,9 +86,7 @@ async def test_parts_with_sha256_checksums_complete_into_an_object_with_a_compos
     parts = [os.urandom(5 * MIB), b"tail"]
     listed = []
     for number, data in enumerate(parts, start=1):
-        reply = await call(
-            target, data, method="upload_part", bucket_name=bucket, item_name="c.bin", upload_id=upload_id, part_number=str(number), checksum_sha256=sha256(data)
-        )
+        reply = await call(target, data, method="upload_part", bucket_name=bucket, item_name="c.bin", upload_id=upload_id, part_number=str(number), checksum_sha256=sha256(data))
         listed.append({"PartNumber": number, "ETag": reply.metadata["etag"], "ChecksumSHA256": reply.metadata["checksum_sha256"]})
     done = await call(target, json.dumps(listed).encode(), method="complete_multipart_upload", bucket_name=bucket, item_name="c.bin", upload_id=upload_id)
     assert done.metadata["checksum_sha256"].endswith("-2") and done.metadata["checksum_type"] == "COMPOSITE"

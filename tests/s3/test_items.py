@@ -196,9 +196,7 @@ async def test_get_item_of_a_missing_key_or_bucket(target: S3Target, bucket: str
         ("text/plain", b"\xff\xfe\x00bad", {"base64": base64.b64encode(b"\xff\xfe\x00bad").decode()}),
     ],
 )
-async def test_get_item_decode_auto_decides_on_the_media_type(
-    target: S3Target, s3_client: Any, bucket: str, content_type: str, payload: bytes, expected: dict[str, Any]
-) -> None:
+async def test_get_item_decode_auto_decides_on_the_media_type(target: S3Target, s3_client: Any, bucket: str, content_type: str, payload: bytes, expected: dict[str, Any]) -> None:
     await s3_client.put_object(Bucket=bucket, Key="obj", Body=payload, ContentType=content_type)
     reply = await call(target, method="get_item", bucket_name=bucket, item_name="obj", decode="auto")
     assert json.loads(reply.data or b"") == expected
@@ -216,9 +214,7 @@ async def test_get_item_explicit_decode(target: S3Target, s3_client: Any, bucket
 
 
 @pytest.mark.parametrize(("decode", "payload", "message"), [("json", b"{oops", "is not valid JSON (decode=json)"), ("text", b"\xff\xfe", "is not valid utf-8 text")])
-async def test_get_item_explicit_decode_that_does_not_fit_is_a_clear_error(
-    target: S3Target, s3_client: Any, bucket: str, decode: str, payload: bytes, message: str
-) -> None:
+async def test_get_item_explicit_decode_that_does_not_fit_is_a_clear_error(target: S3Target, s3_client: Any, bucket: str, decode: str, payload: bytes, message: str) -> None:
     await s3_client.put_object(Bucket=bucket, Key="obj", Body=payload)
     with pytest.raises(InvalidRequestError, match=re.escape(f"object 'obj' {message}")):
         await call(target, method="get_item", bucket_name=bucket, item_name="obj", decode=decode)

@@ -15,12 +15,7 @@ from tests.fixtures.s3 import empty_bucket, unique_bucket_name
 from tests.s3.conftest import MakeTarget
 from tests.s3.support import body, call, put_many
 
-KEYS = sorted(
-    [f"a/{i:04d}" for i in range(1100)]
-    + [f"b/x{i:02d}" for i in range(90)]
-    + [f"b/invoice-{i}" for i in range(7)]
-    + ["a/0500-invoice", "invoice.txt", "top.txt", "zz/invoice/q1"]
-)
+KEYS = sorted([f"a/{i:04d}" for i in range(1100)] + [f"b/x{i:02d}" for i in range(90)] + [f"b/invoice-{i}" for i in range(7)] + ["a/0500-invoice", "invoice.txt", "top.txt", "zz/invoice/q1"])
 INVOICES = [key for key in KEYS if "invoice" in key]
 # kubemq-targets marshals aws-sdk-go's ListObjectsV2Output: every field, alphabetical, from CommonPrefixes to StartAfter.
 GO_FIELDS = list(LIST_OBJECTS.fields)

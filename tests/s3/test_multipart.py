@@ -51,9 +51,7 @@ async def in_progress(s3_client: Any, bucket: str) -> list[str]:
 
 
 async def test_three_parts_completed_with_every_uploaded_part_keep_the_upload_attributes(target: S3Target, s3_client: Any, seaweed: Any, bucket: str) -> None:
-    upload_id = await create(
-        target, bucket, content_type="video/mp4", meta_owner="media", tags="team=media,note=a%2Cb", server_side_encryption="AES256", cache_control="no-cache"
-    )
+    upload_id = await create(target, bucket, content_type="video/mp4", meta_owner="media", tags="team=media,note=a%2Cb", server_side_encryption="AES256", cache_control="no-cache")
     for number, data in enumerate(PARTS, start=1):
         await put_part(target, bucket, upload_id, number, data)
     reply = await complete(target, bucket, upload_id)
@@ -70,9 +68,7 @@ async def test_three_parts_completed_with_every_uploaded_part_keep_the_upload_at
     assert await in_progress(s3_client, bucket) == []
 
 
-async def test_an_explicit_part_list_is_taken_in_part_number_order_and_a_part_sent_again_replaces_it(
-    target: S3Target, s3_client: Any, bucket: str
-) -> None:
+async def test_an_explicit_part_list_is_taken_in_part_number_order_and_a_part_sent_again_replaces_it(target: S3Target, s3_client: Any, bucket: str) -> None:
     upload_id = await create(target, bucket)
     etags = {number: await put_part(target, bucket, upload_id, number, data) for number, data in reversed(list(enumerate(PARTS, start=1)))}
     replacement = os.urandom(5 * MIB)
@@ -165,9 +161,7 @@ async def test_a_part_put_to_a_presigned_url_completes_through_the_target(target
     etags = []
     async with aiohttp.ClientSession() as http:
         for number, data in enumerate(PARTS[1:], start=1):
-            signed = body(
-                await call(target, method="presign_url", bucket_name=bucket, item_name=KEY, operation="upload_part", upload_id=upload_id, part_number=str(number))
-            )
+            signed = body(await call(target, method="presign_url", bucket_name=bucket, item_name=KEY, operation="upload_part", upload_id=upload_id, part_number=str(number)))
             assert signed["method"] == "PUT" and f"uploadId={upload_id}" in signed["url"] and f"partNumber={number}" in signed["url"]
             async with http.put(signed["url"], data=data) as response:
                 assert response.status == 200

@@ -207,7 +207,9 @@ async def test_allowed_keys_limit_every_key_a_request_reaches(make_target: MakeT
     }
     for method, (metadata, reason) in refused.items():
         denied = await refusal(target, {"method": method, "bucket_name": bucket, **metadata})
-        assert str(denied).startswith(f"AccessDenied: {reason}") and str(denied).endswith("(allowed_keys; give a prefix that a pattern ending in * matches)" if "reaches" in reason else "(allowed_keys)")
+        assert str(denied).startswith(f"AccessDenied: {reason}") and str(denied).endswith(
+            "(allowed_keys; give a prefix that a pattern ending in * matches)" if "reaches" in reason else "(allowed_keys)"
+        )
     listed = body(await call(target, method="list_bucket_items", bucket_name=bucket, prefix="incoming/"))
     assert [item["Key"] for item in listed["Contents"]] == ["incoming/deep/a.txt"]
     deleted = await call(target, method="delete_all_items_from_bucket", bucket_name=bucket, prefix="incoming/")

@@ -139,7 +139,6 @@ async def listen(broker: EmbeddedBroker, channel: str, *, store: bool = False) -
             await asyncio.gather(reader, return_exceptions=True)
 
 
-
 class PeakInFlight:
     """The most requests a source had in flight while the block ran (sampled every 5 ms)."""
 

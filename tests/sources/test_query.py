@@ -121,7 +121,9 @@ async def test_parallel_sources_share_a_group_so_each_request_is_served_once(bro
 
 
 async def test_retry_middleware_retries_only_retryable_errors(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
-    running = await start_connector(echo_yaml("q.retry", middleware='\n          retry_attempts: "3"\n          retry_delay_milliseconds: "10"\n          retry_max_jitter_milliseconds: "5"'), REGISTRY)
+    running = await start_connector(
+        echo_yaml("q.retry", middleware='\n          retry_attempts: "3"\n          retry_delay_milliseconds: "10"\n          retry_max_jitter_milliseconds: "5"'), REGISTRY
+    )
     target = running.runtime.engine.bindings["echo"].target
     assert isinstance(target, EchoTarget)
     recovered = await send(broker, "q.retry", {"method": "fail", "code": "SlowDown", "retryable": "true", "times": "2"}, b"ok")

@@ -28,10 +28,7 @@ PATTERNS = {
 @pytest.fixture
 async def s3_connector(broker: EmbeddedBroker, start_connector: StartConnector, s3_properties: dict[str, str]) -> RunningConnector:
     target = "      kind: aws.s3\n      properties:\n" + "\n".join(f'        {key}: "{value}"' for key, value in s3_properties.items())
-    bindings = [
-        binding(pattern.replace("-", "_"), kind, channel, {"response_channel": response} if response else {}, target=target)
-        for pattern, (kind, channel, response) in PATTERNS.items()
-    ]
+    bindings = [binding(pattern.replace("-", "_"), kind, channel, {"response_channel": response} if response else {}, target=target) for pattern, (kind, channel, response) in PATTERNS.items()]
     return await start(start_connector, broker, config(*bindings), REGISTRY)
 
 

@@ -118,7 +118,7 @@ def test_shape_errors_are_located() -> None:
 
 
 def test_invalid_yaml_names_the_line() -> None:
-    assert problems("bindings:\n  - name: [unclosed\n") [0].startswith("line 3: invalid YAML")
+    assert problems("bindings:\n  - name: [unclosed\n")[0].startswith("line 3: invalid YAML")
 
 
 def test_environment_variables_are_expanded_with_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,9 +131,7 @@ def test_environment_variables_are_expanded_with_defaults(monkeypatch: pytest.Mo
 
 def test_unset_variable_without_default_is_a_problem() -> None:
     found = problems(VALID.replace('prefix: "x"', 'prefix: "${SURELY_NOT_SET_ANYWHERE}"'))
-    assert found == [
-        "line 16: bindings[0].target.properties.prefix: environment variable SURELY_NOT_SET_ANYWHERE is not set (use ${SURELY_NOT_SET_ANYWHERE:-default} for a fallback) (binding 'echo')"
-    ]
+    assert found == ["line 16: bindings[0].target.properties.prefix: environment variable SURELY_NOT_SET_ANYWHERE is not set (use ${SURELY_NOT_SET_ANYWHERE:-default} for a fallback) (binding 'echo')"]
 
 
 def test_secret_values_are_never_echoed_in_problems() -> None:
@@ -188,8 +186,7 @@ def test_a_wrong_top_level_key_does_not_hide_the_bindings_problems_and_all_come_
     )
     assert found == [
         "line 2: apiPort: Input should be a valid integer, unable to parse string as an integer",
-        "line 10: bindings[0].source.properties.auto_reconnect: invalid boolean; accepted values: true, false, 1, 0, yes, no, on, off, t, f, y, n "
-        "(any letter case) (binding 'echo')",
+        "line 10: bindings[0].source.properties.auto_reconnect: invalid boolean; accepted values: true, false, 1, 0, yes, no, on, off, t, f, y, n (any letter case) (binding 'echo')",
         "line 14: bindings[0].target.properties.prefx: unknown property; did you mean 'prefix'? valid properties: prefix, secret_word (binding 'echo')",
         "line 15: bindings[1].source: required property is missing",
         "line 15: bindings[1].target: required property is missing",

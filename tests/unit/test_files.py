@@ -39,7 +39,7 @@ def test_a_part_is_at_least_s3s_smallest() -> None:
 
 @pytest.mark.parametrize("length", [0, 1, 2, 3, 4, 1000, 5 * MIB + 1])
 def test_request_size_is_the_size_of_the_body_sent(length: int) -> None:
-    metadata = {"method": "upload_part", "item_name": "a \"quoted\" ü key", "part_number": "7"}
+    metadata = {"method": "upload_part", "item_name": 'a "quoted" ü key', "part_number": "7"}
     assert request_size(metadata, length) == len(Request(metadata=metadata, data=bytes(length)).to_json())
 
 
