@@ -318,7 +318,8 @@ class Session:
         if self._client is not None:
             return await _send_query(self._client, self.channel, request, self.timeout)
         _, response = await exchange(self.connection, self.pattern, self.channel, request, timeout=self.timeout, response_channel=self.response_channel)
-        assert response is not None  # a response channel was given
+        if response is None:
+            raise ValueError(f"a {self.pattern} gets no response without a response channel")
         return response
 
 

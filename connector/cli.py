@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 CONFIG_ENV, DEFAULT_CONFIG = "KUBEMQ_S3_CONFIG", "config.yaml"
 ADDRESS_ENV, DEFAULT_ADDRESS = "KUBEMQ_ADDRESS", "localhost:50000"
-AUTH_TOKEN_ENV = "KUBEMQ_AUTH_TOKEN"
+AUTH_TOKEN_ENV = "KUBEMQ_AUTH_TOKEN"  # noqa: S105 - the name of a variable, not a token
 # In the container the connector is the entrypoint, so PID 1.
 CONNECTOR_PID = 1
 GRPC_BIND_FAILED = "Failed to bind to address"  # grpc says so with a plain RuntimeError

@@ -49,5 +49,6 @@ class EmbeddedBrokerService(DevelopmentService):
             await broker.stop()
 
     def point_at(self, properties: PropertiesT) -> PropertiesT:
-        assert self._broker is not None
+        if self._broker is None:
+            raise RuntimeError("the embedded broker is not running")
         return properties.model_copy(update={"address": self._broker.address})

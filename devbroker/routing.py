@@ -32,13 +32,13 @@ _CLOSED = object()
 def channel_matches(pattern: str, channel: str) -> bool:
     """True if ``channel`` (a literal subject) is matched by the subscription ``pattern``."""
     wanted = pattern.split(".")
-    tokens = channel.split(".")
-    for index, token in enumerate(wanted):
-        if token == ">":
-            return index == len(wanted) - 1 and len(tokens) > index
-        if index >= len(tokens) or (token != "*" and token != tokens[index]):
+    segments = channel.split(".")
+    for index, segment in enumerate(wanted):
+        if segment == ">":
+            return index == len(wanted) - 1 and len(segments) > index
+        if index >= len(segments) or (segment != "*" and segment != segments[index]):
             return False
-    return len(tokens) == len(wanted)
+    return len(segments) == len(wanted)
 
 
 class Subscription:

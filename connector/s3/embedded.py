@@ -208,7 +208,8 @@ class EmbeddedS3:
         await self.stop()
 
     def _data_path(self) -> Path:
-        assert self._runtime_dir is not None
+        if self._runtime_dir is None:
+            raise EmbeddedS3Error("SeaweedFS is not running")
         return self.data_dir if self.data_dir is not None else self._runtime_dir / "data"
 
     async def _start_once(self, binary: str) -> None:
@@ -254,7 +255,8 @@ class EmbeddedS3:
         deadline = time.monotonic() + self._startup_timeout
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
             while True:
-                assert self._process is not None
+                if self._process is None:
+                    raise EmbeddedS3Error("SeaweedFS was stopped while starting")
                 if self._process.poll() is not None:
                     raise EmbeddedS3Error(f"SeaweedFS exited with status {self._process.returncode}: {self._log_tail()}")
                 with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
@@ -337,18 +339,23 @@ class SharedEmbeddedS3(DevelopmentService):
             await instance.stop()
 
     def check_joins(self, properties: S3Properties) -> None:
-        assert self._instance is not None
+        instance = self._running()
         access_key, secret_key = _keys(properties)
-        if access_key is not None and (access_key, secret_key) != (self._instance.access_key, self._instance.secret_key):
+        if access_key is not None and (access_key, secret_key) != (instance.access_key, instance.secret_key):
             raise EmbeddedS3Error("the embedded SeaweedFS already runs with other credentials: give every binding with endpoint 'embedded' the same aws_key/aws_secret_key, or none")
         data_dir = properties.embedded_data_dir
-        if data_dir is not None and Path(data_dir).resolve() != self._instance.data_dir:
+        if data_dir is not None and Path(data_dir).resolve() != instance.data_dir:
             raise EmbeddedS3Error("the embedded SeaweedFS already runs with another embedded_data_dir")
 
     def point_at(self, properties: PropertiesT) -> PropertiesT:
-        assert self._instance is not None
-        update = {"endpoint": self._instance.endpoint, "aws_key": SecretStr(self._instance.access_key), "aws_secret_key": SecretStr(self._instance.secret_key)}
+        instance = self._running()
+        update = {"endpoint": instance.endpoint, "aws_key": SecretStr(instance.access_key), "aws_secret_key": SecretStr(instance.secret_key)}
         return properties.model_copy(update=update)
+
+    def _running(self) -> EmbeddedS3:
+        if self._instance is None:
+            raise EmbeddedS3Error("the embedded SeaweedFS is not running")
+        return self._instance
 
 
 def _keys(properties: S3Properties) -> tuple[str | None, str | None]:
