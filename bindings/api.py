@@ -24,8 +24,8 @@ from bindings.engine import Engine
 from bindings.sources.connection import SERVER_MESSAGE_LIMIT
 
 ENGINE_KEY = web.AppKey("engine", Engine)
-CONFIG_STATUS_KEY = web.AppKey("config_status", Callable[[], dict[str, Any]])
-REQUESTS_ENABLED_KEY = web.AppKey("requests_enabled", Callable[[], bool])
+CONFIG_STATUS_KEY: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("config_status")
+REQUESTS_ENABLED_KEY: web.AppKey[Callable[[], bool]] = web.AppKey("requests_enabled")
 SHUTTING_DOWN = "shutting down: draining in-flight requests"
 
 

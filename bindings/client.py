@@ -23,6 +23,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Literal
 
 from kubemq import (
@@ -308,10 +309,10 @@ class Session:
             self._client = await client.__aenter__()
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None) -> None:
         client, self._client = self._client, None
         if client is not None:
-            await client.__aexit__(*exc_info)
+            await client.__aexit__(exc_type, exc, traceback)
 
     async def request(self, request: Request) -> Response:
         """The response to ``request``; raises one of ``FAILURES`` when nothing came back."""

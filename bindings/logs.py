@@ -26,7 +26,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import structlog
@@ -89,7 +89,7 @@ class _Scrubbed:
     def __init__(self, renderer: Any) -> None:
         self.renderer = renderer
 
-    def __call__(self, logger: Any, name: str, event: dict[str, Any]) -> str:
+    def __call__(self, logger: Any, name: str, event: MutableMapping[str, Any]) -> str:
         return scrub(self.renderer(logger, name, event))
 
 

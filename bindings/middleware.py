@@ -191,7 +191,7 @@ def retry_delay(props: MiddlewareProperties, attempt: int) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
     base = props.retry_delay_milliseconds / 1000
     if props.retry_delay_type == "back-off":
-        delay = min(base * 2 ** (attempt - 1), props.retry_max_delay_milliseconds / 1000)
+        delay = min(base * 2.0 ** (attempt - 1), props.retry_max_delay_milliseconds / 1000)
     elif props.retry_delay_type == "random":
         delay = random.uniform(0, base)
     else:

@@ -24,6 +24,8 @@ from connector.product import NAME, SEND_CLIENT_ID, default_channel
 if TYPE_CHECKING:
     from kubemq import TLSConfig
 
+    from bindings.registry import Registry
+
 CONFIG_ENV, DEFAULT_CONFIG = "KUBEMQ_S3_CONFIG", "config.yaml"
 ADDRESS_ENV, DEFAULT_ADDRESS = "KUBEMQ_ADDRESS", "localhost:50000"
 AUTH_TOKEN_ENV = "KUBEMQ_AUTH_TOKEN"  # noqa: S105 - the name of a variable, not a token
@@ -196,7 +198,7 @@ def _check_key_pair(args: argparse.Namespace) -> None:
         raise CommandError(problem, USAGE)
 
 
-def _registry():  # type: ignore[no-untyped-def]
+def _registry() -> Registry:
     from connector.app import registry
 
     return registry()
@@ -313,7 +315,9 @@ def _move_file(args: argparse.Namespace, metadata: dict[str, str], channel: str,
     """upload_item of a --data-file and get_item to an --output, which switch to parts when one message is too small; None otherwise."""
     from bindings.client import Connection
     from bindings.sources.connection import SERVER_MESSAGE_LIMIT
-    from connector.files.command import Destination, Options, TransferError, download_file, upload_file
+    from connector.files.command import Destination, download_file, upload_file
+    from connector.files.plan import Options
+    from connector.files.steps import TransferError
 
     method = metadata.get("method")
     uploads = method == "upload_item" and args.data_file is not None and args.data_file.is_file()

@@ -198,7 +198,7 @@ class DownstreamSession:
         return None
 
 
-def _refusal(request: pb.QueuesDownstreamRequest, transaction_id: str, error: str, kind: int | None = None) -> pb.QueuesDownstreamResponse:
+def _refusal(request: pb.QueuesDownstreamRequest, transaction_id: str, error: str, kind: pb.QueuesDownstreamRequestType | None = None) -> pb.QueuesDownstreamResponse:
     return pb.QueuesDownstreamResponse(
         TransactionId=transaction_id,
         RefRequestId=request.RequestID,

@@ -59,7 +59,7 @@ class Subscription:
         if self._backlog:
             return self._backlog.popleft()
         item = await self._mailbox.get()
-        return None if item is _CLOSED else item  # type: ignore[return-value]
+        return None if item is _CLOSED else item
 
     def has_room(self) -> bool:
         """True if a message can go straight into the mailbox without overtaking waiting ones."""

@@ -88,7 +88,7 @@ class EmbeddedBroker:
         if self._server is not None:
             raise RuntimeError("broker is already started")
         server = grpc.aio.server(options=_SERVER_OPTIONS)
-        kubemq_pb2_grpc.add_kubemqServicer_to_server(BrokerServicer(self._registry, self._queues, auth_token=self._auth_token), server)
+        kubemq_pb2_grpc.add_kubemqServicer_to_server(BrokerServicer(self._registry, self._queues, auth_token=self._auth_token), server)  # type: ignore[no-untyped-call]  # generated code
         bind = f"{self._host}:{self._requested_port}"
         self._port = server.add_secure_port(bind, self._tls.credentials()) if self._tls else server.add_insecure_port(bind)
         await server.start()
@@ -108,7 +108,7 @@ class EmbeddedBroker:
         await server.stop(grace)
         log.info("embedded kubemq broker stopped", host=self._host, port=self._port)
 
-    async def wait_for_subscribers(self, channel: str, count: int = 1, *, kind: str = "queries", timeout: float = 10.0) -> None:
+    async def wait_for_subscribers(self, channel: str, count: int = 1, *, kind: Kind = "queries", timeout: float = 10.0) -> None:
         """Wait until ``count`` subscribers of ``kind`` would receive a message sent to ``channel``.
 
         Subscriptions are not acknowledged on the wire, so this is how a test
@@ -116,9 +116,8 @@ class EmbeddedBroker:
         """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-        subscription_kind: Kind = kind  # type: ignore[assignment]
         async with asyncio.timeout(timeout):
-            while self._registry.count(subscription_kind, channel) < count:
+            while self._registry.count(kind, channel) < count:
                 await asyncio.sleep(_SUBSCRIBER_POLL_SECONDS)
 
     async def queue_depth(self, channel: str) -> int:

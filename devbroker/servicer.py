@@ -25,7 +25,7 @@ from devbroker.downstream import DownstreamSession
 from devbroker.events import EventsHub
 from devbroker.queues import QueueStore
 from devbroker.request_reply import RequestReplyExchange
-from devbroker.routing import Subscription, SubscriptionRegistry
+from devbroker.routing import Kind, Subscription, SubscriptionRegistry
 from devbroker.stream_queue import StreamTransaction
 from devbroker.validation import ERR_AUTH_FAILED, ERR_SHUTDOWN, BrokerError, check_subscribe
 
@@ -45,6 +45,7 @@ async def _abort_for(error: Exception, method: str, context: grpc.aio.ServicerCo
         await context.abort(error.code, error.message)
     log.error("broker call failed", method=method, exc_info=error)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal broker error: {error}")
+    raise AssertionError("grpc's abort raises")  # for the type checker: abort is not declared NoReturn
 
 
 def unary_rpc(
@@ -140,7 +141,7 @@ class BrokerServicer(kubemq_pb2_grpc.kubemqServicer):
     @streaming_rpc
     async def SubscribeToRequests(self, request: pb.Subscribe, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.Request]:
         check_subscribe(request, (pb.Subscribe.Commands, pb.Subscribe.Queries))
-        kind = "commands" if request.SubscribeTypeData == pb.Subscribe.Commands else "queries"
+        kind: Kind = "commands" if request.SubscribeTypeData == pb.Subscribe.Commands else "queries"
         subscription = self._registry.add(kind, request.Channel, request.Group, request.ClientID)
         async for message in self._deliver(subscription):
             yield message

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from kubemq.grpc import kubemq_pb2 as pb
@@ -74,7 +74,7 @@ class StreamTransaction:
         self._visibility_deadline = self._loop.time() + IDLE_VISIBILITY_SECONDS
         self._finished = False
 
-    async def run(self, requests: AsyncIterator[Request]) -> AsyncIterator[Response]:
+    async def run(self, requests: AsyncIterator[Request]) -> AsyncGenerator[Response, None]:
         """Reply to requests, deliver the message and fire the timers until the transaction ends."""
         reader: asyncio.Task[Request | None] | None = _read_next(requests)
         try:
@@ -211,5 +211,5 @@ def _read_next(requests: AsyncIterator[Request]) -> asyncio.Task[Request | None]
     return asyncio.create_task(next_request())
 
 
-def _reply(request: Request, **fields: object) -> Response:
+def _reply(request: Request, **fields: Any) -> Response:
     return Response(RequestID=request.RequestID, StreamRequestTypeData=request.StreamRequestTypeData, **fields)

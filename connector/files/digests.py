@@ -27,7 +27,8 @@ READ_BLOCK = MIB
 MOST_LAYOUTS = 8  # part sizes tried for a multipart object; each is one more digest per byte
 # Server-side encryption with KMS or a customer key: the ETag is no MD5 of the content then.
 OPAQUE_ETAG_ENCRYPTION = ("aws:kms", "aws:kms:dsse")
-Hash = Callable[[], Any]
+# hashlib.sha256 and the like: called with no data, or with the data to digest.
+Hash = Callable[..., Any]
 
 
 def b64(digest: bytes) -> str:
@@ -149,7 +150,7 @@ def check_file(path: Path, stored: Stored, preferred_part: int) -> Checked:
     digests = [digest for digest in (whole_sha256, whole, *hashers) if digest is not None]
     buffer = bytearray(READ_BLOCK)
     with path.open("rb", buffering=0) as file:
-        while count := file.readinto(buffer):  # type: ignore[attr-defined]
+        while count := file.readinto(buffer):
             block = memoryview(buffer)[:count]
             for digest in digests:
                 digest.update(block)

@@ -10,7 +10,7 @@ import sys
 from tqdm import tqdm
 
 
-def progress_bar(total: int, description: str) -> tqdm:  # type: ignore[type-arg]
+def progress_bar(total: int, description: str) -> tqdm:
     return tqdm(
         total=total,
         desc=description,

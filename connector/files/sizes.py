@@ -22,7 +22,7 @@ def parse_size(text: str) -> int:
     if match is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size: write bytes, or a number with KiB, MiB or GiB (e.g. 16MiB)")
     number, unit = match.groups()
-    return int(number) * 1024 ** POWERS.get((unit or "").lower(), 0)
+    return int(number) << (10 * POWERS.get((unit or "").lower(), 0))
 
 
 def part_size(text: str) -> int:

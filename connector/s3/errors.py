@@ -68,7 +68,8 @@ CONNECTION_ERRORS = (
 
 def is_not_found(exc: ClientError) -> bool:
     """True for a 404, whether it came with a body (``NoSuchKey``) or from a bare HEAD (``404``)."""
-    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404
+    status: object = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status == 404
 
 
 def client_error(exc: ClientError, missing: str | None = None) -> TargetError:
