@@ -8,7 +8,7 @@ trace their own calls get it from ``Tracing.provider``.
 
 Span attributes follow the OpenTelemetry messaging conventions where they
 fit (``messaging.system=kubemq``, ``messaging.destination.name`` ...); what is
-the connector's own is under ``kubemq_s3.``.
+the product's own is under its metric prefix (``kubemq_s3.binding`` ...).
 """
 
 from __future__ import annotations
@@ -17,21 +17,22 @@ import asyncio
 import contextvars
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from types import TracebackType
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.propagate import get_global_textmap
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanProcessor
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
 
 from bindings import tracing
 from bindings.context import RequestContext
 from bindings.errors import TargetError
+from bindings.registry import Identity
 from bindings.source import Outcome
 
-INSTRUMENTATION_NAME = "kubemq-s3"
 # An error's text on a span is cut here: a status is a summary, the logs have the rest.
 MAX_STATUS_CHARS = 1024
 
@@ -42,15 +43,16 @@ _request_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar("kub
 class Tracing:
     """A running tracer: makes request spans, carries their context into outgoing tags, exports."""
 
-    def __init__(self, provider: TracerProvider) -> None:
+    def __init__(self, provider: TracerProvider, identity: Identity) -> None:
         self.provider = provider
-        self.tracer = provider.get_tracer(INSTRUMENTATION_NAME)
+        self.tracer = provider.get_tracer(identity.name)
+        self.prefix = identity.metric_prefix
         # OTEL_PROPAGATORS decides, as for any OpenTelemetry program; W3C trace context (and baggage) by default.
         self.propagator = get_global_textmap()
         self._closers: list[Callable[[], object]] = []
 
     @classmethod
-    def exporting(cls, exporters: list[str], service_name: str, endpoint: str | None = None) -> Tracing:
+    def exporting(cls, exporters: list[str], identity: Identity, service_name: str, endpoint: str | None = None) -> Tracing:
         """Tracing that exports to ``exporters`` (``otlp``, ``console``) as ``service_name``.
 
         Sampling follows ``OTEL_TRACES_SAMPLER`` (parent-based, always on by
@@ -59,7 +61,7 @@ class Tracing:
         provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
         for name in exporters:
             provider.add_span_processor(_processor(name, endpoint))
-        return cls(provider)
+        return cls(provider, identity)
 
     def on_close(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` when tracing stops (a component undoing its instrumentation)."""
@@ -83,18 +85,18 @@ class Tracing:
             "messaging.operation.type": "process",
             "messaging.operation.name": "process",
             "messaging.destination.name": channel,
-            "kubemq_s3.binding": source.binding,
-            "kubemq_s3.source.kind": source.kind,
+            f"{self.prefix}.binding": source.binding,
+            f"{self.prefix}.source.kind": source.kind,
         }
         if group := getattr(source.properties, "group", ""):
             attributes["messaging.consumer.group.name"] = group
         parent = self.propagator.extract(source.tags(message))
-        return SpanTrace(self.tracer.start_span(f"process {channel}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes))
+        return SpanTrace(self.tracer.start_span(f"process {channel}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes), self.prefix)
 
     async def run(self, handler: Callable[[bytes, RequestContext], Awaitable[Outcome]], body: bytes, context: RequestContext) -> Outcome:
         """Run the handler with the request's span current, so the target's calls become its children."""
         span = _request_span.get()
-        if span is None:  # not a message a source consumes (``POST /bindings/request``)
+        if span is None:  # called outside ``consume``: no message being served
             return await handler(body, context)
         span.set_attributes({"messaging.message.id": context.request_id, "messaging.message.body.size": len(body)})
         token = otel_context.attach(set_span_in_context(span))
@@ -120,15 +122,16 @@ class Tracing:
 class SpanTrace(tracing.RequestTrace):
     """A traced message: its span covers handling and settling; it is current only while the handler runs (``Tracing.run``)."""
 
-    def __init__(self, span: Span) -> None:
+    def __init__(self, span: Span, prefix: str) -> None:
         self.span = span
+        self.prefix = prefix
         self._token: contextvars.Token[Span | None] | None = None
 
     def __enter__(self) -> SpanTrace:
         self._token = _request_span.set(self.span)
         return self
 
-    def __exit__(self, exc_type: object, exc: BaseException | None, traceback: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None) -> None:
         if self._token is not None:
             _request_span.reset(self._token)
         if isinstance(exc, asyncio.CancelledError):
@@ -139,18 +142,17 @@ class SpanTrace(tracing.RequestTrace):
         self.span.end()
 
     def record(self, outcome: Outcome) -> None:
-        span = self.span
+        span, prefix = self.span, self.prefix
         if outcome.method:
-            span.set_attribute("kubemq_s3.method", outcome.method)
+            span.set_attribute(f"{prefix}.method", outcome.method)
         error = outcome.error
         if error is None:
-            span.set_attribute("kubemq_s3.outcome", "ok")
-            span.set_attribute("kubemq_s3.response.data.size", len(outcome.response.data or b""))
+            span.set_attributes({f"{prefix}.outcome": "ok", f"{prefix}.response.data.size": len(outcome.response.data or b"")})
             return
         code = error.code if isinstance(error, TargetError) and error.code else type(error).__name__
-        span.set_attributes({"kubemq_s3.outcome": "error", "error.type": code})
+        span.set_attributes({f"{prefix}.outcome": "error", "error.type": code})
         if isinstance(error, TargetError) and error.status:
-            span.set_attribute("kubemq_s3.error.status", error.status)
+            span.set_attribute(f"{prefix}.error.status", error.status)
         span.set_status(Status(StatusCode.ERROR, _cut(str(error))))
 
 

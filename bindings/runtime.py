@@ -16,12 +16,13 @@ import contextlib
 import os
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, SecretStr
 
-from bindings import logs
+from bindings import logs, tracing
 from bindings.api import start_api
 from bindings.config import Config, ResolvedConfig, load_config
 from bindings.engine import Engine
@@ -30,6 +31,9 @@ from bindings.metrics import Metrics
 from bindings.redaction import MASK, redact
 from bindings.registry import Registry
 from bindings.reload import ConfigStatus, ConfigWatcher, file_digest
+
+if TYPE_CHECKING:
+    from bindings.otel import Tracing  # imported only when tracing is on
 
 log = structlog.get_logger("bindings.runtime")
 
@@ -50,6 +54,7 @@ class Runtime:
         self.api_port: int | None = None
         self._api: web.AppRunner | None = None
         self._api_address: tuple[str, int] | None = None
+        self._tracing: Tracing | None = None  # the tracing this runtime turned on, to close at stop
         self._watcher: ConfigWatcher | None = None
         self._seen_digest: str | None = None  # content last tried, applied or refused
         self._signal_reloads: set[asyncio.Task[bool]] = set()
@@ -65,6 +70,7 @@ class Runtime:
         settings = self.config.settings
         if self.configure_logging:
             logs.configure(settings.logLevel, settings.logFormat)
+        self._tracing = tracing.start(settings.tracing, self.registry.identity)  # before the targets open: they trace their calls
         # The development servers the product offers, set up from this config's settings; each starts only when a binding names it.
         self.engine.services = [offer(settings) for offer in self.registry.development_services]
         await self._serve_api(settings)
@@ -114,6 +120,8 @@ class Runtime:
             logs.configure(settings.logLevel, settings.logFormat)
         if settings.embeddedBrokerPort != previous.embeddedBrokerPort:
             log.warning("embeddedBrokerPort changes take effect on restart", running=previous.embeddedBrokerPort)
+        if settings.tracing != previous.tracing:
+            log.warning("tracing changes take effect on restart")
         self.status.applied(digest, [b.name for b in config.bindings], changes, trigger)
         log.info("config reloaded", trigger=trigger, **changes)
         return True
@@ -129,6 +137,9 @@ class Runtime:
         if self._api is not None:
             await self._api.cleanup()
             self._api, self._api_address, self.api_port = None, None, None
+        if self._tracing is not None:  # last: the drained requests' spans are exported
+            await self._tracing.close()
+            self._tracing = None
         if self.config is not None:
             log.info("connector stopped")
 

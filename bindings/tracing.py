@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Mapping
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
@@ -35,14 +36,13 @@ from bindings.context import RequestContext
 
 if TYPE_CHECKING:
     from bindings.otel import Tracing
+    from bindings.registry import Identity
     from bindings.source import Outcome
 
 log = structlog.get_logger("bindings.tracing")
 
 Exporter = Literal["otlp", "console"]
 EXPORTERS: tuple[str, ...] = ("otlp", "console")
-DEFAULT_SERVICE_NAME = "kubemq-s3"
-INSTALL_HINT = "pip install 'kubemq-s3[tracing]' (the container image has it)"
 
 
 class TracingSettings(BaseModel):
@@ -58,7 +58,7 @@ class TracingSettings(BaseModel):
         "",
         description="OTLP gRPC endpoint, e.g. `http://otel-collector.observability:4317` (`http://`: no TLS); empty: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`, else `http://localhost:4317`.",
     )
-    serviceName: str = Field("", description="`service.name` of the spans; empty: `OTEL_SERVICE_NAME`, else `kubemq-s3`.")
+    serviceName: str = Field("", description="`service.name` of the spans; empty: `OTEL_SERVICE_NAME`, else the program's name.")
 
 
 def wanted_exporters(settings: TracingSettings, environ: Mapping[str, str] = os.environ) -> list[str]:
@@ -96,7 +96,7 @@ class RequestTrace:
     def __enter__(self) -> RequestTrace:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None) -> None:
         return None
 
     def record(self, outcome: Outcome) -> None:
@@ -144,8 +144,11 @@ def install(tracing: Tracing | None) -> Tracing | None:
     return previous
 
 
-def start(settings: TracingSettings, environ: Mapping[str, str] = os.environ) -> Tracing | None:
+def start(settings: TracingSettings, identity: Identity, environ: Mapping[str, str] = os.environ) -> Tracing | None:
     """Turn tracing on if the config or the environment asks for it; returns what the caller must ``close``.
+
+    ``identity`` names the spans' service (unless configured) and the
+    namespace of the product's own span attributes.
 
     None when tracing stays off, when it is already on (an embedder or a test
     installed its own), or when the OpenTelemetry packages are missing: tracing
@@ -157,10 +160,10 @@ def start(settings: TracingSettings, environ: Mapping[str, str] = os.environ) ->
     try:
         from bindings import otel
     except ImportError as exc:
-        log.error("tracing is on but OpenTelemetry is not installed; running without tracing", error=str(exc), hint=INSTALL_HINT)
+        log.error("tracing is on but OpenTelemetry is not installed; running without tracing", error=str(exc), hint=f"pip install '{identity.name}[tracing]'")
         return None
-    service = settings.serviceName or environ.get("OTEL_SERVICE_NAME", "") or DEFAULT_SERVICE_NAME
-    tracing = otel.Tracing.exporting(exporters, service, settings.endpoint or None)
+    service = settings.serviceName or environ.get("OTEL_SERVICE_NAME", "") or identity.name
+    tracing = otel.Tracing.exporting(exporters, identity, service, settings.endpoint or None)
     install(tracing)
     log.info("tracing on", exporters=exporters, service_name=service)
     return tracing

@@ -107,7 +107,8 @@ class EventsSource(SubscriptionSource[AsyncPubSubClient, pb.EventReceive]):
         return message.EventID, message.Body, None
 
     def tags(self, message: pb.EventReceive) -> Mapping[str, str]:
-        return message.Tags
+        tags: Mapping[str, str] = message.Tags  # the protobuf map, read in place
+        return tags
 
     async def deliver(self, client: AsyncPubSubClient, message: pb.EventReceive, outcome: Outcome) -> None:
         if self.properties.response_channel:

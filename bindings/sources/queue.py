@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 
 import structlog
@@ -42,6 +42,7 @@ from kubemq import AsyncQueuesClient, ClientConfig, QueueMessage, QueueMessageRe
 from kubemq.core.exceptions import ErrorCode, KubeMQError, KubeMQValidationError
 from pydantic import model_validator
 
+from bindings import tracing
 from bindings.errors import RequestError
 from bindings.properties import field
 from bindings.source import Outcome
@@ -195,6 +196,9 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
     def describe(self, message: Polled) -> tuple[str, bytes, float | None]:
         return message.message.id, message.message.body, None
 
+    def tags(self, message: Polled) -> Mapping[str, str]:
+        return message.message.tags
+
     async def settle(self, index: int, message: Polled, outcome: Outcome) -> None:
         try:
             await super().settle(index, message, outcome)
@@ -251,7 +255,7 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
         """Send the kubemq-targets Response JSON to ``response_channel``, if set."""
         if not self.properties.response_channel:
             return
-        reply = QueueMessage(channel=self.properties.response_channel, body=outcome.response.to_json(), tags={"request_id": message.id})
+        reply = QueueMessage(channel=self.properties.response_channel, body=outcome.response.to_json(), tags=tracing.inject({"request_id": message.id}))
         await _send(client, reply)
 
     async def _dead_letter(self, client: AsyncQueuesClient, message: QueueMessageReceived, outcome: Outcome) -> None:
@@ -269,7 +273,7 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
             "binding": self.binding,
         }
         log.error("queue request failed for good; dead-lettered", binding=self.binding, request_id=message.id, receive_count=message.receive_count, dead_letter_queue=self.properties.dead_letter_queue, error=error)
-        copy = QueueMessage(channel=self.properties.dead_letter_queue, id=message.id, metadata=message.metadata or None, body=message.body, tags=tags)
+        copy = QueueMessage(channel=self.properties.dead_letter_queue, id=message.id, metadata=message.metadata or None, body=message.body, tags=tracing.inject(tags))
         size = len(message.body)
         try:
             await _send(client, copy)

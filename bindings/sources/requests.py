@@ -44,7 +44,8 @@ class RequestsSource(SubscriptionSource[AsyncCQClient, pb.Request]):
         return message.RequestID, message.Body, (message.Timeout / 1000 if message.Timeout > 0 else None)
 
     def tags(self, message: pb.Request) -> Mapping[str, str]:
-        return message.Tags
+        tags: Mapping[str, str] = message.Tags  # the protobuf map, read in place
+        return tags
 
     @staticmethod
     def reply_address(message: pb.Request) -> dict[str, str]:

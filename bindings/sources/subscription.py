@@ -15,12 +15,13 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Generic, TypeVar
 
 import structlog
 from kubemq import ClientConfig
 
+from bindings import tracing
 from bindings.context import RequestContext
 from bindings.errors import InvalidRequestError, RequestError, RequestTimeoutError, describe
 from bindings.source import REPLY_ENVELOPE_ALLOWANCE, Outcome, RequestHandler, Source
@@ -72,6 +73,10 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
     @abc.abstractmethod
     def describe(self, message: MessageT) -> tuple[str, bytes, float | None]:
         """The message's id, body and timeout in seconds (None when it has none)."""
+
+    @abc.abstractmethod
+    def tags(self, message: MessageT) -> Mapping[str, str]:
+        """The message's tags (read for the sender's trace context only when tracing is on)."""
 
     @abc.abstractmethod
     async def deliver(self, client: ClientT, message: MessageT, outcome: Outcome) -> None:
@@ -219,8 +224,10 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         leaves a message unanswered; nothing raised here ends the subscription.
         """
         try:
-            outcome = await self._outcome(index, message, received)
-            await self._settle_or_answer_instead(index, message, outcome)
+            with tracing.consume(self, message) as trace:
+                outcome = await self._outcome(index, message, received)
+                trace.record(outcome)
+                await self._settle_or_answer_instead(index, message, outcome)
         finally:
             self._slots.release()
 
@@ -237,7 +244,7 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
                     f"invalid request format, the message is {len(body)} bytes, more than max_message_size ({self.properties.max_message_size}); not run"
                 )
                 return Outcome(Response.failure(error), error)
-            return await self._handler(body, context)
+            return await tracing.run(self._handler, body, context)
         except asyncio.CancelledError:
             await self._settle_cut_off(index, message)
             raise

@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from bindings import tracing
+from connector.product import NAME
 
 log = structlog.get_logger("connector.s3")
 
@@ -35,9 +36,9 @@ def trace_s3_calls() -> None:
     try:
         from opentelemetry.instrumentation.botocore import AiobotocoreInstrumentor
     except ImportError as exc:
-        log.warning("tracing is on but the botocore instrumentation is missing; no S3 spans", error=str(exc), hint=tracing.INSTALL_HINT)
+        log.warning("tracing is on but the botocore instrumentation is missing; no S3 spans", error=str(exc), hint=f"pip install '{NAME}[tracing]'")
         return
-    instrumentor = AiobotocoreInstrumentor()  # a singleton: the same one everywhere
+    instrumentor = AiobotocoreInstrumentor()  # type: ignore[no-untyped-call]  # a singleton: the same one everywhere
     if instrumentor.is_instrumented_by_opentelemetry:
         return
     instrumentor.instrument(tracer_provider=running.provider, request_hook=_describe_call)
