@@ -16,15 +16,16 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+import structlog
 from opentelemetry import context as otel_context
 from opentelemetry.propagate import get_global_textmap
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
 
 from bindings import tracing
@@ -35,6 +36,11 @@ from bindings.source import Outcome
 
 # An error's text on a span is cut here: a status is a summary, the logs have the rest.
 MAX_STATUS_CHARS = 1024
+# At stop, how long buffered spans may take to reach the collector: one that is down must not
+# hold up the exit (its exporter would retry for up to OTEL_EXPORTER_OTLP_TIMEOUT).
+FLUSH_ON_CLOSE_SECONDS = 2.0
+
+log = structlog.get_logger("bindings.tracing")
 
 # The span of the request being served in this task (and the tasks it starts).
 _request_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar("kubemq_s3_request_span", default=None)
@@ -43,8 +49,9 @@ _request_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar("kub
 class Tracing:
     """A running tracer: makes request spans, carries their context into outgoing tags, exports."""
 
-    def __init__(self, provider: TracerProvider, identity: Identity) -> None:
+    def __init__(self, provider: TracerProvider, identity: Identity, exporters: Sequence[SpanExporter] = ()) -> None:
         self.provider = provider
+        self.exporters = exporters  # stopped at once if the last spans take too long to export
         self.tracer = provider.get_tracer(identity.name)
         self.prefix = identity.metric_prefix
         # OTEL_PROPAGATORS decides, as for any OpenTelemetry program; W3C trace context (and baggage) by default.
@@ -59,23 +66,32 @@ class Tracing:
         default: a sender's sampling decision is kept).
         """
         provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
-        for name in exporters:
-            provider.add_span_processor(_processor(name, endpoint))
-        return cls(provider, identity)
+        made = [_exporter(name, endpoint) for name in exporters]
+        for exporter in made:
+            # The console's lines are written at once; OTLP sends batches in the background.
+            provider.add_span_processor(SimpleSpanProcessor(exporter) if isinstance(exporter, ConsoleSpanExporter) else BatchSpanProcessor(exporter))
+        return cls(provider, identity, made)
 
     def on_close(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` when tracing stops (a component undoing its instrumentation)."""
         self._closers.append(callback)
 
     async def close(self) -> None:
-        """Stop tracing: off for new requests, instrumentations undone, spans still buffered exported."""
+        """Stop tracing: off for new requests, instrumentations undone, spans still buffered exported (for a bounded time)."""
         if tracing.active() is self:
             tracing.install(None)
         for callback in reversed(self._closers):
             callback()
         self._closers.clear()
-        # Exporting blocks (a network round trip at worst): not on the event loop.
-        await asyncio.to_thread(self.provider.shutdown)
+        # Exporting blocks (network round trips, retries): in a thread, not on the event loop.
+        flushing = asyncio.ensure_future(asyncio.to_thread(self.provider.shutdown))
+        try:
+            await asyncio.wait_for(asyncio.shield(flushing), FLUSH_ON_CLOSE_SECONDS)
+        except TimeoutError:
+            log.warning("spans not exported at stop; dropped", waited_seconds=FLUSH_ON_CLOSE_SECONDS)
+            for exporter in self.exporters:
+                exporter.shutdown()  # ends an export's retries
+            await flushing
 
     def consume(self, source: Any, message: Any) -> SpanTrace:
         """A CONSUMER span for one received message, child of the sender's span when its tags carry one."""
@@ -156,14 +172,14 @@ class SpanTrace(tracing.RequestTrace):
         span.set_status(Status(StatusCode.ERROR, _cut(str(error))))
 
 
-def _processor(exporter: str, endpoint: str | None) -> SpanProcessor:
-    if exporter == "console":
-        # One JSON line per span, right away: readable next to the logs (on stderr), parseable by a collector.
-        return SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stdout, formatter=lambda span: span.to_json(indent=None) + "\n"))
+def _exporter(name: str, endpoint: str | None) -> SpanExporter:
+    if name == "console":
+        # One JSON line per span: readable next to the logs (on stderr), parseable by a collector.
+        return ConsoleSpanExporter(out=sys.stdout, formatter=lambda span: span.to_json(indent=None) + "\n")
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
     # endpoint None: the exporter reads OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, headers, certificate ... itself.
-    return BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint))
+    return OTLPSpanExporter(endpoint=endpoint)
 
 
 def _cut(text: str) -> str:

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ from connector.product import IDENTITY
 from connector.s3 import S3Target
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config
-from tests.fixtures.kubemq import StartConnector
+from tests.fixtures.kubemq import StartConnector, free_port
 from tests.sources.support import eventually, listen, options, start, take
 
 REGISTRY = Registry.of(SOURCES, [S3Target])
@@ -348,6 +349,18 @@ async def test_console_exporter_prints_one_json_line_per_span(capsys: pytest.Cap
     [line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith('{"name"')]
     span = json.loads(line)
     assert (span["name"], span["kind"], span["resource"]["attributes"]["service.name"]) == ("process console.q", "SpanKind.CONSUMER", "s3-gateway")
+
+
+async def test_a_collector_that_is_down_does_not_hold_up_the_stop() -> None:
+    """OTLP to a port nothing listens on: the exporter would retry for seconds; stop gives it ``FLUSH_ON_CLOSE_SECONDS``."""
+    running = tracing.start(TracingSettings(enabled=True, exporter="otlp", endpoint=f"http://127.0.0.1:{free_port()}"), IDENTITY)
+    assert running is not None
+    source = query_source("down.q")
+    with tracing.consume(source, pb.Request(RequestID="r-1")) as request_trace:
+        request_trace.record(await tracing.run(_echo, b"{}", RequestContext(binding="down", request_id="r-1")))
+    started = time.monotonic()
+    await running.close()
+    assert time.monotonic() - started < otel.FLUSH_ON_CLOSE_SECONDS + 1.5
 
 
 async def _echo(body: bytes, context: RequestContext) -> Outcome:
