@@ -107,7 +107,7 @@ class Metrics:
             async def handle(call: Call, context: RequestContext) -> Response:
                 in_flight.inc()
                 started = time.monotonic()
-                size = len(call.request.data)
+                size = call.request.size  # base64 data is measured, not decoded
                 stats.request_count += 1
                 stats.request_volume += size
                 series = by_method.get(call.name) or by_method.setdefault(call.name, self._series(labels, call.name))

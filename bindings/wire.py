@@ -17,7 +17,6 @@ re-encoded as JSON; any other ``data`` type is refused.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import re
@@ -25,18 +24,75 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pybase64
+
 from bindings.errors import InvalidRequestError
 
 # Go type names, because the error text is part of what senders may match on.
 _GO_TYPE_NAMES = {bool: "bool", int: "float64", float: "float64", list: "[]interface {}"}
 
 
-@dataclass(slots=True)
 class Request:
-    """A parsed request: string metadata plus the raw payload bytes."""
+    """A parsed request: string metadata plus the payload bytes.
 
-    metadata: dict[str, str] = field(default_factory=dict)
-    data: bytes = b""
+    Data that came as base64 in a large body stays there until it is read:
+    ``data`` decodes it whole (once), ``part`` decodes only the slice asked
+    for, so an upload can go out in bounded pieces instead of holding the
+    encoded and the decoded object side by side.
+    """
+
+    __slots__ = ("_base64", "_data", "metadata")
+
+    def __init__(self, metadata: dict[str, str] | None = None, data: bytes = b"") -> None:
+        self.metadata: dict[str, str] = {} if metadata is None else metadata
+        self._data = data
+        # The data's base64 while it is not decoded yet (``_data`` is then empty).
+        self._base64: memoryview | None = None
+
+    @classmethod
+    def with_base64_data(cls, metadata: dict[str, str], encoded: memoryview) -> Request:
+        """A request whose data is ``encoded``, base64 the caller found valid (``is_base64``), decoded when read."""
+        request = cls(metadata)
+        request._base64 = encoded
+        return request
+
+    @property
+    def data(self) -> bytes:
+        """The whole data (decoded on first use when it came as base64)."""
+        if self._base64 is not None:
+            self._data, self._base64 = pybase64.b64decode(self._base64, validate=True), None
+        return self._data
+
+    @property
+    def size(self) -> int:
+        """Length of the data, without decoding it."""
+        encoded = self._base64
+        if encoded is None:
+            return len(self._data)
+        return len(encoded) // 4 * 3 - bytes(encoded[-2:]).count(b"=")  # valid base64 has "=" only at its end
+
+    def part(self, start: int, size: int) -> memoryview:
+        """Bytes ``start`` to ``start + size`` of the data (fewer at its end).
+
+        From base64, only the 4-character groups holding them are decoded:
+        each group is 3 bytes, so the slice starts at a group and is trimmed.
+        """
+        encoded = self._base64
+        if encoded is None:
+            return memoryview(self._data)[start : start + size]
+        first, end = start // 3, -(-(start + size) // 3)
+        decoded = pybase64.b64decode(encoded[first * 4 : end * 4], validate=True)
+        return memoryview(decoded)[start - first * 3 : start - first * 3 + size]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Request):
+            return NotImplemented
+        return (self.metadata, self.data) == (other.metadata, other.data)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def __repr__(self) -> str:
+        return f"Request(metadata={self.metadata!r}, data={self.data!r})"
 
     def to_json(self) -> bytes:
         """Encode as a kubemq-targets request body (what a sender puts on the wire)."""
@@ -44,7 +100,7 @@ class Request:
         if self.metadata:
             body["metadata"] = self.metadata
         if self.data:
-            body["data"] = base64.b64encode(self.data).decode("ascii")
+            body["data"] = pybase64.b64encode(self.data).decode("ascii")
         return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -68,16 +124,21 @@ class Response:
         return cls(is_error=True, error=str(error))
 
     def to_json(self) -> bytes:
-        """Encode the reply body.
+        """Encode the reply body."""
+        return b"".join(self.json_parts())
+
+    def json_parts(self) -> list[bytes]:
+        """The reply body in pieces, the base64 data one of them: joined, they are ``to_json``.
 
         The base64 payload is spliced in rather than passed through ``json.dumps``
-        so a large object is not copied into a Python ``str`` and escaped once more.
+        so a large object is not copied into a Python ``str`` and escaped once
+        more; a source that builds its message itself joins the pieces once,
+        straight into it, after dropping ``data``.
         """
         metadata = json.dumps(dict(sorted(self.metadata.items())), separators=(",", ":")).encode()
         tail = json.dumps({"is_error": self.is_error, "error": self.error}, separators=(",", ":")).encode()
-        # One join, so the base64 text is copied once more, not once per concatenation.
-        data = (b"null",) if self.data is None else (b'"', base64.b64encode(self.data), b'"')
-        return b"".join((b'{"metadata":', metadata, b',"data":', *data, b",", tail[1:]))
+        data = [b"null"] if self.data is None else [b'"', pybase64.b64encode(self.data), b'"']
+        return [b'{"metadata":', metadata, b',"data":', *data, b",", tail[1:]]
 
     @classmethod
     def from_json(cls, body: bytes) -> Response:
@@ -86,7 +147,7 @@ class Response:
         data = raw.get("data")
         return cls(
             metadata=dict(raw.get("metadata") or {}),
-            data=None if data is None else base64.b64decode(data),
+            data=None if data is None else pybase64.b64decode(data),
             is_error=bool(raw.get("is_error", False)),
             error=str(raw.get("error") or ""),
         )
@@ -190,7 +251,8 @@ def _check_depth(value: object) -> None:
 
 # Bodies from this size on try the large-payload path first.
 LARGE_BODY = 64 * 1024
-_BASE64 = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
+# Encoded characters checked per step (a multiple of 4): the check never holds a large decoded object.
+BASE64_CHECK_CHUNK = 4 * 1024 * 1024
 _DATA_KEY = re.compile(rb'"data"\s*:\s*$')
 
 
@@ -200,8 +262,9 @@ def _parse_large(body: bytes) -> Request | None:
     ``json.loads`` would hold the body twice more as ``str`` (the whole text,
     then the data string) before base64 decoding: over 3x a large object. Senders
     write ``data`` last (``{"metadata":{...},"data":"..."}``, Go's field
-    order), so the base64 run is found at the end, decoded in place from the
-    body's buffer, and only the small remainder goes through ``json.loads``.
+    order), so the base64 run is found at the end, checked in place in the
+    body's buffer and left there for the request to decode when (and as far
+    as) it is read, and only the small remainder goes through ``json.loads``.
     Anything unexpected returns None and the general path decides, so the
     result is always what the general path would produce.
     """
@@ -213,7 +276,7 @@ def _parse_large(body: bytes) -> Request | None:
         return None
     open_quote = body.rfind(b'"', 0, close - 1)
     key = _DATA_KEY.search(body, 0, open_quote) if open_quote > 0 else None
-    if key is None or not _BASE64.fullmatch(body, open_quote + 1, close - 1):
+    if key is None:
         return None
     # What precedes the key must close as an object on its own: "{" or "...,".
     head_end = _trim(body, key.start())
@@ -232,11 +295,29 @@ def _parse_large(body: bytes) -> Request | None:
     metadata = rest.get("metadata")
     if metadata is not None and not _is_string_map(metadata):
         return None
-    try:
-        data = binascii.a2b_base64(memoryview(body)[open_quote + 1 : close - 1], strict_mode=True)
-    except binascii.Error:
+    encoded = memoryview(body)[open_quote + 1 : close - 1]
+    if not is_base64(encoded):
         return None
-    return Request(metadata=_valid_text_map(metadata or {}), data=data)
+    return Request.with_base64_data(_valid_text_map(metadata or {}), encoded)
+
+
+def is_base64(encoded: memoryview) -> bool:
+    """Whether ``binascii.a2b_base64(encoded, strict_mode=True)`` would decode it, checked a chunk at a time.
+
+    Each chunk is decoded and dropped; padding ends the text, so a chunk
+    before the last that decodes short (it held ``=``) fails the whole.
+    """
+    if len(encoded) % 4:
+        return False
+    for start in range(0, len(encoded), BASE64_CHECK_CHUNK):
+        chunk = encoded[start : start + BASE64_CHECK_CHUNK]
+        try:
+            decoded = len(pybase64.b64decode(chunk, validate=True))
+        except (binascii.Error, ValueError):
+            return False
+        if decoded != len(chunk) // 4 * 3 and start + len(chunk) < len(encoded):
+            return False
+    return True
 
 
 def _trim(body: bytes, end: int) -> int:

@@ -3,6 +3,9 @@
 As kubemq-targets does, the reply is always sent with ``Executed=true`` and the
 kubemq-targets response JSON (``is_error``/``error`` inside) as its body, so a
 sender parses one shape for success and failure alike.
+
+The reply message is serialized here, its body joined straight into it, so
+a large object is held at most twice while it is sent (see ``sdk.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from kubemq.grpc import kubemq_pb2 as pb
 from bindings import tracing
 from bindings.source import Outcome
 from bindings.sources.requests import RequestsSource
+from bindings.sources.sdk import send_serialized_response, serialized_response
+from bindings.wire import Response
 
 
 class QuerySource(RequestsSource):
@@ -22,8 +27,13 @@ class QuerySource(RequestsSource):
     subscribe_type = pb.Subscribe.Queries
 
     async def deliver(self, client: AsyncCQClient, message: pb.Request, outcome: Outcome) -> None:
-        body = outcome.response.to_json()
-        # Only the encoded body is needed from here on: free a large object before gRPC copies the body again.
-        outcome.response.data = None
-        reply = QueryResponse(query_received=QueryReceived(**self.reply_address(message)), is_executed=True, body=body, tags=tracing.inject({}))
-        await client.send_response(reply)
+        address = self.reply_address(message)
+        header = QueryResponse(query_received=QueryReceived(**address), is_executed=True, tags=tracing.inject({})).encode(client.config.client_id or "")
+        await send_serialized_response(client, _reply(header, outcome.response), address["reply_channel"])
+
+
+def _reply(header: pb.Response, response: Response) -> bytes:
+    """The reply message's bytes; the response's data is dropped once encoded, before the pieces are joined."""
+    body = response.json_parts()
+    response.data = None
+    return serialized_response(header, body)

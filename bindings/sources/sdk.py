@@ -7,7 +7,13 @@ events-store iterators re-subscribe on their own with their own resume rule.
 So the sources read the same transport streams the public methods read, and
 still reply and publish through the public client methods.
 
-Queue acks are the other gap: KubeMQ sends no reply to an ack, and the
+A large query reply is the third: the public ``send_response`` puts the
+body into a protobuf message, which gRPC serializes into new bytes and then
+copies into its own buffer, so the reply is held three times over at once.
+``serialized_response`` builds the message's bytes with the body joined in
+once, and ``send_serialized_response`` sends them as the SDK sends a reply.
+
+Queue acks are the last gap: KubeMQ sends no reply to an ack, and the
 SDK's ``close()`` cancels its downstream stream at once, so an ack queued just
 before closing can be dropped and its message redelivered.
 ``flush_downstream`` closes that gap.
@@ -18,15 +24,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from kubemq import AsyncCancellationToken
+import grpc
+from kubemq import AsyncCancellationToken, KubeMQTimeoutError, from_grpc_error
 from kubemq.grpc import kubemq_pb2 as pb
 
 from bindings.sources.connection import SubscriptionProperties
 
 _REQUEST_TYPES = (pb.Subscribe.Commands, pb.Subscribe.Queries)
+_SEND_RESPONSE = "/kubemq.kubemq/SendResponse"
+# The key of ``Response.Body`` on the wire: its field number, length-delimited (wire type 2).
+_BODY_KEY = bytes([pb.Response.DESCRIPTOR.fields_by_name["Body"].number << 3 | 2])
 
 
 async def subscription_stream(client: Any, subscribe: pb.Subscribe, stop: asyncio.Event) -> AsyncIterator[Any]:
@@ -54,6 +64,44 @@ def subscribe_message(client: Any, properties: SubscriptionProperties, subscribe
         Channel=properties.channel,
         Group=properties.group,
     )
+
+
+def serialized_response(header: pb.Response, body: Sequence[bytes]) -> bytes:
+    """The wire bytes of ``header`` with the pieces of ``body``, joined, as its ``Body``.
+
+    Protobuf reads fields in any order, so the body simply follows the
+    header's own fields (which must not include a body).
+    """
+    return b"".join((header.SerializeToString(), _BODY_KEY, _varint(sum(map(len, body))), *body))
+
+
+async def send_serialized_response(client: Any, reply: bytes, reply_channel: str) -> None:
+    """Send a ``serialized_response`` as ``client.send_response`` sends a response: its retries, deadline and errors."""
+    transport = client._transport
+
+    async def send() -> None:
+        transport._ensure_connected()
+        call = transport._channel.unary_unary(_SEND_RESPONSE, response_deserializer=pb.Empty.FromString)
+        try:
+            await asyncio.wait_for(call(reply), timeout=client.config.default_timeout_seconds)
+        except TimeoutError as exc:
+            raise KubeMQTimeoutError("Send response timed out") from exc
+        except grpc.aio.AioRpcError as exc:
+            if transport._is_connection_error(exc):
+                await transport._on_connection_lost()
+            raise from_grpc_error(exc) from exc
+
+    await client._retry_executor.execute("SendResponse", send, channel=reply_channel)
+
+
+def _varint(value: int) -> bytes:
+    """``value`` as a protobuf varint: 7 bits a byte, low first, the high bit set on all but the last."""
+    encoded = bytearray()
+    while value > 0x7F:
+        encoded.append(value & 0x7F | 0x80)
+        value >>= 7
+    encoded.append(value)
+    return bytes(encoded)
 
 
 async def _cancel_on(stop: asyncio.Event, token: AsyncCancellationToken) -> None:

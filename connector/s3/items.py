@@ -179,17 +179,15 @@ class PresignUrlMetadata(ItemMetadata):
 
 async def upload_item(s3: S3Client, metadata: UploadItemMetadata, request: Request, context: RequestContext) -> Response:
     """PutObject, or a multipart upload above ``multipart_threshold_mib``; the sender's digests are checked first."""
-    await metadata.verify(request.data)
+    await metadata.verify(request)
     bucket, key = metadata.bucket_name, metadata.item_name
     args = metadata.object_args(s3.properties)
     if metadata.if_none_match:
         args["IfNoneMatch"] = metadata.if_none_match
     properties = s3.properties
     upload_id = ""
-    if len(request.data) > properties.multipart_threshold_mib * MIB:
-        output, upload_id = await multipart_upload(
-            s3.s3, bucket, key, memoryview(request.data), args, properties.multipart_part_size_mib * MIB, properties.multipart_concurrency
-        )
+    if request.size > properties.multipart_threshold_mib * MIB:
+        output, upload_id = await multipart_upload(s3.s3, bucket, key, request, args, properties.multipart_part_size_mib * MIB, properties.multipart_concurrency)
     else:
         output = await s3.s3.put_object(Bucket=bucket, Key=key, Body=request.data, **args, **metadata.digest_args())
     return await finish_upload(s3, metadata, output, upload_id, context)

@@ -1,9 +1,10 @@
 """Moving object bytes with bounded memory: multipart upload from a payload, body download.
 
-A request's payload is already in memory, so a multipart upload sends slices
-of it (``memoryview``, no copies of the payload) with a bounded number of
-parts in flight, and aborts the upload if any part fails, so no orphaned
-parts keep costing storage. A download is read straight into one
+A request's payload is already in memory, so a multipart upload sends parts
+of it with a bounded number in flight: a view of decoded data, or, for data
+still in the message as base64, just that part decoded (the whole object is
+never decoded next to its encoding). It aborts the upload if any part fails,
+so no orphaned parts keep costing storage. A download is read straight into one
 preallocated buffer of the object's size instead of a list of chunks joined
 at the end (which would need twice the memory), and only once its announced
 size is within the caller's bound: the bound is what keeps memory in check.
@@ -18,6 +19,7 @@ import math
 from typing import Any
 
 from bindings.errors import TargetError
+from bindings.wire import Request
 
 MAX_PARTS = 10_000
 READ_CHUNK = 1024 * 1024
@@ -64,27 +66,23 @@ def part_size_for(total: int, preferred: int) -> int:
     return max(preferred, math.ceil(needed / mib) * mib)
 
 
-async def multipart_upload(
-    client: Any, bucket: str, key: str, payload: memoryview, args: dict[str, Any], part_size: int, concurrency: int
-) -> tuple[dict[str, Any], str]:
-    """Upload ``payload`` in parts, at most ``concurrency`` at a time; returns CompleteMultipartUpload's output and the upload id."""
+async def multipart_upload(client: Any, bucket: str, key: str, request: Request, args: dict[str, Any], part_size: int, concurrency: int) -> tuple[dict[str, Any], str]:
+    """Upload the request's data in parts, at most ``concurrency`` at a time; returns CompleteMultipartUpload's output and the upload id."""
     create_args = {name: value for name, value in args.items() if name not in COMPLETE_ONLY}
     complete_args = {name: value for name, value in args.items() if name in COMPLETE_ONLY}
     created = await client.create_multipart_upload(Bucket=bucket, Key=key, **create_args)
     upload_id: str = created["UploadId"]
-    size = part_size_for(len(payload), part_size)
+    size = part_size_for(request.size, part_size)
     slots = asyncio.Semaphore(concurrency)
 
     async def send(number: int, start: int) -> dict[str, Any]:
-        async with slots:
-            part = await client.upload_part(
-                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=PayloadReader(payload[start : start + size])
-            )
+        async with slots:  # a part is decoded only once it has a slot: at most ``concurrency`` are held
+            part = await client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=PayloadReader(request.part(start, size)))
         return {"ETag": part["ETag"], "PartNumber": number}
 
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(send(number, start)) for number, start in enumerate(range(0, len(payload), size), start=1)]
+            tasks = [group.create_task(send(number, start)) for number, start in enumerate(range(0, request.size, size), start=1)]
         parts = [task.result() for task in tasks]
         output = await client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **complete_args)
     except BaseException as exc:

@@ -21,7 +21,12 @@ async def open_target(properties: dict[str, Any], context: TargetContext = CONTE
 
 async def call(target: S3Target, data: bytes = b"", deadline: float | None = None, **metadata: str) -> Response:
     """One request with these metadata keys (and payload), resolved and handled as the engine does."""
-    resolved = target.resolve(Request(metadata=metadata, data=data))
+    return await handle(target, Request(metadata=metadata, data=data), deadline)
+
+
+async def handle(target: S3Target, request: Request, deadline: float | None = None) -> Response:
+    """``request`` resolved and handled as the engine does."""
+    resolved = target.resolve(request)
     target.authorize(resolved)
     return await target.handle(resolved, RequestContext(binding="t", request_id="r1", deadline=deadline))
 

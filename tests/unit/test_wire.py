@@ -1,7 +1,9 @@
 """kubemq-targets' request parse rules, case by case, and the reply body shape."""
 
 import base64
+import binascii
 import json
+import os
 
 import pytest
 
@@ -157,3 +159,109 @@ def test_large_path_agrees_with_the_general_path(metadata: object, data: object,
     raw = json.dumps(document, separators=("," + spaces, ":" + spaces)).encode()
     fast, general = both_paths(raw)
     assert fast == general
+
+
+# Data left as base64 in a large body: decoded whole, or a part at a time ----------------------
+
+PADDINGS = [bytes(range(n)) for n in (0, 1, 2, 3, 4, 5, 6, 7, 10, 11)]  # every padding: none, "=", "=="
+
+
+def large(data: bytes) -> Request:
+    """What the large-body path makes of a request carrying ``data``."""
+    parsed = wire._parse_large(b'{"metadata":{"method":"upload_item"},"data":"' + base64.b64encode(data) + b'"}')
+    assert parsed is not None
+    return parsed
+
+
+@pytest.mark.parametrize("data", PADDINGS)
+def test_the_size_of_base64_data_is_known_before_it_is_decoded(data: bytes) -> None:
+    request = large(data)
+    assert request.size == len(data)
+    assert request.data == data and request.size == len(data)
+
+
+@pytest.mark.parametrize("data", PADDINGS)
+def test_every_part_of_base64_data_decodes_to_that_slice(data: bytes) -> None:
+    request = large(data)
+    for start in range(len(data) + 2):
+        for size in range(1, len(data) + 3):
+            assert bytes(request.part(start, size)) == data[start : start + size], (start, size)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=200), start=st.integers(0, 210), size=st.integers(1, 210))
+def test_parts_agree_with_the_decoded_data(data: bytes, start: int, size: int) -> None:
+    lazy, decoded = large(data), Request(data=data)
+    assert bytes(lazy.part(start, size)) == bytes(decoded.part(start, size)) == data[start : start + size]
+
+
+def test_a_part_is_decoded_from_its_own_base64_groups_only() -> None:
+    data = os.urandom(3 * 1000 + 2)
+    request = large(data)
+    part = request.part(1500, 700)  # starts inside a 3-byte group, ends inside another
+    assert bytes(part) == data[1500:2200] and len(part.obj) <= 700 + 4
+
+
+BASE64_TEXT = st.one_of(st.text(alphabet="QUJDRUZHAa+/=\n -_é", max_size=40), st.binary(max_size=30).map(lambda b: base64.b64encode(b).decode()))
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=BASE64_TEXT, chunk=st.sampled_from([4, 8, 4 * 1024 * 1024]))
+def test_what_the_base64_check_accepts_strict_binascii_decodes_the_same(text: str, chunk: int) -> None:
+    """Accepted: decoded as the general path decodes it. Refused: the general path decides (see the fallback test).
+
+    Only canonical base64 is accepted: binascii's strict mode also takes stray
+    padding after whole groups (``QUJD=``), which is left to the general path.
+    """
+    encoded = text.encode()
+    original = wire.BASE64_CHECK_CHUNK
+    wire.BASE64_CHECK_CHUNK = chunk  # small chunks put padding and bad characters on chunk boundaries
+    try:
+        accepted = wire.is_base64(memoryview(encoded))
+    finally:
+        wire.BASE64_CHECK_CHUNK = original
+    if accepted:
+        assert Request.with_base64_data({}, memoryview(encoded)).data == binascii.a2b_base64(encoded, strict_mode=True)
+    elif _is_strict(encoded):  # refused though binascii decodes it: not canonical
+        assert base64.b64encode(binascii.a2b_base64(encoded, strict_mode=True)) != encoded
+
+
+def _is_strict(encoded: bytes) -> bool:
+    try:
+        binascii.a2b_base64(encoded, strict_mode=True)
+    except binascii.Error:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("data", "decoded"),
+    [
+        ("QQ==QUJD", None),  # padding before the end: the whole string is text, as the general path takes it
+        ("QUJD QUJD", None),
+        ("not base64!", None),
+        ("QUJ", None),
+        ("QUJD=", b"ABC"),  # stray padding: left to the general path, which takes it as binascii does
+        ("QUJD\\nQUJD", b"ABCABC"),  # a JSON-escaped newline: the general path drops it, as Go's decoder does
+        ("QUJD\\r\\nQUJD", b"ABCABC"),
+    ],
+)
+def test_base64_the_large_path_cannot_take_falls_back_to_the_general_path(data: str, decoded: bytes | None) -> None:
+    run = "QUJD" * (wire.LARGE_BODY // 4)
+    raw = ('{"metadata":{"method":"upload_item"},"data":"' + run + data + '"}').encode()
+    fast, general = both_paths(raw)
+    assert fast == general and isinstance(fast, Request)
+    assert fast.data == ((run + data).encode() if decoded is None else b"ABC" * (wire.LARGE_BODY // 4) + decoded)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    metadata=st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=4),
+    data=st.one_of(st.none(), st.binary(max_size=300)),
+    is_error=st.booleans(),
+    error=st.text(max_size=12),
+)
+def test_the_reply_body_is_byte_for_byte_the_kubemq_targets_json(metadata: dict[str, str], data: bytes | None, is_error: bool, error: str) -> None:
+    response = Response(metadata=metadata, data=data, is_error=is_error, error=error)
+    expected = {"metadata": dict(sorted(metadata.items())), "data": None if data is None else base64.b64encode(data).decode(), "is_error": is_error, "error": error}
+    assert response.to_json() == json.dumps(expected, separators=(",", ":")).encode() == b"".join(response.json_parts())
