@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 SCANNERS ?= .venv-scanners
 SCANNERS_STAMP := $(SCANNERS)/.installed
 
-.PHONY: install scanners run test test-fast validate schema docs broker bench clean
+.PHONY: install scanners run test test-fast lint format validate schema docs broker bench clean
 
 install: $(STAMP)
 
@@ -32,13 +32,24 @@ $(SCANNERS_STAMP): tests/ops/scanners.txt
 run: install
 	$(BIN)/kubemq-s3 run -c $(CONFIG)
 
-## Install and run the whole test suite.
-test: install scanners
+## Install, check the code (lint, format, types) and run the whole test suite.
+test: install scanners lint
 	$(BIN)/python -m pytest
 
 ## The suite without the large-object tests.
-test-fast: install scanners
+test-fast: install scanners lint
 	$(BIN)/python -m pytest -m "not slow"
+
+## Lint, formatting and type checks, as `make test` runs them.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Apply the formatter and the linter's safe fixes.
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 validate: install
 	$(BIN)/kubemq-s3 validate -c $(CONFIG)
@@ -54,7 +65,9 @@ docs: install
 broker: install
 	$(BIN)/kubemq-s3 broker --port 50000
 
+## The benchmarks: small requests against a minimal responder, then large objects.
 bench: install
+	$(BIN)/python benchmarks/bench_requests.py
 	$(BIN)/python benchmarks/bench_large_objects.py
 
 clean:

@@ -55,7 +55,7 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     apiPort: int = Field(DEFAULT_API_PORT, ge=0, le=65535, description="HTTP API port (health, readiness, metrics, bindings); 0 disables it.")
-    apiHost: str = Field("0.0.0.0", description="Address the HTTP API binds to.")
+    apiHost: str = Field("0.0.0.0", description="Address the HTTP API binds to.")  # noqa: S104 - in a pod, probes and scrapes come from outside
     apiRequests: bool = Field(
         False,
         description="Serve `POST /bindings/request`, which runs a request through a binding with no KubeMQ auth in between: enable only where the API is not reachable by untrusted clients.",
@@ -64,7 +64,9 @@ class Config(BaseModel):
     logFormat: Literal["auto", "json", "console"] = Field("auto", description="`auto`: console on a terminal, JSON lines otherwise.")
     drainTimeoutSeconds: float = Field(25.0, ge=0, le=3600, description="On shutdown or a binding restart, how long in-flight requests may finish.")
     embeddedBrokerPort: int = Field(50000, ge=0, le=65535, description="Port of the built-in development broker started for `address: embedded`.")
-    tracing: TracingSettings = Field(default_factory=TracingSettings, description="OpenTelemetry tracing (off by default; see its own table). Changes take effect on restart.")
+    tracing: TracingSettings = Field(
+        default_factory=lambda: TracingSettings.model_validate({}), description="OpenTelemetry tracing (off by default; see its own table). Changes take effect on restart."
+    )
     bindings: list[BindingConfig] | None = Field(default=None, description="The bindings; none is allowed (the process then only serves its API).")
 
 

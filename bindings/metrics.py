@@ -94,7 +94,9 @@ class Metrics:
         self.errors.labels(labels["binding"], labels["source_kind"], labels["target_kind"], method, error_code(error)).inc()
 
     def _series(self, labels: dict[str, str], method: str) -> _MethodSeries:
-        return _MethodSeries(*(metric.labels(labels["binding"], labels["source_kind"], labels["target_kind"], method) for metric in (self.requests, self.duration, self.request_bytes, self.response_bytes)))
+        return _MethodSeries(
+            *(metric.labels(labels["binding"], labels["source_kind"], labels["target_kind"], method) for metric in (self.requests, self.duration, self.request_bytes, self.response_bytes))
+        )
 
     def middleware(self, labels: dict[str, str]) -> Callable[[CallHandler], CallHandler]:
         """A middleware recording each request once, whatever its outcome; series are looked up once per method."""

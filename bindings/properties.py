@@ -19,7 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from bindings.errors import ConfigProblem
 from bindings.hints import choices_message, value_message
 
-SECRET_MARK = "secret"
+SECRET_MARK = "secret"  # noqa: S105 - the marker of secret fields, not a secret
 
 
 def field(default: Any = ..., *, description: str, example: Any = None, secret: bool = False, **kwargs: Any) -> Any:

@@ -28,7 +28,5 @@ class CommandSource(RequestsSource):
 
     async def deliver(self, client: AsyncCQClient, message: pb.Request, outcome: Outcome) -> None:
         response = outcome.response
-        reply = CommandResponse(
-            command_received=CommandReceived(**self.reply_address(message)), is_executed=not response.is_error, error=response.error, tags=tracing.inject({})
-        )
+        reply = CommandResponse(command_received=CommandReceived(**self.reply_address(message)), is_executed=not response.is_error, error=response.error, tags=tracing.inject({}))
         await client.send_response(reply)

@@ -131,7 +131,9 @@ class ConnectionProperties(Properties):
     tls_ca_file: CertificateFile = field("", description="PEM file of the CA(s) that verify the KubeMQ server's certificate; empty: the system's trusted roots.", example="/etc/kubemq-s3/tls/ca.crt")
     tls_cert_file: CertificateFile = field("", description="PEM client certificate for mutual TLS; needs `tls_key_file`.", example="/etc/kubemq-s3/tls/tls.crt")
     tls_key_file: KeyFile = field("", description="PEM (unencrypted) private key of `tls_cert_file`; needs `tls_cert_file`. Only its path is ever shown.", example="/etc/kubemq-s3/tls/tls.key")
-    tls_server_name: str = field("", description="Name checked in the server's certificate instead of the address's host (when KubeMQ is reached by IP or another name).", example="kubemq-cluster-grpc.kubemq")
+    tls_server_name: str = field(
+        "", description="Name checked in the server's certificate instead of the address's host (when KubeMQ is reached by IP or another name).", example="kubemq-cluster-grpc.kubemq"
+    )
 
     @field_validator("address")
     @classmethod
@@ -207,7 +209,9 @@ class SubscriptionProperties(ConnectionProperties):
 class ReplyProperties(Properties):
     """Where the fire-and-forget kinds (events, events-store, queue) publish each response."""
 
-    response_channel: OutputChannel = field("", description="If set, each request's response (the kubemq-targets Response JSON) is published to this channel, in the source's own pattern.", example="responses.aws.s3")
+    response_channel: OutputChannel = field(
+        "", description="If set, each request's response (the kubemq-targets Response JSON) is published to this channel, in the source's own pattern.", example="responses.aws.s3"
+    )
 
     @model_validator(mode="after")
     def _response_channel_is_not_read(self) -> ReplyProperties:

@@ -65,7 +65,11 @@ class EventsStoreProperties(EventsProperties):
     )
     start_sequence: int = field(0, ge=0, description="First sequence to read when `start_position: sequence`.", example=1)
     start_time_delta_seconds: int = field(0, ge=0, description="How far back to start when `start_position: time_delta`, in seconds.", example=3600)
-    state_file: str = field("", description="File where the last handled sequence is kept, so a restarted connector resumes instead of using `start_position`; empty: kept in memory only.", example="/var/lib/kubemq-s3/events-store.state")
+    state_file: str = field(
+        "",
+        description="File where the last handled sequence is kept, so a restarted connector resumes instead of using `start_position`; empty: kept in memory only.",
+        example="/var/lib/kubemq-s3/events-store.state",
+    )
 
     @model_validator(mode="after")
     def _start_value_given(self) -> EventsStoreProperties:
@@ -170,7 +174,7 @@ class EventsStoreSource(EventsSource):
         value = {"sequence": props.start_sequence, "time_delta": props.start_time_delta_seconds}.get(props.start_position, 0)
         return _START_TYPES[props.start_position], value
 
-    async def open_stream(self, client: AsyncPubSubClient, index: int, stop: asyncio.Event) -> AsyncIterator[pb.EventReceive]:  # type: ignore[override]
+    async def open_stream(self, client: AsyncPubSubClient, index: int, stop: asyncio.Event) -> AsyncIterator[pb.EventReceive]:
         """Subscribe at ``resume_at``; re-subscribe there whenever events are handed back.
 
         A live subscription is already past the events a draining predecessor

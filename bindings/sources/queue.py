@@ -74,8 +74,12 @@ class QueueProperties(ReplyProperties, ConnectionProperties):
     max_concurrency: int = field(32, ge=1, le=1000, description="Most requests in flight for this binding (there are never more than `sources` x `batch_size`).", example=32)
     batch_size: int = field(1, ge=1, le=1024, description="Most messages taken per poll. A poll returns when it has this many or `wait_timeout` has passed.", example=1)
     wait_timeout: int = field(5, ge=1, le=86400, description="Seconds one poll waits for messages (at most 60 per poll; larger values are accepted for kubemq-targets configs).", example=5)
-    max_receive_count: int = field(3, ge=1, le=1024, description="Deliveries of a message before it is dead-lettered, whatever brought it back (a retryable failure, a response lost in transit).", example=3)
-    dead_letter_queue: OutputChannel = field("", description="Queue that receives requests that failed for good (original body and metadata, error in the tags); empty: `<channel>.dlq`.", example="queue.aws.s3.dlq")
+    max_receive_count: int = field(
+        3, ge=1, le=1024, description="Deliveries of a message before it is dead-lettered, whatever brought it back (a retryable failure, a response lost in transit).", example=3
+    )
+    dead_letter_queue: OutputChannel = field(
+        "", description="Queue that receives requests that failed for good (original body and metadata, error in the tags); empty: `<channel>.dlq`.", example="queue.aws.s3.dlq"
+    )
 
     @model_validator(mode="after")
     def _default_dead_letter_queue(self) -> QueueProperties:
@@ -168,7 +172,7 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
         """No limit without ``response_channel``: nothing is sent back, so no object is too big to reply with."""
         return super().max_reply_data if self.properties.response_channel else None
 
-    async def open_stream(self, client: AsyncQueuesClient, index: int, stop: asyncio.Event) -> AsyncIterator[Polled]:  # type: ignore[override]
+    async def open_stream(self, client: AsyncQueuesClient, index: int, stop: asyncio.Event) -> AsyncIterator[Polled]:
         wait = min(self.properties.wait_timeout, MAX_POLL_SECONDS)
         while not stop.is_set():
             self._unanswered_polls.add(client)
@@ -272,7 +276,14 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
             "receive_count": str(message.receive_count),
             "binding": self.binding,
         }
-        log.error("queue request failed for good; dead-lettered", binding=self.binding, request_id=message.id, receive_count=message.receive_count, dead_letter_queue=self.properties.dead_letter_queue, error=error)
+        log.error(
+            "queue request failed for good; dead-lettered",
+            binding=self.binding,
+            request_id=message.id,
+            receive_count=message.receive_count,
+            dead_letter_queue=self.properties.dead_letter_queue,
+            error=error,
+        )
         copy = QueueMessage(channel=self.properties.dead_letter_queue, id=message.id, metadata=message.metadata or None, body=message.body, tags=tracing.inject(tags))
         size = len(message.body)
         try:
@@ -287,6 +298,7 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
             await _send(client, stripped)
         except SendRefused as exc:
             log.error("dead-letter copy refused even without the body; message given up", binding=self.binding, request_id=message.id, size=size, error=str(exc))
+
 
 async def _send(client: AsyncQueuesClient, message: QueueMessage) -> None:
     """Send one message; ``SendRefused`` when sending it again would fail the same way."""

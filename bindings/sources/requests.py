@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from kubemq import AsyncCQClient, ClientConfig, RetryPolicy
 from kubemq.grpc import kubemq_pb2 as pb
@@ -48,6 +48,6 @@ class RequestsSource(SubscriptionSource[AsyncCQClient, pb.Request]):
         return tags
 
     @staticmethod
-    def reply_address(message: pb.Request) -> dict[str, str]:
+    def reply_address(message: pb.Request) -> dict[str, Any]:
         """What a reply needs of the request: the SDK's ``*Received.decode`` would also copy its whole body."""
         return {"id": message.RequestID, "from_client_id": message.ClientID, "channel": message.Channel, "reply_channel": message.ReplyChannel}

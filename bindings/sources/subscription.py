@@ -100,10 +100,7 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
     async def start(self, handler: RequestHandler) -> None:
         self._handler = handler
         self._stopping.clear()
-        self._loops = [
-            asyncio.create_task(self._subscription_loop(index), name=f"{self.binding}-{self.kind}-{index}")
-            for index in range(self.properties.sources)
-        ]
+        self._loops = [asyncio.create_task(self._subscription_loop(index), name=f"{self.binding}-{self.kind}-{index}") for index in range(self.properties.sources)]
 
     async def stop(self, drain_timeout: float) -> None:
         self._stopping.set()
@@ -233,22 +230,21 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
 
     async def _outcome(self, index: int, message: MessageT, received: float) -> Outcome:
         """The handler's outcome; an error outcome if anything fails before or inside it."""
-        assert self._handler is not None
         try:
+            if self._handler is None:
+                raise RuntimeError("the source was not started")
             request_id, body, timeout = self.describe(message)
             deadline = received + timeout if timeout else None
             context = RequestContext(binding=self.binding, request_id=request_id or uuid.uuid4().hex, source_kind=self.kind, deadline=deadline)
             if len(body) > self.properties.max_message_size:
                 # Received whole (the receive limit is the server's), but never run: it could not be answered either.
-                error: RequestError = InvalidRequestError(
-                    f"invalid request format, the message is {len(body)} bytes, more than max_message_size ({self.properties.max_message_size}); not run"
-                )
+                error: RequestError = InvalidRequestError(f"invalid request format, the message is {len(body)} bytes, more than max_message_size ({self.properties.max_message_size}); not run")
                 return Outcome(Response.failure(error), error)
             return await tracing.run(self._handler, body, context)
         except asyncio.CancelledError:
             await self._settle_cut_off(index, message)
             raise
-        except Exception as exc:  # noqa: BLE001 - a handler never raises; if it did, the message still gets an answer
+        except Exception as exc:  # a handler never raises; if it did, the message still gets an answer
             log.exception("request handling failed", binding=self.binding, source=self.kind)
             error = RequestError(f"internal error: {describe(exc)}")
             return Outcome(Response.failure(error), error)

@@ -22,8 +22,8 @@ from botocore.exceptions import ClientError, WaiterError
 from bindings.errors import TargetError
 from connector.s3.errors import NO_SUCH_BUCKET, NO_SUCH_KEY, client_error, is_not_found, waiter_error
 from connector.s3.options import S3Properties
-from connector.s3.tracing import trace_s3_calls
 from connector.s3.policy import AccessPolicy
+from connector.s3.tracing import trace_s3_calls
 
 DEFAULT_REGION = "us-east-1"
 MIN_POOL = 10
@@ -71,9 +71,7 @@ class S3Client:
             user_agent_extra=USER_AGENT,
         )
         trace_s3_calls()  # nothing when tracing is off
-        self._client = await self._stack.enter_async_context(
-            session.client("s3", endpoint_url=self.endpoint_url, region_name=self.region, verify=self.properties.verify, config=config)
-        )
+        self._client = await self._stack.enter_async_context(session.client("s3", endpoint_url=self.endpoint_url, region_name=self.region, verify=self.properties.verify, config=config))
 
     async def close(self) -> None:
         self._client = None

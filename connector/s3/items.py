@@ -11,7 +11,7 @@ key) or as separate keys, and switches to a multipart copy for huge sources.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 from urllib.parse import quote, unquote
 
@@ -58,9 +58,7 @@ class NewObject(Encryption, Tagging, ObjectAttributes):
 
 class UploadItemMetadata(WaitMetadata, Digests, NewObject, ItemMetadata):
     file_name: str | None = field(None, description="File name; used as the key when `item_name` is left out.", example="q1.pdf")
-    if_none_match: Literal["*"] | None = field(
-        None, description="`*`: create only if the key does not exist yet (412 PreconditionFailed otherwise), safe under redelivery.", example="*"
-    )
+    if_none_match: Literal["*"] | None = field(None, description="`*`: create only if the key does not exist yet (412 PreconditionFailed otherwise), safe under redelivery.", example="*")
 
     @model_validator(mode="before")
     @classmethod
@@ -79,7 +77,7 @@ class UploadItemMetadata(WaitMetadata, Digests, NewObject, ItemMetadata):
 class GetItemMetadata(VersionMetadata, ItemMetadata):
     decode: Decode | None = field(
         None,
-        description="Return the content as JSON `{\"json\"|\"text\"|\"base64\": ...}` instead of raw bytes; `auto` decides by Content-Type.",
+        description='Return the content as JSON `{"json"|"text"|"base64": ...}` instead of raw bytes; `auto` decides by Content-Type.',
         example="auto",
     )
     range: str | None = field(None, pattern=r"^bytes=(\d+-\d*|-\d+)$", description="Only these bytes (HTTP Range syntax, one range).", example="bytes=0-1023")
@@ -314,7 +312,7 @@ async def presign_url(s3: S3Client, metadata: PresignUrlMetadata, request: Reque
     part = _present(ContentType=metadata.content_type, UploadId=metadata.upload_id, PartNumber=metadata.part_number)
     params = {"Bucket": metadata.bucket_name, "Key": metadata.item_name, **part}
     credentials_expire = await s3.credentials_expiry()
-    signed_at = datetime.now(timezone.utc).replace(microsecond=0)  # SigV4 dates have whole seconds
+    signed_at = datetime.now(UTC).replace(microsecond=0)  # SigV4 dates have whole seconds
     expires_seconds = metadata.expires_seconds
     if credentials_expire is not None:
         expires_seconds = max(1, min(expires_seconds, int((credentials_expire - signed_at).total_seconds())))

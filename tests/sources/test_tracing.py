@@ -154,9 +154,7 @@ async def test_the_sdk_cannot_send_with_a_span_current_so_the_connector_sends_ou
     assert sent == [{"request_id": "r-1", "traceparent": traceparent(span)}]
 
 
-async def test_a_query_to_s3_is_one_trace_from_sender_to_s3(
-    spans: InMemorySpanExporter, broker: EmbeddedBroker, start_connector: StartConnector, s3_properties: dict[str, str], bucket: str
-) -> None:
+async def test_a_query_to_s3_is_one_trace_from_sender_to_s3(spans: InMemorySpanExporter, broker: EmbeddedBroker, start_connector: StartConnector, s3_properties: dict[str, str], bucket: str) -> None:
     await start(start_connector, broker, config(binding("s3", "kubemq.query", "trace.s3", target=s3_target_yaml(s3_properties))), REGISTRY)
     sender = SENDER.start_span("upload report", kind=SpanKind.PRODUCER)
     request = Request({"method": "upload_item", "bucket_name": bucket, "item_name": "reports/q1.txt"}, b"quarterly")
@@ -297,9 +295,7 @@ OFF_SCRIPT = textwrap.dedent(
 def test_tracing_off_loads_nothing_and_adds_nothing(tmp_path: Any) -> None:
     """With no ``tracing:`` and no ``OTEL_*``: no OpenTelemetry SDK loaded, nothing injected, the request served."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("OTEL_")}
-    result = subprocess.run(
-        [sys.executable, "-c", OFF_SCRIPT, str(tmp_path / "config.yaml")], capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, check=False
-    )
+    result = subprocess.run([sys.executable, "-c", OFF_SCRIPT, str(tmp_path / "config.yaml")], capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, check=False)
     assert result.returncode == 0, result.stderr
     state = json.loads(result.stdout.strip().splitlines()[-1])
     assert state == {"active": False, "loaded": [], "reply_tags": {}, "executed": True}

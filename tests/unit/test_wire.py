@@ -22,7 +22,7 @@ def test_metadata_and_base64_data() -> None:
 
 
 def test_empty_body_is_an_error() -> None:
-    with pytest.raises(InvalidRequestError, match="^invalid request format, empty request$"):
+    with pytest.raises(InvalidRequestError, match=r"^invalid request format, empty request$"):
         parse_request(b"")
 
 
@@ -74,7 +74,7 @@ def test_reply_has_all_four_keys_in_kubemq_targets_order() -> None:
 
 
 def test_error_reply_has_empty_metadata_and_null_data() -> None:
-    assert json.loads(Response.failure("boom \"quoted\"").to_json()) == {"metadata": {}, "data": None, "is_error": True, "error": 'boom "quoted"'}
+    assert json.loads(Response.failure('boom "quoted"').to_json()) == {"metadata": {}, "data": None, "is_error": True, "error": 'boom "quoted"'}
 
 
 def test_reply_round_trips_binary_and_bytearray_data() -> None:
@@ -94,7 +94,6 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from bindings import wire  # noqa: E402
-
 
 
 def both_paths(raw: bytes) -> tuple[object, object]:
