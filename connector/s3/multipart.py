@@ -31,7 +31,7 @@ from connector.s3.integrity import Digests, stored_checksums
 from connector.s3.items import NewObject, finish_upload
 from connector.s3.metadata import BucketMetadata, ItemMetadata, WaitMetadata
 from connector.s3.results import CREATE_MULTIPART_UPLOAD, LIST_MULTIPART_UPLOADS, LIST_PARTS, UPLOAD_PART, to_json
-from connector.s3.transfer import MAX_PARTS
+from connector.s3.transfer import MAX_PARTS, PayloadReader
 
 PAGE = 1000  # the most ListParts and ListMultipartUploads return per call
 PART_CHECKSUMS = ("ChecksumCRC32", "ChecksumCRC32C", "ChecksumCRC64NVME", "ChecksumSHA1", "ChecksumSHA256")
@@ -131,7 +131,7 @@ async def upload_part(s3: S3Client, metadata: UploadPartMetadata, request: Reque
         Key=metadata.item_name,
         UploadId=metadata.upload_id,
         PartNumber=metadata.part_number,
-        Body=request.data,
+        Body=PayloadReader(request),  # streamed: data still in the message as base64 is decoded a read at a time
         **metadata.digest_args(),
     )
     return Response.ok(

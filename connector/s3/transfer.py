@@ -1,9 +1,10 @@
 """Moving object bytes with bounded memory: multipart upload from a payload, body download.
 
-A request's payload is already in memory, so a multipart upload sends parts
-of it with a bounded number in flight: a view of decoded data, or, for data
-still in the message as base64, just that part decoded (the whole object is
-never decoded next to its encoding). It aborts the upload if any part fails,
+A request's payload is already in memory, so a multipart upload streams
+parts of it with a bounded number in flight, each read as botocore asks:
+from decoded data without a copy, or, for data still in the message as
+base64, decoded a read at a time (the object, or a part of it, is never
+decoded whole next to its encoding). It aborts the upload if any part fails,
 so no orphaned parts keep costing storage. A download is read straight into one
 preallocated buffer of the object's size instead of a list of chunks joined
 at the end (which would need twice the memory), and only once its announced
@@ -28,11 +29,13 @@ COMPLETE_ONLY = ("IfNoneMatch",)
 
 
 class PayloadReader(io.RawIOBase):
-    """A seekable read-only file over a memoryview, so botocore can stream (and re-send) a part without a copy."""
+    """A seekable read-only file over ``size`` bytes of a request's data from ``start``: botocore streams (and re-sends) it."""
 
-    def __init__(self, view: memoryview) -> None:
+    def __init__(self, request: Request, start: int = 0, size: int | None = None) -> None:
         super().__init__()
-        self._view = view
+        self._request = request
+        self._start = start
+        self._size = max(0, min(request.size - start, request.size if size is None else size))
         self._position = 0
 
     def readable(self) -> bool:
@@ -45,18 +48,18 @@ class PayloadReader(io.RawIOBase):
         return self._position
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._view)}[whence]
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
         self._position = max(0, base + offset)
         return self._position
 
     def readinto(self, buffer: Any) -> int:
-        size = max(0, min(len(buffer), len(self._view) - self._position))
-        buffer[:size] = self._view[self._position : self._position + size]
+        size = max(0, min(len(buffer), self._size - self._position))
+        buffer[:size] = self._request.part(self._start + self._position, size)
         self._position += size
         return size
 
     def __len__(self) -> int:
-        return len(self._view)
+        return self._size
 
 
 def part_size_for(total: int, preferred: int) -> int:
@@ -76,8 +79,8 @@ async def multipart_upload(client: Any, bucket: str, key: str, request: Request,
     slots = asyncio.Semaphore(concurrency)
 
     async def send(number: int, start: int) -> dict[str, Any]:
-        async with slots:  # a part is decoded only once it has a slot: at most ``concurrency`` are held
-            part = await client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=PayloadReader(request.part(start, size)))
+        async with slots:
+            part = await client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=PayloadReader(request, start, size))
         return {"ETag": part["ETag"], "PartNumber": number}
 
     try:
