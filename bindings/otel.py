@@ -43,7 +43,7 @@ FLUSH_ON_CLOSE_SECONDS = 2.0
 log = structlog.get_logger("bindings.tracing")
 
 # The span of the request being served in this task (and the tasks it starts).
-_request_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar("kubemq_s3_request_span", default=None)
+_request_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar("bindings_request_span", default=None)
 
 
 class Tracing:
