@@ -1,37 +1,59 @@
 """Large objects through the whole path: SDK sender -> broker -> connector process -> SeaweedFS.
 
-Measures, per object size, the time of ``upload_item`` and ``get_item`` and the
-connector process's resident-memory high-water mark (``VmHWM``) above its idle
-size. The connector runs as its own process (``python -m connector run``) so
-its memory is not mixed with the sender's or the broker's.
+Measures ``upload_item`` and ``get_item`` of one object, each on its own: its
+time, and the connector process's resident-memory high-water mark (``VmHWM``,
+reset through ``clear_refs``) above its RSS just before. The connector runs as
+its own process (``python -m connector run``) so its memory is not mixed with
+the sender's or the broker's, and a fresh one serves each measured request
+(after a small warm-up round trip): memory a large request freed stays
+resident for a while and would otherwise count as the next one's idle. The
+object a ``get_item`` reads is stored behind the connector's back. With
+``--at-once N``, N uploads of the object are also sent at the same time.
 
-    .venv/bin/python benchmarks/bench_large_objects.py [--sizes 10,50,74] [--rounds 2]
+``--multipart N`` also sends an N MiB file through the command line, as a user
+would (``kubemq-s3 send --data-file FILE --part-size 16MiB``: a multipart upload
+through the bus), and fetches it back with ``--output`` (in ranges).
+
+    .venv/bin/python benchmarks/bench_large_objects.py [--sizes 64] [--rounds 3] [--at-once 3] [--multipart 300]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import hashlib
+import itertools
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
-from devbroker import EmbeddedBroker  # noqa: E402
+import aioboto3  # noqa: E402
+
 from bindings.client import query  # noqa: E402
 from bindings.wire import Request  # noqa: E402
 from connector.s3.embedded import EmbeddedS3  # noqa: E402
+from devbroker import EmbeddedBroker  # noqa: E402
 
 MIB = 1024 * 1024
-CHANNEL = "bench.aws.s3"
+BUCKET = "bench"
+PART_SIZE = "16MiB"
+WARM_UP = os.urandom(MIB)
+# An operation, its object's size in MiB, and each round's (seconds, peak RSS growth in MiB).
+Row = tuple[str, int, list[tuple[float, float]]]
+_channels = itertools.count(1)
 
 
 def free_port() -> int:
@@ -52,7 +74,7 @@ def reset_high_water(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
-def config(broker: str, s3: EmbeddedS3, api_port: int) -> str:
+def config(broker: str, s3: EmbeddedS3, api_port: int, channel: str) -> str:
     return f"""
 apiPort: {api_port}
 apiHost: 127.0.0.1
@@ -63,7 +85,7 @@ bindings:
       kind: kubemq.query
       properties:
         address: "{broker}"
-        channel: "{CHANNEL}"
+        channel: "{channel}"
         max_concurrency: "4"
     target:
       kind: aws.s3
@@ -75,57 +97,128 @@ bindings:
 """
 
 
-async def send(broker: EmbeddedBroker, metadata: dict[str, str], data: bytes = b"") -> tuple[float, bytes | None]:
-    started = time.perf_counter()
-    response = await query(broker.address, CHANNEL, Request(metadata=metadata, data=data), timeout=300)
-    if response.is_error:
-        raise RuntimeError(response.error)
-    return time.perf_counter() - started, response.data
+class Connector:
+    """A connector process of its own, on a channel of its own, warmed up by a small round trip."""
+
+    def __init__(self, broker: EmbeddedBroker, pid: int, channel: str) -> None:
+        self.broker, self.pid, self.channel = broker, pid, channel
+
+    async def send(self, metadata: dict[str, str], data: bytes = b"") -> bytes | None:
+        response = await query(self.broker.address, self.channel, Request(metadata=metadata, data=data), timeout=300)
+        if response.is_error:
+            raise RuntimeError(response.error)
+        return response.data
+
+    async def measure(self, work: Awaitable[Any]) -> tuple[float, float, Any]:
+        """Seconds ``work`` took, the connector's peak RSS growth meanwhile in MiB, and what ``work`` returned."""
+        reset_high_water(self.pid)
+        base = memory_kib(self.pid, "VmRSS")
+        started = time.perf_counter()
+        result = await work
+        seconds = time.perf_counter() - started
+        return seconds, (memory_kib(self.pid, "VmHWM") - base) / 1024, result
 
 
-async def wait_subscribed(broker: EmbeddedBroker) -> None:
-    await broker.wait_for_subscribers(CHANNEL, 1, kind="queries", timeout=60)
+@contextlib.asynccontextmanager
+async def connector(broker: EmbeddedBroker, s3: EmbeddedS3, directory: Path) -> AsyncIterator[Connector]:
+    channel = f"bench.{next(_channels)}.aws.s3"
+    path = directory / f"{channel}.yaml"
+    path.write_text(config(broker.address, s3, free_port(), channel))
+    process = subprocess.Popen([sys.executable, "-m", "connector", "run", "-c", str(path)], cwd=ROOT, stdout=subprocess.DEVNULL)
+    try:
+        await broker.wait_for_subscribers(channel, 1, kind="queries", timeout=60)
+        running = Connector(broker, process.pid, channel)
+        where = {"bucket_name": BUCKET, "item_name": "warm-up"}
+        await running.send({"method": "upload_item", **where}, WARM_UP)
+        assert await running.send({"method": "get_item", **where}) == WARM_UP
+        yield running
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
-async def main(sizes: list[int], rounds: int) -> None:
+def report(rows: list[Row]) -> None:
+    print("| operation | object | time s (median) | connector peak RSS growth (median) | ratio to object | rounds (s, MiB) |")
+    print("|---|---|---|---|---|---|")
+    for operation, size, rounds in rows:
+        seconds = statistics.median(s for s, _ in rounds)
+        peak = statistics.median(p for _, p in rounds)
+        shown = ", ".join(f"{s:.2f}/{p:.0f}" for s, p in rounds)
+        print(f"| {operation} | {size} MiB | {seconds:.2f} | {peak:.0f} MiB | {peak / size:.2f}x | {shown} |")
+
+
+async def one_message(broker: EmbeddedBroker, s3: EmbeddedS3, store: Any, directory: Path, size: int, rounds: int, at_once: int) -> list[Row]:
+    """``upload_item`` and ``get_item`` of ``size`` MiB (and ``at_once`` uploads together), in turn, each in a fresh connector."""
+    payload = os.urandom(size * MIB)
+    uploads: list[tuple[float, float]] = []
+    gets: list[tuple[float, float]] = []
+    together: list[tuple[float, float]] = []
+    for _ in range(rounds):
+        async with connector(broker, s3, directory) as running:
+            where = {"bucket_name": BUCKET, "item_name": f"up-{size}"}
+            seconds, peak, _ = await running.measure(running.send({"method": "upload_item", **where}, payload))
+            uploads.append((seconds, peak))
+        await store.put_object(Bucket=BUCKET, Key=f"down-{size}", Body=payload)
+        async with connector(broker, s3, directory) as running:
+            seconds, peak, data = await running.measure(running.send({"method": "get_item", "bucket_name": BUCKET, "item_name": f"down-{size}"}))
+            assert data == payload, "downloaded object differs"
+            gets.append((seconds, peak))
+        if at_once > 1:
+            async with connector(broker, s3, directory) as running:
+                sends = (running.send({"method": "upload_item", "bucket_name": BUCKET, "item_name": f"at-once-{n}"}, payload) for n in range(at_once))
+                seconds, peak, _ = await running.measure(asyncio.gather(*sends))
+                together.append((seconds, peak))
+    return [("upload_item", size, uploads), ("get_item", size, gets)] + ([(f"{at_once} upload_item at once", size, together)] if together else [])
+
+
+async def command_line(broker: EmbeddedBroker, s3: EmbeddedS3, directory: Path, size: int, rounds: int) -> list[Row]:
+    """A ``size`` MiB file up through ``kubemq-s3 send --data-file`` (in parts) and back with ``--output`` (in ranges)."""
+    file, copy = directory / "large.bin", directory / "large.copy"
+    digest = hashlib.sha256()
+    with file.open("wb") as out:
+        for _ in range(size):
+            chunk = os.urandom(MIB)
+            digest.update(chunk)
+            out.write(chunk)
+    ups: list[tuple[float, float]] = []
+    downs: list[tuple[float, float]] = []
+    for _ in range(rounds):
+        for command, results in ((["--data-file", str(file), "-m", "method=upload_item"], ups), (["--output", str(copy), "-m", "method=get_item"], downs)):
+            async with connector(broker, s3, directory) as running:
+                args = ["send", "--address", broker.address, "--channel", running.channel, "-m", f"bucket_name={BUCKET}", "-m", "item_name=cli.bin"]
+                seconds, peak, _ = await running.measure(kubemq_s3(*args, *command, "--part-size", PART_SIZE, "--timeout", "300"))
+                results.append((seconds, peak))
+        assert hashlib.sha256(copy.read_bytes()).digest() == digest.digest(), "downloaded file differs"
+    return [(f"send --data-file (parts of {PART_SIZE})", size, ups), (f"send --output (ranges of {PART_SIZE})", size, downs)]
+
+
+async def kubemq_s3(*args: str) -> None:
+    """The command line in a child process: this process's event loop keeps serving the broker meanwhile."""
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "connector", *args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, stderr = await process.communicate()
+    if process.returncode:
+        raise RuntimeError(f"kubemq-s3 {args[0]} failed: {stderr.decode()}")
+
+
+async def main(sizes: list[int], rounds: int, at_once: int, multipart: int | None) -> None:
     async with EmbeddedS3() as s3, EmbeddedBroker(host="127.0.0.1", port=0) as broker:
-        with tempfile.TemporaryDirectory() as directory:
-            path = Path(directory) / "config.yaml"
-            path.write_text(config(broker.address, s3, free_port()))
-            process = subprocess.Popen([sys.executable, "-m", "connector", "run", "-c", str(path)], cwd=ROOT, stdout=subprocess.DEVNULL)
-            try:
-                await wait_subscribed(broker)
-                await send(broker, {"method": "create_bucket", "bucket_name": "bench"})
-                idle = memory_kib(process.pid, "VmRSS")
-                print(f"connector idle RSS: {idle / 1024:.0f} MiB")
-                print("| object | upload s | get s | connector peak RSS above idle (upload / get) | ratio to object (upload / get) |")
-                print("|---|---|---|---|---|")
+        session = aioboto3.Session(aws_access_key_id=s3.access_key, aws_secret_access_key=s3.secret_key, region_name="us-east-1")
+        async with session.client("s3", endpoint_url=s3.endpoint) as store:
+            await store.create_bucket(Bucket=BUCKET)
+            with tempfile.TemporaryDirectory() as directory:
+                rows: list[Row] = []
                 for size in sizes:
-                    payload = os.urandom(size * MIB)
-                    for _ in range(rounds):
-                        reset_high_water(process.pid)
-                        base = memory_kib(process.pid, "VmRSS")
-                        upload_s, _ = await send(broker, {"method": "upload_item", "bucket_name": "bench", "item_name": f"obj-{size}"}, payload)
-                        upload_peak = memory_kib(process.pid, "VmHWM") - base
-                        reset_high_water(process.pid)
-                        base = memory_kib(process.pid, "VmRSS")
-                        get_s, data = await send(broker, {"method": "get_item", "bucket_name": "bench", "item_name": f"obj-{size}"})
-                        get_peak = memory_kib(process.pid, "VmHWM") - base
-                        assert data == payload, "downloaded object differs"
-                        print(
-                            f"| {size} MiB | {upload_s:.2f} | {get_s:.2f} | {upload_peak / 1024:.0f} / {get_peak / 1024:.0f} MiB "
-                            f"| {upload_peak / 1024 / size:.1f}x / {get_peak / 1024 / size:.1f}x |"
-                        )
-                await send(broker, {"method": "delete_all_items_from_bucket", "bucket_name": "bench"})
-                await send(broker, {"method": "delete_bucket", "bucket_name": "bench"})
-            finally:
-                process.terminate()
-                process.wait(30)
+                    rows += await one_message(broker, s3, store, Path(directory), size, rounds, at_once)
+                if multipart:
+                    rows += await command_line(broker, s3, Path(directory), multipart, rounds)
+    report(rows)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10,50,74", help="object sizes in MiB, comma separated")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--sizes", default="64", help="object sizes in MiB, comma separated, or empty for none (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements of each operation; medians are reported (default: %(default)s)")
+    parser.add_argument("--at-once", type=int, default=1, metavar="N", help="also send N uploads of each size at the same time (default: no)")
+    parser.add_argument("--multipart", type=int, metavar="MIB", help="also send a file this large through kubemq-s3 send (default: no)")
     args = parser.parse_args()
-    asyncio.run(main([int(s) for s in args.sizes.split(",")], args.rounds))
+    asyncio.run(main([int(s) for s in args.sizes.split(",") if s], args.rounds, args.at_once, args.multipart))
