@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import itertools
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 import aioboto3  # noqa: E402
 
+from benchmarks.support import connector_config  # noqa: E402
 from bindings.client import query  # noqa: E402
 from bindings.wire import Request  # noqa: E402
 from connector.s3.embedded import EmbeddedS3  # noqa: E402
@@ -56,12 +56,6 @@ Row = tuple[str, int, list[tuple[float, float]]]
 _channels = itertools.count(1)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def memory_kib(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -72,29 +66,6 @@ def memory_kib(pid: int, field: str) -> int:
 def reset_high_water(pid: int) -> None:
     # Writing 5 to clear_refs resets VmHWM to the current RSS (Linux >= 4.0).
     Path(f"/proc/{pid}/clear_refs").write_text("5")
-
-
-def config(broker: str, s3: EmbeddedS3, api_port: int, channel: str) -> str:
-    return f"""
-apiPort: {api_port}
-apiHost: 127.0.0.1
-logLevel: warning
-bindings:
-  - name: bench
-    source:
-      kind: kubemq.query
-      properties:
-        address: "{broker}"
-        channel: "{channel}"
-        max_concurrency: "4"
-    target:
-      kind: aws.s3
-      properties:
-        endpoint: "{s3.endpoint}"
-        aws_key: "{s3.access_key}"
-        aws_secret_key: "{s3.secret_key}"
-        region: "us-east-1"
-"""
 
 
 class Connector:
@@ -123,7 +94,7 @@ class Connector:
 async def connector(broker: EmbeddedBroker, s3: EmbeddedS3, directory: Path) -> AsyncIterator[Connector]:
     channel = f"bench.{next(_channels)}.aws.s3"
     path = directory / f"{channel}.yaml"
-    path.write_text(config(broker.address, s3, free_port(), channel))
+    path.write_text(connector_config(broker.address, s3, channel, top="\nlogLevel: warning", source='\n        max_concurrency: "4"'))
     process = subprocess.Popen([sys.executable, "-m", "connector", "run", "-c", str(path)], cwd=ROOT, stdout=subprocess.DEVNULL)
     try:
         await broker.wait_for_subscribers(channel, 1, kind="queries", timeout=60)

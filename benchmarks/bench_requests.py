@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import logging
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from kubemq import AsyncCQClient, QueryMessage  # noqa: E402
 
 logging.getLogger("kubemq").setLevel(logging.ERROR)  # one TLS-is-off warning per connection
 
+from benchmarks.support import connector_config, free_port  # noqa: E402
 from bindings.wire import Request, Response  # noqa: E402
 from connector.s3.embedded import EmbeddedS3  # noqa: E402
 
@@ -44,40 +44,10 @@ PAYLOAD = os.urandom(1024)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def connector_config(broker: str, s3: EmbeddedS3, channel: str) -> str:
-    """The shipped config.yaml's binding, pointed at this run's broker and store."""
-    return f"""
-apiPort: {free_port()}
-apiHost: 127.0.0.1
-bindings:
-  - name: s3
-    source:
-      kind: kubemq.query
-      properties:
-        address: "{broker}"
-        channel: "{channel}"
-    target:
-      kind: aws.s3
-      properties:
-        endpoint: "{s3.endpoint}"
-        aws_key: "{s3.access_key}"
-        aws_secret_key: "{s3.secret_key}"
-        region: "us-east-1"
-    properties:
-      retry_attempts: "3"
-"""
 
 
 @dataclass
@@ -140,7 +110,7 @@ async def main(requests: int, rounds: int) -> None:
             try:
                 processes.append(subprocess.Popen([sys.executable, "-m", "connector", "broker", "--host", "127.0.0.1", "--port", str(broker_port)], **quiet))
                 config = Path(directory) / "config.yaml"
-                config.write_text(connector_config(broker_address, s3, "bench.connector"))
+                config.write_text(connector_config(broker_address, s3, "bench.connector", middleware='\n    properties:\n      retry_attempts: "3"'))
                 connector = Responder("connector", "bench.connector", subprocess.Popen([sys.executable, "-m", "connector", "run", "-c", str(config)], **quiet))
                 minimal = Responder(
                     "minimal",
