@@ -48,6 +48,7 @@ class Binding:
         self._starter: asyncio.Task[None] | None = None
         # The development servers this binding's config names (``embedded``), pointed at once they run.
         self._services = Acquired(list(services))
+        self._source_pointed = False
         self._target_properties: Any = None
         self._labels = {"binding": spec.name, "source_kind": spec.source.kind, "target_kind": spec.target.kind}
         self._request_log = middleware.RequestLog(spec.name, spec.middleware.log_level)
@@ -83,9 +84,12 @@ class Binding:
     async def _init_target_once(self) -> bool:
         context = TargetContext(binding=self.name, max_concurrency=self.source.max_concurrency, log=log.bind(binding=self.name), max_reply_data=self.source.max_reply_data)
         try:
-            if self._target_properties is None:
-                # First the development servers the config names: both sides are pointed at them before use.
+            # First the development servers the config names: both sides are pointed at them before use,
+            # each once (a side already pointed is not acquired again when a later step failed).
+            if not self._source_pointed:
                 self.source.point_at(await self._services.resolve(self.spec.source.properties))
+                self._source_pointed = True
+            if self._target_properties is None:
                 self._target_properties = await self._services.resolve(self.spec.target.properties)
             await self.target.init(self._target_properties, context)
         except asyncio.CancelledError:
