@@ -145,6 +145,11 @@ class AccessPolicy:
             properties.read_only,
         )
 
+    @property
+    def restricts(self) -> bool:
+        """Whether any rule is set; without one every request passes, as in kubemq-targets."""
+        return self.methods is not None or self.buckets is not None or self.keys is not None or self.read_only
+
     def check(self, method: str, reaches: Sequence[Access], binding: str) -> None:
         """Raise ``PolicyDenied`` naming the first rule the request breaks (its values only, never the policy's)."""
         where = f"on binding {binding!r}"
