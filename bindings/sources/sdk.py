@@ -7,11 +7,15 @@ events-store iterators re-subscribe on their own with their own resume rule.
 So the sources read the same transport streams the public methods read, and
 still reply and publish through the public client methods.
 
-A large query reply is the third: the public ``send_response`` puts the
-body into a protobuf message, which gRPC serializes into new bytes and then
-copies into its own buffer, so the reply is held three times over at once.
+A large reply is the third: the public sends (``send_response``,
+``send_event_unary``, ``send_queue_message_simple``) put the body into a
+protobuf message, which gRPC serializes into new bytes and then copies into
+its own buffer, so the reply is held three times over at once.
 ``serialized_response`` builds the message's bytes with the body joined in
-once, and ``send_serialized_response`` sends them as the SDK sends a reply.
+once (``serialized_reply`` from a response, its data dropped once encoded),
+and ``send_serialized_response``, ``send_serialized_event`` and
+``send_serialized_queue_message`` send them as the SDK sends a reply, an event
+or a queue message, through a callable made once per gRPC channel.
 
 Queue acks are the last gap: KubeMQ sends no reply to an ack, and the
 SDK's ``close()`` cancels its downstream stream at once, so an ack queued just
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -35,6 +40,10 @@ from bindings.sources.connection import SubscriptionProperties
 
 _REQUEST_TYPES = (pb.Subscribe.Commands, pb.Subscribe.Queries)
 _SEND_RESPONSE = "/kubemq.kubemq/SendResponse"
+# Each serialized send: the type of its reply, and the SDK's error when it times out.
+_SENDS: dict[str, tuple[Any, str]] = {
+    _SEND_RESPONSE: (pb.Empty, "Send response timed out"),
+}
 # The key of ``Response.Body`` on the wire: its field number, length-delimited (wire type 2).
 _BODY_KEY = bytes([pb.Response.DESCRIPTOR.fields_by_name["Body"].number << 3 | 2])
 
@@ -77,21 +86,38 @@ def serialized_response(header: pb.Response, body: Sequence[bytes]) -> bytes:
 
 async def send_serialized_response(client: Any, reply: bytes, reply_channel: str) -> None:
     """Send a ``serialized_response`` as ``client.send_response`` sends a response: its retries, deadline and errors."""
-    transport = client._transport
+    client._ensure_connected()
+    await client._retry_executor.execute("SendResponse", _call, client._transport, _SEND_RESPONSE, reply, channel=reply_channel)
 
-    async def send() -> None:
-        transport._ensure_connected()
-        call = transport._channel.unary_unary(_SEND_RESPONSE, response_deserializer=pb.Empty.FromString)
-        try:
-            await asyncio.wait_for(call(reply), timeout=client.config.default_timeout_seconds)
-        except TimeoutError as exc:
-            raise KubeMQTimeoutError("Send response timed out") from exc
-        except grpc.aio.AioRpcError as exc:
-            if transport._is_connection_error(exc):
-                await transport._on_connection_lost()
-            raise from_grpc_error(exc) from exc
 
-    await client._retry_executor.execute("SendResponse", send, channel=reply_channel)
+async def _call(transport: Any, method: str, request: bytes) -> Any:
+    """One unary call of serialized bytes as the SDK's transport makes it: its deadline, reconnection and errors."""
+    transport._ensure_connected()
+    timeout = transport._config.default_timeout_seconds
+    try:
+        return await asyncio.wait_for(_callables(transport)[method](request), timeout=timeout)
+    except TimeoutError as exc:
+        raise KubeMQTimeoutError(_SENDS[method][1].format(seconds=timeout)) from exc
+    except grpc.aio.AioRpcError as exc:
+        if transport._is_connection_error(exc):
+            await transport._on_connection_lost()
+        raise from_grpc_error(exc) from exc
+
+
+# Per transport, its channel and the callables of ``_SENDS`` on it. A callable holds on to its
+# channel, so keyed by the channel an entry would never go; keyed weakly by the transport, it goes
+# with the client, and a reconnect (a new channel) replaces it.
+_callables_of: weakref.WeakKeyDictionary[Any, tuple[Any, dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
+def _callables(transport: Any) -> dict[str, Any]:
+    """The callables of the serialized sends on the transport's current channel, made once per channel as the SDK's stub is."""
+    channel = transport._channel
+    cached = _callables_of.get(transport)
+    if cached is None or cached[0] is not channel:
+        calls = {method: channel.unary_unary(method, response_deserializer=reply.FromString, _registered_method=True) for method, (reply, _) in _SENDS.items()}
+        cached = _callables_of[transport] = (channel, calls)
+    return cached[1]
 
 
 def _varint(value: int) -> bytes:
