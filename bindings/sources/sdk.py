@@ -30,22 +30,26 @@ import contextlib
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
-from kubemq import AsyncCancellationToken, KubeMQTimeoutError, from_grpc_error
+from google.protobuf.message import Message
+from kubemq import AsyncCancellationToken, KubeMQTimeoutError, QueueSendResult, from_grpc_error
 from kubemq.grpc import kubemq_pb2 as pb
 
 from bindings.sources.connection import SubscriptionProperties
+from bindings.wire import Response
 
 _REQUEST_TYPES = (pb.Subscribe.Commands, pb.Subscribe.Queries)
 _SEND_RESPONSE = "/kubemq.kubemq/SendResponse"
+_SEND_EVENT = "/kubemq.kubemq/SendEvent"
+_SEND_QUEUE_MESSAGE = "/kubemq.kubemq/SendQueueMessage"
 # Each serialized send: the type of its reply, and the SDK's error when it times out.
 _SENDS: dict[str, tuple[Any, str]] = {
     _SEND_RESPONSE: (pb.Empty, "Send response timed out"),
+    _SEND_EVENT: (pb.Result, "Send event timed out after {seconds}s"),
+    _SEND_QUEUE_MESSAGE: (pb.SendQueueMessageResult, "Queue send timed out after {seconds}s"),
 }
-# The key of ``Response.Body`` on the wire: its field number, length-delimited (wire type 2).
-_BODY_KEY = bytes([pb.Response.DESCRIPTOR.fields_by_name["Body"].number << 3 | 2])
 
 
 async def subscription_stream(client: Any, subscribe: pb.Subscribe, stop: asyncio.Event) -> AsyncIterator[Any]:
@@ -75,19 +79,57 @@ def subscribe_message(client: Any, properties: SubscriptionProperties, subscribe
     )
 
 
-def serialized_response(header: pb.Response, body: Sequence[bytes]) -> bytes:
-    """The wire bytes of ``header`` with the pieces of ``body``, joined, as its ``Body``.
+class Serialized(NamedTuple):
+    """A ``serialized_response`` and the size of its body, which ``max_send_size`` limits."""
+
+    wire: bytes
+    body_size: int
+
+
+def serialized_response(header: Message, body: Sequence[bytes]) -> bytes:
+    """The wire bytes of ``header`` (a ``pb.Response``, ``pb.Event`` or ``pb.QueueMessage``) with the pieces of ``body``, joined, as its ``Body``.
 
     Protobuf reads fields in any order, so the body simply follows the
     header's own fields (which must not include a body).
     """
-    return b"".join((header.SerializeToString(), _BODY_KEY, _varint(sum(map(len, body))), *body))
+    # The body's key: its field number, length-delimited (wire type 2).
+    key = header.DESCRIPTOR.fields_by_name["Body"].number << 3 | 2
+    return b"".join((header.SerializeToString(), _varint(key), _varint(sum(map(len, body))), *body))
+
+
+def serialized_reply(header: Message, response: Response) -> Serialized:
+    """``header`` with ``response``'s JSON as its body; the response's data is dropped once encoded, before the pieces are joined."""
+    body = response.json_parts()
+    response.data = None
+    return Serialized(serialized_response(header, body), sum(map(len, body)))
 
 
 async def send_serialized_response(client: Any, reply: bytes, reply_channel: str) -> None:
     """Send a ``serialized_response`` as ``client.send_response`` sends a response: its retries, deadline and errors."""
     client._ensure_connected()
     await client._retry_executor.execute("SendResponse", _call, client._transport, _SEND_RESPONSE, reply, channel=reply_channel)
+
+
+async def send_serialized_event(client: Any, event: Serialized) -> pb.Result:
+    """Send a serialized ``pb.Event`` as ``client.send_event_unary`` sends one: its size check, deadline and errors, no retries.
+
+    A stored event (``Store``) goes the same way, as the Go SDK sends one
+    (this SDK streams them); the caller reads the result (``Sent``, ``Error``).
+    """
+    result: pb.Result = await _send_once(client, _SEND_EVENT, event)
+    return result
+
+
+async def send_serialized_queue_message(client: Any, message: Serialized) -> QueueSendResult:
+    """Send a serialized ``pb.QueueMessage`` as ``client.send_queue_message_simple`` sends one: its size check, deadline and errors, no retries."""
+    return QueueSendResult.decode(await _send_once(client, _SEND_QUEUE_MESSAGE, message))
+
+
+async def _send_once(client: Any, method: str, message: Serialized) -> Any:
+    # The SDK's size check reads only the body's length; the body is the message's tail.
+    client._validate_message_size(memoryview(message.wire)[len(message.wire) - message.body_size :])
+    client._ensure_connected()
+    return await _call(client._transport, method, message.wire)
 
 
 async def _call(transport: Any, method: str, request: bytes) -> Any:
