@@ -34,11 +34,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 
 import structlog
-from kubemq import AsyncQueuesClient, ClientConfig, QueueMessage, QueueMessageReceived
+from kubemq import AsyncQueuesClient, ClientConfig, QueueMessage, QueueMessageReceived, QueueSendResult
 from kubemq.core.exceptions import ErrorCode, KubeMQError, KubeMQValidationError
 from pydantic import model_validator
 
@@ -47,7 +47,7 @@ from bindings.errors import RequestError
 from bindings.properties import field
 from bindings.source import Outcome
 from bindings.sources.connection import ConnectionProperties, OutputChannel, ReplyProperties, check_not_read_back
-from bindings.sources.sdk import flush_downstream
+from bindings.sources.sdk import flush_downstream, send_serialized_queue_message, serialized_reply
 from bindings.sources.subscription import SubscriptionSource
 from bindings.wire import Response
 
@@ -256,11 +256,13 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
         self._answered.pop(message.id, None)
 
     async def _respond(self, client: AsyncQueuesClient, message: QueueMessageReceived, outcome: Outcome) -> None:
-        """Send the kubemq-targets Response JSON to ``response_channel``, if set."""
-        if not self.properties.response_channel:
+        """Send the kubemq-targets Response JSON to ``response_channel``, if set, serialized once (see ``sdk.py``)."""
+        channel = self.properties.response_channel
+        if not channel:
             return
-        reply = QueueMessage(channel=self.properties.response_channel, body=outcome.response.to_json(), tags=tracing.inject({"request_id": message.id}))
-        await _send(client, reply)
+        header = QueueMessage(channel=channel, tags=tracing.inject({"request_id": message.id})).encode_message(client.config.client_id or "")
+        reply = serialized_reply(header, outcome.response)
+        await _send(client, channel, reply.body_size, lambda: send_serialized_queue_message(client, reply))
 
     async def _dead_letter(self, client: AsyncQueuesClient, message: QueueMessageReceived, outcome: Outcome) -> None:
         """Copy the request to the dead-letter queue, the error and its history in the tags.
@@ -287,7 +289,7 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
         copy = QueueMessage(channel=self.properties.dead_letter_queue, id=message.id, metadata=message.metadata or None, body=message.body, tags=tracing.inject(tags))
         size = len(message.body)
         try:
-            await _send(client, copy)
+            await _send(client, copy.channel, size, lambda: client.send_queue_message_simple(copy))
             return
         except SendRefused as exc:
             # Rejecting would bring it back to be refused again, forever: keep what fits.
@@ -295,25 +297,28 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
         # KubeMQ refuses a message with neither body nor metadata.
         stripped = replace(copy, body=b"", metadata=message.metadata or f"body dropped: {size} bytes", tags=tags | {"body_dropped": str(size)})
         try:
-            await _send(client, stripped)
+            await _send(client, stripped.channel, len(stripped.body), lambda: client.send_queue_message_simple(stripped))
         except SendRefused as exc:
             log.error("dead-letter copy refused even without the body; message given up", binding=self.binding, request_id=message.id, size=size, error=str(exc))
 
 
-async def _send(client: AsyncQueuesClient, message: QueueMessage) -> None:
-    """Send one message; ``SendRefused`` when sending it again would fail the same way."""
+async def _send(client: AsyncQueuesClient, channel: str, size: int, send: Callable[[], Awaitable[QueueSendResult]]) -> None:
+    """Send one message of a ``size``-byte body to ``channel`` with ``send``; ``SendRefused`` when sending it again would fail the same way.
+
+    ``send`` is a unary send (``send_queue_message_simple`` or its serialized
+    twin): SDK 4.1.5's streaming send drops messages that concurrent first
+    callers queue before its stream is up (they time out after 2 s).
+    """
     limit = client.config.max_send_size
-    if len(message.body) > limit:
-        raise SendRefused(f"could not send to queue {message.channel}: the message is {len(message.body)} bytes, more than max_message_size ({limit})")
+    if size > limit:
+        raise SendRefused(f"could not send to queue {channel}: the message is {size} bytes, more than max_message_size ({limit})")
     try:
-        # The unary send: SDK 4.1.5's streaming send drops messages that concurrent
-        # first callers queue before its stream is up (they time out after 2 s).
-        result = await client.send_queue_message_simple(message)
+        result = await send()
     except KubeMQError as exc:
-        raise (SendRefused if _refused_for_good(exc) else QueueError)(f"could not send to queue {message.channel}: {exc.message}") from exc
+        raise (SendRefused if _refused_for_good(exc) else QueueError)(f"could not send to queue {channel}: {exc.message}") from exc
     if result.is_error:
         error = result.error or "send failed"
-        raise (SendRefused if _VALIDATION_ERROR.match(error) else QueueError)(f"could not send to queue {message.channel}: {error}")
+        raise (SendRefused if _VALIDATION_ERROR.match(error) else QueueError)(f"could not send to queue {channel}: {error}")
 
 
 def _refused_for_good(exc: KubeMQError) -> bool:

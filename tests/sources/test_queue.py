@@ -146,15 +146,20 @@ async def test_a_message_received_more_often_than_allowed_is_dead_lettered_witho
     assert await queue_depth(broker, "qu.over") == 0
 
 
+async def send(client: AsyncQueuesClient, message: QueueMessage) -> None:
+    """``_send`` with the SDK's public send, as the dead-letter copies go."""
+    await _send(client, message.channel, len(message.body), lambda: client.send_queue_message_simple(message))
+
+
 async def test_sends_that_can_never_succeed_are_told_apart_from_failures_in_transit(broker: EmbeddedBroker) -> None:
     config_options = options(broker, "test-classifier") | {"max_send_size": MIB}
     async with AsyncQueuesClient(**config_options) as client:
         with pytest.raises(SendRefused, match=r"the message is 1048577 bytes, more than max_message_size \(1048576\)"):
-            await _send(client, QueueMessage(channel="qu.class", body=b"x" * (MIB + 1)))
+            await send(client, QueueMessage(channel="qu.class", body=b"x" * (MIB + 1)))
         with pytest.raises(SendRefused, match="invalid expiration seconds"):  # KubeMQ's own refusal
-            await _send(client, QueueMessage(channel="qu.class", body=b"x", expiration_in_seconds=50_000))
+            await send(client, QueueMessage(channel="qu.class", body=b"x", expiration_in_seconds=50_000))
     with pytest.raises(QueueError, match="Client is closed") as closed:  # the connection, not the message
-        await _send(client, QueueMessage(channel="qu.class", body=b"x"))
+        await send(client, QueueMessage(channel="qu.class", body=b"x"))
     assert not isinstance(closed.value, SendRefused)
 
 
@@ -285,7 +290,7 @@ async def test_send_results_with_an_error_are_permanent_only_for_kubemq_validati
 
     refusing = SimpleNamespace(config=SimpleNamespace(max_send_size=MIB), send_queue_message_simple=send_queue_message_simple)
     with pytest.raises(QueueError) as raised:
-        await _send(refusing, QueueMessage(channel="qu.result", body=b"x"))  # type: ignore[arg-type]
+        await send(refusing, QueueMessage(channel="qu.result", body=b"x"))  # type: ignore[arg-type]
     assert isinstance(raised.value, SendRefused) is refused
 
 
