@@ -2,7 +2,8 @@
 
 The sender gets no reply. When ``response_channel`` is set, each request's
 response (the kubemq-targets Response JSON, success or error) is published
-there, as an event or as an events-store message respectively.
+there, as an event or as an events-store message respectively, serialized
+once (see ``sdk.py``) and sent with the unary ``SendEvent`` (a stored one too).
 
 An events-store subscription resumes where it stopped: the source remembers
 the last sequence it finished and re-subscribes at the next one, so a
@@ -21,10 +22,10 @@ import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import structlog
-from kubemq import AsyncPubSubClient, ClientConfig, EventMessage, EventStoreMessage
+from kubemq import AsyncPubSubClient, ClientConfig, EventMessage, EventStoreMessage, KubeMQError
 from kubemq.grpc import kubemq_pb2 as pb
 from pydantic import model_validator
 
@@ -32,7 +33,7 @@ from bindings import tracing
 from bindings.properties import field
 from bindings.source import Outcome, Source
 from bindings.sources.connection import ReplyProperties, SubscriptionProperties
-from bindings.sources.sdk import subscribe_message, subscription_stream
+from bindings.sources.sdk import send_serialized_event, serialized_reply, subscribe_message, subscription_stream
 from bindings.sources.subscription import SubscriptionSource
 
 log = structlog.get_logger("bindings.sources")
@@ -88,6 +89,8 @@ class EventsSource(SubscriptionSource[AsyncPubSubClient, pb.EventReceive]):
     summary = "Receives KubeMQ events (fire-and-forget); publishes responses to response_channel if set."
     properties: EventsProperties
     properties_model = EventsProperties
+    # What a response is published as.
+    response_type: ClassVar[type[EventMessage] | type[EventStoreMessage]] = EventMessage
 
     def new_client(self, config: ClientConfig) -> AsyncPubSubClient:
         return AsyncPubSubClient(config=config)
@@ -115,12 +118,16 @@ class EventsSource(SubscriptionSource[AsyncPubSubClient, pb.EventReceive]):
         return tags
 
     async def deliver(self, client: AsyncPubSubClient, message: pb.EventReceive, outcome: Outcome) -> None:
-        if self.properties.response_channel:
-            await self.publish(client, outcome.response.to_json(), tracing.inject({"request_id": message.EventID}))
+        if not self.properties.response_channel:
+            return
+        tags = tracing.inject({"request_id": message.EventID})
+        header = self.response_type(channel=self.properties.response_channel, tags=tags).encode(client.config.client_id or "")
+        self.check_published(await send_serialized_event(client, serialized_reply(header, outcome.response)))
 
-    async def publish(self, client: AsyncPubSubClient, body: bytes, tags: dict[str, str]) -> None:
-        """Publish a response as an event (unary, so a refusal raises)."""
-        await client.send_event_unary(EventMessage(channel=self.properties.response_channel, body=body, tags=tags))
+    def check_published(self, result: pb.Result) -> None:
+        """Raise if KubeMQ refused the response, as ``send_event_unary`` does."""
+        if not result.Sent and result.Error:
+            raise KubeMQError(result.Error)
 
 
 class EventsStoreSource(EventsSource):
@@ -131,6 +138,7 @@ class EventsStoreSource(EventsSource):
     summary = "Receives KubeMQ events-store messages and resumes after the last one handled; publishes responses to response_channel if set."
     properties: EventsStoreProperties
     properties_model = EventsStoreProperties
+    response_type = EventStoreMessage
 
     def __init__(self, properties: EventsStoreProperties, binding: str) -> None:
         super().__init__(properties, binding)
@@ -224,11 +232,10 @@ class EventsStoreSource(EventsSource):
         self.progress.release(self._waiting)
         self._waiting.clear()
 
-    async def publish(self, client: AsyncPubSubClient, body: bytes, tags: dict[str, str]) -> None:
-        """Publish a response as an events-store message."""
-        result = await client.send_event_store(EventStoreMessage(channel=self.properties.response_channel, body=body, tags=tags))
-        if not result.sent:
-            raise RuntimeError(f"events-store response to {self.properties.response_channel} was not stored: {result.error}")
+    def check_published(self, result: pb.Result) -> None:
+        """Raise unless KubeMQ stored the response."""
+        if not result.Sent:
+            raise RuntimeError(f"events-store response to {self.properties.response_channel} was not stored: {result.Error}")
 
 
 class SequenceProgress:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from kubemq import AsyncCQClient, QueryReceived, QueryResponse, QueueMessage
+from kubemq import AsyncCQClient, EventMessage, EventStoreMessage, QueryReceived, QueryResponse, QueueMessage
 from kubemq.grpc import kubemq_pb2 as pb
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -24,6 +24,7 @@ from bindings import otel, tracing
 from bindings.source import Outcome
 from bindings.sources import sdk
 from bindings.sources.connection import MIB
+from bindings.sources.events import EventsProperties, EventsSource, EventsStoreProperties, EventsStoreSource
 from bindings.sources.queue import Batch, Polled, QueueProperties, QueueSource
 from bindings.wire import Response
 from connector.product import IDENTITY
@@ -69,8 +70,9 @@ def copied(message: Any) -> Any:
 
 def without_id(message: Any) -> Any:
     """The message with its id cleared (the SDK makes one per message), once checked to be there."""
-    assert message.MessageID
-    message.ClearField("MessageID")
+    field = "EventID" if isinstance(message, pb.Event) else "MessageID"
+    assert getattr(message, field)
+    message.ClearField(field)
     return message
 
 
@@ -91,6 +93,30 @@ def check_same(serialized: Any, by_sdk: Any, trace_id: str) -> None:
     assert without_id(serialized) == without_id(by_sdk)
     assert serialized.Tags["traceparent"].split("-")[1] == trace_id  # the request's trace, continued
     assert len(serialized.Body) > 4 * MIB
+
+
+@pytest.mark.parametrize("store", [False, True], ids=["events", "events-store"])
+async def test_a_published_response_reaches_the_broker_as_the_sdks_send_would_send_it(traced: None, broker: EmbeddedBroker, broker_received: list[Any], store: bool) -> None:
+    properties = (EventsStoreProperties if store else EventsProperties)(address=broker.address, channel="sdk.ev", response_channel="sdk.ev.resp")
+    source = (EventsStoreSource if store else EventsSource)(properties, "identity")  # type: ignore[arg-type]
+    tags, trace_id = traced_sender()
+    request = pb.EventReceive(EventID="req-1", Channel="sdk.ev", Body=b"{}", Tags=tags)
+    response = large_response()
+    client = source.new_client(source.properties.client_config(0))
+    await client.connect()
+    try:
+        with tracing.consume(source, request):
+            body, tags = response.to_json(), tracing.inject({"request_id": "req-1"})  # before the source drops the data
+            await source.deliver(client, request, Outcome(response))
+            if store:
+                assert (await client.send_event_store(EventStoreMessage(channel="sdk.ev.resp", body=body, tags=tags))).sent
+            else:
+                await client.send_event_unary(EventMessage(channel="sdk.ev.resp", body=body, tags=tags))
+    finally:
+        await client.close()
+    serialized, sent_by_sdk = broker_received
+    assert (serialized.Store, serialized.ClientID) == (store, source._client_id)
+    check_same(serialized, sent_by_sdk, trace_id)
 
 
 async def test_a_queue_response_reaches_the_broker_as_the_sdks_send_would_send_it(traced: None, broker: EmbeddedBroker, broker_received: list[Any]) -> None:
