@@ -264,3 +264,45 @@ def test_the_reply_body_is_byte_for_byte_the_kubemq_targets_json(metadata: dict[
     response = Response(metadata=metadata, data=data, is_error=is_error, error=error)
     expected = {"metadata": dict(sorted(metadata.items())), "data": None if data is None else base64.b64encode(data).decode(), "is_error": is_error, "error": error}
     assert response.to_json() == json.dumps(expected, separators=(",", ":")).encode() == b"".join(response.json_parts())
+
+
+# The request body is built in pieces; it must be exactly what json.dumps writes ----------
+
+# Any character, surrogates included, plus the ones JSON must escape or that encoders treat apart.
+WIRE_TEXT = st.text(
+    st.one_of(st.characters(exclude_categories=()), st.sampled_from(['"', "\\", "/", "\x00", "\x1f", "\n", "\u2028", "<", "&", ">", "\ud800", "\udfff", "é", "\U0001f600"])), max_size=12
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(metadata=st.dictionaries(WIRE_TEXT, WIRE_TEXT, max_size=5), data=st.binary(max_size=300), lazy=st.booleans())
+def test_the_request_body_is_byte_for_byte_what_json_dumps_writes(metadata: dict[str, str], data: bytes, lazy: bool) -> None:
+    request = Request.with_base64_data(metadata, memoryview(base64.b64encode(data))) if lazy else Request(metadata=metadata, data=data)
+    document: dict[str, object] = {}
+    if metadata:
+        document["metadata"] = metadata
+    if data:
+        document["data"] = base64.b64encode(data).decode()
+    assert request.to_json() == json.dumps(document, separators=(",", ":")).encode()
+
+
+# Metadata without a lone surrogate skips the per-string replacement, with the same result ---------
+
+
+@settings(max_examples=300, deadline=None)
+@given(metadata=st.dictionaries(WIRE_TEXT, WIRE_TEXT, max_size=5))
+def test_the_metadata_check_gives_what_replacing_each_string_gives(metadata: dict[str, str]) -> None:
+    checked = wire._valid_text_map(dict(metadata))
+    replaced = {wire._valid_text(key): wire._valid_text(value) for key, value in metadata.items()}
+    assert list(checked.items()) == list(replaced.items())
+    if not any(0xD800 <= ord(char) <= 0xDFFF for text in [*metadata, *metadata.values()] for char in text):
+        assert wire._valid_text_map(metadata) is metadata  # the fast path: nothing copied
+
+
+@settings(max_examples=300, deadline=None)
+@given(metadata=st.dictionaries(WIRE_TEXT, WIRE_TEXT, max_size=5), ensure_ascii=st.booleans())
+def test_parsed_metadata_is_each_string_as_go_reads_it(metadata: dict[str, str], ensure_ascii: bool) -> None:
+    # ensure_ascii keeps a lone surrogate as a \ud800 escape; without it, it becomes invalid UTF-8 (three U+FFFD).
+    raw = json.dumps({"metadata": metadata}, ensure_ascii=ensure_ascii).encode("utf-8", "surrogatepass")
+    sent = json.loads(raw.decode("utf-8", "replace"))["metadata"]
+    assert parse_request(raw).metadata == {wire._valid_text(key): wire._valid_text(value) for key, value in sent.items()}
