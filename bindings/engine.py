@@ -26,7 +26,7 @@ from bindings.redaction import redact
 from bindings.registry import Registry
 from bindings.source import Outcome, Source
 from bindings.target import Call, Target
-from bindings.wire import Request, Response, parse_request
+from bindings.wire import Body, Request, Response, parse_request
 
 log = structlog.get_logger("bindings.engine")
 INIT_RETRY_MAX_SECONDS = 30.0
@@ -53,7 +53,7 @@ class Binding:
         self._labels = {"binding": spec.name, "source_kind": spec.source.kind, "target_kind": spec.target.kind}
         self._request_log = middleware.RequestLog(spec.name, spec.middleware.log_level)
         self._chain = middleware.build(self.target.handle, spec.middleware, metrics, self._labels, self._request_log)
-        self._parse: Callable[[bytes], Request] = (lambda body: Request(data=bytes(body))) if self.source.raw_payload else parse_request
+        self._parse: Callable[[Body], Request] = (lambda body: Request(data=bytes(body))) if self.source.raw_payload else parse_request
 
     @property
     def name(self) -> str:
@@ -133,7 +133,7 @@ class Binding:
         self.metrics.forget(self.name)
         log.info("binding stopped", binding=self.name)
 
-    async def process(self, body: bytes, context: RequestContext) -> Outcome:
+    async def process(self, body: Body, context: RequestContext) -> Outcome:
         """Parse and resolve once, run the chain, and turn every failure into an error reply; never raises but ``CancelledError``."""
         request: Request | None = None
         call: Call | None = None

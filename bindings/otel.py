@@ -33,6 +33,7 @@ from bindings.context import RequestContext
 from bindings.errors import TargetError
 from bindings.registry import Identity
 from bindings.source import Outcome
+from bindings.wire import Body
 
 # An error's text on a span is cut here: a status is a summary, the logs have the rest.
 MAX_STATUS_CHARS = 1024
@@ -109,7 +110,7 @@ class Tracing:
         parent = self.propagator.extract(source.tags(message))
         return SpanTrace(self.tracer.start_span(f"process {channel}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes), self.prefix)
 
-    async def run(self, handler: Callable[[bytes, RequestContext], Awaitable[Outcome]], body: bytes, context: RequestContext) -> Outcome:
+    async def run(self, handler: Callable[[Body, RequestContext], Awaitable[Outcome]], body: Body, context: RequestContext) -> Outcome:
         """Run the handler with the request's span current, so the target's calls become its children."""
         span = _request_span.get()
         if span is None:  # called outside ``consume``: no message being served

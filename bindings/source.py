@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from bindings.context import RequestContext
 from bindings.errors import RequestError
 from bindings.properties import Properties
-from bindings.wire import Response
+from bindings.wire import Body, Response
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ class Outcome:
         return self.error is not None
 
 
-RequestHandler = Callable[[bytes, RequestContext], Awaitable[Outcome]]
+RequestHandler = Callable[[Body, RequestContext], Awaitable[Outcome]]
 # Room kept in a reply message for the JSON envelope and metadata around the base64 data.
 REPLY_ENVELOPE_ALLOWANCE = 64 * 1024
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from bindings.otel import Tracing
     from bindings.registry import Identity
     from bindings.source import Outcome
+    from bindings.wire import Body
 
 log = structlog.get_logger("bindings.tracing")
 
@@ -118,7 +119,7 @@ def consume(source: Any, message: Any) -> RequestTrace:
     return UNTRACED if tracing is None else tracing.consume(source, message)
 
 
-def run(handler: Callable[[bytes, RequestContext], Awaitable[Outcome]], body: bytes, context: RequestContext) -> Awaitable[Outcome]:
+def run(handler: Callable[[Body, RequestContext], Awaitable[Outcome]], body: Body, context: RequestContext) -> Awaitable[Outcome]:
     """Run a request's handler, its span current while it runs (so a target's calls are its children)."""
     tracing = _active
     return handler(body, context) if tracing is None else tracing.run(handler, body, context)

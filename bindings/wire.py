@@ -28,6 +28,10 @@ import pybase64
 
 from bindings.errors import InvalidRequestError
 
+# A message body as a source hands it over: bytes, or a view into the received message when
+# copying a large body out of it would hold the object once more.
+Body = bytes | memoryview
+
 # Go type names, because the error text is part of what senders may match on.
 _GO_TYPE_NAMES = {bool: "bool", int: "float64", float: "float64", list: "[]interface {}"}
 
@@ -161,7 +165,7 @@ class Response:
         )
 
 
-def parse_request(body: bytes) -> Request:
+def parse_request(body: Body) -> Request:
     """Parse a request body with kubemq-targets' rules (see the module docstring).
 
     Total over every input: it returns a ``Request`` or raises
@@ -213,7 +217,7 @@ def _refuse_constant(name: str) -> float:
     raise _NotGoJson(name)
 
 
-def _loads_object(body: bytes) -> Any:
+def _loads_object(body: Body) -> Any:
     """The decoded body, or ``_NOT_JSON`` when Go would fail to read it into a request.
 
     Only an object (or ``null``) can be a request, so any other body skips
@@ -269,7 +273,7 @@ BASE64_CHECK_CHUNK = 4 * 1024 * 1024
 _DATA_KEY = re.compile(rb'"data"\s*:\s*$')
 
 
-def _parse_large(body: bytes) -> Request | None:
+def _parse_large(body: Body) -> Request | None:
     """Decode a big body without turning its base64 ``data`` into Python strings.
 
     ``json.loads`` would hold the body twice more as ``str`` (the whole text,
@@ -287,7 +291,7 @@ def _parse_large(body: bytes) -> Request | None:
     close = _trim(body, end - 1)
     if body[close - 1 : close] != b'"':
         return None
-    open_quote = body.rfind(b'"', 0, close - 1)
+    open_quote = _last_quote(body, close - 1)
     key = _DATA_KEY.search(body, 0, open_quote) if open_quote > 0 else None
     if key is None:
         return None
@@ -300,7 +304,7 @@ def _parse_large(body: bytes) -> Request | None:
     elif body[head_end - 1 : head_end] != b"{":
         return None
     try:
-        rest = _loads_object(body[:head_end] + b"}")
+        rest = _loads_object(bytes(body[:head_end]) + b"}")
     except InvalidRequestError:
         return None
     if not isinstance(rest, dict) or "data" in rest:
@@ -333,7 +337,20 @@ def is_base64(encoded: memoryview) -> bool:
     return True
 
 
-def _trim(body: bytes, end: int) -> int:
+def _last_quote(body: Body, end: int) -> int:
+    """Index of the last ``"`` before ``end``, or -1; a view has no ``rfind``, so it is searched back a chunk at a time."""
+    if isinstance(body, bytes):
+        return body.rfind(b'"', 0, end)
+    while end > 0:
+        start = max(0, end - BASE64_CHECK_CHUNK)
+        found = bytes(body[start:end]).rfind(b'"')
+        if found >= 0:
+            return start + found
+        end = start
+    return -1
+
+
+def _trim(body: Body, end: int) -> int:
     """Index just after the last non-whitespace byte before ``end`` (no copy, unlike ``rstrip``)."""
     while end > 0 and body[end - 1] in b" \t\r\n":
         end -= 1

@@ -30,6 +30,7 @@ import contextlib
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import grpc
@@ -38,10 +39,12 @@ from kubemq import AsyncCancellationToken, KubeMQTimeoutError, QueueSendResult, 
 from kubemq.grpc import kubemq_pb2 as pb
 
 from bindings.sources.connection import SubscriptionProperties
-from bindings.wire import Response
+from bindings.wire import LARGE_BODY, Response
 
 _REQUEST_TYPES = (pb.Subscribe.Commands, pb.Subscribe.Queries)
 _SEND_RESPONSE = "/kubemq.kubemq/SendResponse"
+_SUBSCRIBE_TO_REQUESTS = "/kubemq.kubemq/SubscribeToRequests"
+_BODY_FIELD = pb.Request.DESCRIPTOR.fields_by_name["Body"].number
 _SEND_EVENT = "/kubemq.kubemq/SendEvent"
 _SEND_QUEUE_MESSAGE = "/kubemq.kubemq/SendQueueMessage"
 # Each serialized send: the type of its reply, and the SDK's error when it times out.
@@ -52,21 +55,112 @@ _SENDS: dict[str, tuple[Any, str]] = {
 }
 
 
-async def subscription_stream(client: Any, subscribe: pb.Subscribe, stop: asyncio.Event) -> AsyncIterator[Any]:
-    """Yield the raw messages of one subscription until ``stop`` is set or the stream ends.
+@dataclass(frozen=True, slots=True)
+class ReceivedRequest:
+    """A command or query as it arrived: its fields, and its body as a view into the received message.
 
-    Commands and queries come as ``pb.Request``; events and events-store as
-    ``pb.EventReceive`` (with its ``Sequence``).
+    ``fields`` holds every field but a large ``Body``: reading ``Body`` from
+    a protobuf message makes a new copy of it, which for a large upload would
+    hold the object once more, on top of the message gRPC handed over.
+    """
+
+    fields: pb.Request
+    body: bytes | memoryview
+
+
+async def subscription_stream(client: Any, subscribe: pb.Subscribe, stop: asyncio.Event) -> AsyncIterator[Any]:
+    """Yield the messages of one subscription until ``stop`` is set or the stream ends.
+
+    Commands and queries come as ``ReceivedRequest``; events and events-store
+    as ``pb.EventReceive`` (with its ``Sequence``).
     """
     token = AsyncCancellationToken()
     watcher = asyncio.create_task(_cancel_on(stop, token))
     transport = client._transport
-    open_stream = transport.subscribe_to_requests if subscribe.SubscribeTypeData in _REQUEST_TYPES else transport.subscribe_to_events
+    open_stream = _subscribe_to_requests if subscribe.SubscribeTypeData in _REQUEST_TYPES else transport.subscribe_to_events
     try:
-        async for message in open_stream(subscribe, token):
+        async for message in open_stream(transport, subscribe, token):
             yield message
     finally:
         watcher.cancel()
+
+
+async def _subscribe_to_requests(transport: Any, subscribe: pb.Subscribe, token: AsyncCancellationToken) -> AsyncIterator[ReceivedRequest]:
+    """The SDK's ``subscribe_to_requests``, step for step, but handed each message's bytes rather than a decoded ``pb.Request``."""
+    transport._ensure_connected()
+    call = transport._channel.unary_stream(_SUBSCRIBE_TO_REQUESTS, request_serializer=pb.Subscribe.SerializeToString)(subscribe)
+    await transport._register_stream(call)
+    watchdog = asyncio.create_task(_cancel_call_on(token, call))
+    try:
+        async for message in call:
+            if transport._closing:
+                break
+            yield received_request(message)
+    except asyncio.CancelledError:
+        pass
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() != grpc.StatusCode.CANCELLED:
+            if transport._is_connection_error(exc):
+                await transport._on_connection_lost()
+            raise from_grpc_error(exc) from exc
+    finally:
+        watchdog.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watchdog
+        await transport._unregister_stream(call)
+
+
+def received_request(message: bytes) -> ReceivedRequest:
+    """Decode a ``pb.Request``'s bytes; a large body stays where it is, in ``message``."""
+    span = None if len(message) < LARGE_BODY else _field_span(message, _BODY_FIELD)
+    if span is None:
+        fields = pb.Request.FromString(message)
+        return ReceivedRequest(fields, fields.Body)
+    key, start, end = span
+    return ReceivedRequest(pb.Request.FromString(message[:key] + message[end:]), memoryview(message)[start:end])
+
+
+def _field_span(message: bytes, number: int) -> tuple[int, int, int] | None:
+    """Where the last length-delimited field ``number`` is in ``message``: its key, and its value's start and end.
+
+    Protobuf's wire format: each field is a varint key (number and wire type)
+    and a value, varint, 8 or 4 bytes, or a length-prefixed run. A message
+    ``FromString`` accepts has no malformed field; anything else gives None.
+    """
+    found = None
+    position = 0
+    try:
+        while position < len(message):
+            key_start = position
+            key, position = _read_varint(message, position)
+            wire_type = key & 7
+            if wire_type == 0:
+                _, position = _read_varint(message, position)
+            elif wire_type == 1:
+                position += 8
+            elif wire_type == 5:
+                position += 4
+            elif wire_type == 2:
+                length, position = _read_varint(message, position)
+                if key >> 3 == number:
+                    found = (key_start, position, position + length)
+                position += length
+            else:
+                return None
+    except IndexError:
+        return None
+    return found if position == len(message) else None
+
+
+def _read_varint(message: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = message[position]
+        value |= (byte & 0x7F) << shift
+        position += 1
+        if byte < 0x80:
+            return value, position
+        shift += 7
 
 
 def subscribe_message(client: Any, properties: SubscriptionProperties, subscribe_type: int) -> pb.Subscribe:
@@ -175,6 +269,11 @@ def _varint(value: int) -> bytes:
 async def _cancel_on(stop: asyncio.Event, token: AsyncCancellationToken) -> None:
     await stop.wait()
     token.cancel()
+
+
+async def _cancel_call_on(token: AsyncCancellationToken, call: Any) -> None:
+    await token.wait()
+    call.cancel()
 
 
 async def flush_downstream(client: Any, timeout: float = 5.0) -> None:

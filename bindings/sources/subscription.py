@@ -26,7 +26,7 @@ from bindings.context import RequestContext
 from bindings.errors import InvalidRequestError, RequestError, RequestTimeoutError, describe
 from bindings.source import REPLY_ENVELOPE_ALLOWANCE, Outcome, RequestHandler, Source
 from bindings.sources.connection import ConnectionProperties
-from bindings.wire import Response
+from bindings.wire import Body, Response
 
 MessageT = TypeVar("MessageT")
 ClientT = TypeVar("ClientT")
@@ -71,7 +71,7 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         """The subscription's message stream; it must end when ``stop`` is set."""
 
     @abc.abstractmethod
-    def describe(self, message: MessageT) -> tuple[str, bytes, float | None]:
+    def describe(self, message: MessageT) -> tuple[str, Body, float | None]:
         """The message's id, body and timeout in seconds (None when it has none)."""
 
     @abc.abstractmethod
