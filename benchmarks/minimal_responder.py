@@ -1,4 +1,4 @@
-"""The few lines anyone could write instead of the connector: the baseline of ``bench_requests.py``.
+"""The few lines anyone could write instead of the connector: the baseline of ``bench_requests.py`` and ``bench_large_objects.py``.
 
 An SDK subscription to queries; each request is parsed, served with aioboto3
 (``get_object`` or ``put_object``) and answered with the kubemq-targets reply
@@ -16,6 +16,9 @@ import aioboto3
 from botocore.config import Config
 from kubemq import AsyncCQClient, QueriesSubscription, QueryResponse
 
+# KubeMQ's own message limit; the SDK's default (4 MiB) would refuse a large object.
+LIMIT = 100 * 1024 * 1024
+
 
 def reply(data: bytes | None = None, error: str = "") -> bytes:
     metadata = {} if error else {"result": "ok"}
@@ -26,7 +29,7 @@ def reply(data: bytes | None = None, error: str = "") -> bytes:
 async def main(broker: str, channel: str, endpoint: str, key: str, secret: str) -> None:
     session = aioboto3.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name="us-east-1")
     config = Config(s3={"addressing_style": "path"}, max_pool_connections=64)
-    async with session.client("s3", endpoint_url=endpoint, config=config) as s3, AsyncCQClient(address=broker, client_id="minimal-responder") as client:
+    async with session.client("s3", endpoint_url=endpoint, config=config) as s3, AsyncCQClient(address=broker, client_id="minimal-responder", max_receive_size=LIMIT, max_send_size=LIMIT) as client:
 
         async def handle(query) -> None:
             request = json.loads(query.body)
