@@ -16,8 +16,7 @@ from kubemq.grpc import kubemq_pb2 as pb
 from bindings import tracing
 from bindings.source import Outcome
 from bindings.sources.requests import RequestsSource
-from bindings.sources.sdk import ReceivedRequest, send_serialized_response, serialized_response
-from bindings.wire import Response
+from bindings.sources.sdk import ReceivedRequest, send_serialized_response, serialized_reply
 
 
 class QuerySource(RequestsSource):
@@ -29,11 +28,4 @@ class QuerySource(RequestsSource):
     async def deliver(self, client: AsyncCQClient, message: ReceivedRequest, outcome: Outcome) -> None:
         address = self.reply_address(message)
         header = QueryResponse(query_received=QueryReceived(**address), is_executed=True, tags=tracing.inject({})).encode(client.config.client_id or "")
-        await send_serialized_response(client, _reply(header, outcome.response), address["reply_channel"])
-
-
-def _reply(header: pb.Response, response: Response) -> bytes:
-    """The reply message's bytes; the response's data is dropped once encoded, before the pieces are joined."""
-    body = response.json_parts()
-    response.data = None
-    return serialized_response(header, body)
+        await send_serialized_response(client, serialized_reply(header, outcome.response).wire, address["reply_channel"])
