@@ -13,7 +13,7 @@ from kubemq.grpc import kubemq_pb2 as pb
 from bindings import tracing
 from bindings.source import Outcome
 from bindings.sources.requests import RequestsSource
-from bindings.sources.sdk import ReceivedRequest
+from bindings.sources.sdk import Received
 
 
 class CommandSource(RequestsSource):
@@ -27,7 +27,7 @@ class CommandSource(RequestsSource):
         """A command reply carries no data, so no object is too big to fetch through one."""
         return None
 
-    async def deliver(self, client: AsyncCQClient, message: ReceivedRequest, outcome: Outcome) -> None:
+    async def deliver(self, client: AsyncCQClient, message: Received[pb.Request], outcome: Outcome) -> None:
         response = outcome.response
         reply = CommandResponse(command_received=CommandReceived(**self.reply_address(message)), is_executed=not response.is_error, error=response.error, tags=tracing.inject({}))
         await client.send_response(reply)

@@ -33,8 +33,9 @@ from bindings import tracing
 from bindings.properties import field
 from bindings.source import Outcome, Source
 from bindings.sources.connection import ReplyProperties, SubscriptionProperties
-from bindings.sources.sdk import send_serialized_event, serialized_reply, subscribe_message, subscription_stream
+from bindings.sources.sdk import Received, send_serialized_event, serialized_reply, subscribe_message, subscription_stream
 from bindings.sources.subscription import SubscriptionSource
+from bindings.wire import Body
 
 log = structlog.get_logger("bindings.sources")
 
@@ -81,7 +82,7 @@ class EventsStoreProperties(EventsProperties):
         return self
 
 
-class EventsSource(SubscriptionSource[AsyncPubSubClient, pb.EventReceive]):
+class EventsSource(SubscriptionSource[AsyncPubSubClient, Received[pb.EventReceive]]):
     """Fire-and-forget: handle each event, publish its response if asked to."""
 
     kind = "kubemq.events"
@@ -107,20 +108,20 @@ class EventsSource(SubscriptionSource[AsyncPubSubClient, pb.EventReceive]):
     def subscribe(self, client: AsyncPubSubClient) -> pb.Subscribe:
         return subscribe_message(client, self.properties, pb.Subscribe.Events)
 
-    def open_stream(self, client: AsyncPubSubClient, index: int, stop: asyncio.Event) -> AsyncIterator[pb.EventReceive]:
+    def open_stream(self, client: AsyncPubSubClient, index: int, stop: asyncio.Event) -> AsyncIterator[Received[pb.EventReceive]]:
         return subscription_stream(client, self.subscribe(client), stop)
 
-    def describe(self, message: pb.EventReceive) -> tuple[str, bytes, float | None]:
-        return message.EventID, message.Body, None
+    def describe(self, message: Received[pb.EventReceive]) -> tuple[str, Body, float | None]:
+        return message.fields.EventID, message.body, None
 
-    def tags(self, message: pb.EventReceive) -> Mapping[str, str]:
-        tags: Mapping[str, str] = message.Tags  # the protobuf map, read in place
+    def tags(self, message: Received[pb.EventReceive]) -> Mapping[str, str]:
+        tags: Mapping[str, str] = message.fields.Tags  # the protobuf map, read in place
         return tags
 
-    async def deliver(self, client: AsyncPubSubClient, message: pb.EventReceive, outcome: Outcome) -> None:
+    async def deliver(self, client: AsyncPubSubClient, message: Received[pb.EventReceive], outcome: Outcome) -> None:
         if not self.properties.response_channel:
             return
-        tags = tracing.inject({"request_id": message.EventID})
+        tags = tracing.inject({"request_id": message.fields.EventID})
         header = self.response_type(channel=self.properties.response_channel, tags=tags).encode(client.config.client_id or "")
         self.check_published(await send_serialized_event(client, serialized_reply(header, outcome.response)))
 
@@ -182,7 +183,7 @@ class EventsStoreSource(EventsSource):
         value = {"sequence": props.start_sequence, "time_delta": props.start_time_delta_seconds}.get(props.start_position, 0)
         return _START_TYPES[props.start_position], value
 
-    async def open_stream(self, client: AsyncPubSubClient, index: int, stop: asyncio.Event) -> AsyncIterator[pb.EventReceive]:
+    async def open_stream(self, client: AsyncPubSubClient, index: int, stop: asyncio.Event) -> AsyncIterator[Received[pb.EventReceive]]:
         """Subscribe at ``resume_at``; re-subscribe there whenever events are handed back.
 
         A live subscription is already past the events a draining predecessor
@@ -196,26 +197,26 @@ class EventsStoreSource(EventsSource):
             try:
                 async for event in subscription_stream(client, self.subscribe(client), ended):
                     # A replay after re-subscribing may repeat events handled or still running.
-                    if self.progress.claim(event.Sequence):
-                        self._waiting.add(event.Sequence)
+                    if self.progress.claim(event.fields.Sequence):
+                        self._waiting.add(event.fields.Sequence)
                         yield event
-                        self._waiting.discard(event.Sequence)  # the loop asks for the next one only once this one runs
+                        self._waiting.discard(event.fields.Sequence)  # the loop asks for the next one only once this one runs
             finally:
                 watcher.cancel()
             if not released.is_set():
                 return  # stopped, or the server ended the stream: the subscription loop decides
 
-    async def settle(self, index: int, message: pb.EventReceive, outcome: Outcome) -> None:
+    async def settle(self, index: int, message: Received[pb.EventReceive], outcome: Outcome) -> None:
         try:
             await super().settle(index, message, outcome)
         finally:
-            self.progress.finish(message.Sequence)
+            self.progress.finish(message.fields.Sequence)
 
-    async def _settle_cut_off(self, index: int, message: pb.EventReceive) -> None:
+    async def _settle_cut_off(self, index: int, message: Received[pb.EventReceive]) -> None:
         """Hand back an event cut off by the drain timeout: it did not finish, so the successor (or a restart) runs it again."""
         if self._stopping.is_set():
-            log.warning("event cut off by the drain timeout; handed back", binding=self.binding, sequence=message.Sequence)
-            self.progress.release({message.Sequence})
+            log.warning("event cut off by the drain timeout; handed back", binding=self.binding, sequence=message.fields.Sequence)
+            self.progress.release({message.fields.Sequence})
 
     async def stop(self, drain_timeout: float) -> None:
         """Stop, but first let the events already claimed start, so they drain like the others.

@@ -16,7 +16,7 @@ from kubemq.grpc import kubemq_pb2 as pb
 from bindings import tracing
 from bindings.source import Outcome
 from bindings.sources.requests import RequestsSource
-from bindings.sources.sdk import ReceivedRequest, send_serialized_response, serialized_reply
+from bindings.sources.sdk import Received, send_serialized_response, serialized_reply
 
 
 class QuerySource(RequestsSource):
@@ -25,7 +25,7 @@ class QuerySource(RequestsSource):
     summary = "Receives KubeMQ queries and replies with the target's response."
     subscribe_type = pb.Subscribe.Queries
 
-    async def deliver(self, client: AsyncCQClient, message: ReceivedRequest, outcome: Outcome) -> None:
+    async def deliver(self, client: AsyncCQClient, message: Received[pb.Request], outcome: Outcome) -> None:
         address = self.reply_address(message)
         header = QueryResponse(query_received=QueryReceived(**address), is_executed=True, tags=tracing.inject({})).encode(client.config.client_id or "")
         await send_serialized_response(client, serialized_reply(header, outcome.response).wire, address["reply_channel"])

@@ -13,14 +13,15 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from kubemq import AsyncCQClient, ClientConfig, RetryPolicy
+from kubemq.grpc import kubemq_pb2 as pb
 
 from bindings.sources.connection import SubscriptionProperties
-from bindings.sources.sdk import ReceivedRequest, subscribe_message, subscription_stream
+from bindings.sources.sdk import Received, subscribe_message, subscription_stream
 from bindings.sources.subscription import SubscriptionSource
 from bindings.wire import Body
 
 
-class RequestsSource(SubscriptionSource[AsyncCQClient, ReceivedRequest]):
+class RequestsSource(SubscriptionSource[AsyncCQClient, Received[pb.Request]]):
     """A subscription to queries or commands (``subscribe_type``); subclasses define the reply."""
 
     properties: SubscriptionProperties
@@ -37,19 +38,19 @@ class RequestsSource(SubscriptionSource[AsyncCQClient, ReceivedRequest]):
     def load_group(self) -> str:
         return self.properties.group
 
-    def open_stream(self, client: AsyncCQClient, index: int, stop: asyncio.Event) -> AsyncIterator[ReceivedRequest]:
+    def open_stream(self, client: AsyncCQClient, index: int, stop: asyncio.Event) -> AsyncIterator[Received[pb.Request]]:
         return subscription_stream(client, subscribe_message(client, self.properties, self.subscribe_type), stop)
 
-    def describe(self, message: ReceivedRequest) -> tuple[str, Body, float | None]:
+    def describe(self, message: Received[pb.Request]) -> tuple[str, Body, float | None]:
         timeout = message.fields.Timeout
         return message.fields.RequestID, message.body, (timeout / 1000 if timeout > 0 else None)
 
-    def tags(self, message: ReceivedRequest) -> Mapping[str, str]:
+    def tags(self, message: Received[pb.Request]) -> Mapping[str, str]:
         tags: Mapping[str, str] = message.fields.Tags  # the protobuf map, read in place
         return tags
 
     @staticmethod
-    def reply_address(message: ReceivedRequest) -> dict[str, Any]:
+    def reply_address(message: Received[pb.Request]) -> dict[str, Any]:
         """What a reply needs of the request: the SDK's ``*Received.decode`` would also copy its whole body."""
         fields = message.fields
         return {"id": fields.RequestID, "from_client_id": fields.ClientID, "channel": fields.Channel, "reply_channel": fields.ReplyChannel}

@@ -31,7 +31,7 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -39,12 +39,10 @@ from kubemq import AsyncCancellationToken, KubeMQTimeoutError, QueueSendResult, 
 from kubemq.grpc import kubemq_pb2 as pb
 
 from bindings.sources.connection import SubscriptionProperties
-from bindings.wire import LARGE_BODY, Response
+from bindings.wire import LARGE_BODY, Body, Response
 
 _REQUEST_TYPES = (pb.Subscribe.Commands, pb.Subscribe.Queries)
 _SEND_RESPONSE = "/kubemq.kubemq/SendResponse"
-_SUBSCRIBE_TO_REQUESTS = "/kubemq.kubemq/SubscribeToRequests"
-_BODY_FIELD = pb.Request.DESCRIPTOR.fields_by_name["Body"].number
 _SEND_EVENT = "/kubemq.kubemq/SendEvent"
 _SEND_QUEUE_MESSAGE = "/kubemq.kubemq/SendQueueMessage"
 # Each serialized send: the type of its reply, and the SDK's error when it times out.
@@ -55,47 +53,51 @@ _SENDS: dict[str, tuple[Any, str]] = {
 }
 
 
+# A received message's type: a command or query, or an event (live or stored).
+ReceivedT = TypeVar("ReceivedT", pb.Request, pb.EventReceive)
+
+
 @dataclass(frozen=True, slots=True)
-class ReceivedRequest:
-    """A command or query as it arrived: its fields, and its body as a view into the received message.
+class Received(Generic[ReceivedT]):
+    """A message as it arrived: its fields, and its body as a view into the received message.
 
     ``fields`` holds every field but a large ``Body``: reading ``Body`` from
     a protobuf message makes a new copy of it, which for a large upload would
     hold the object once more, on top of the message gRPC handed over.
     """
 
-    fields: pb.Request
-    body: bytes | memoryview
+    fields: ReceivedT
+    body: Body
 
 
 async def subscription_stream(client: Any, subscribe: pb.Subscribe, stop: asyncio.Event) -> AsyncIterator[Any]:
     """Yield the messages of one subscription until ``stop`` is set or the stream ends.
 
-    Commands and queries come as ``ReceivedRequest``; events and events-store
-    as ``pb.EventReceive`` (with its ``Sequence``).
+    Commands and queries come as ``Received[pb.Request]``; events and
+    events-store as ``Received[pb.EventReceive]`` (with its ``Sequence``).
     """
+    requests = subscribe.SubscribeTypeData in _REQUEST_TYPES
+    method, message_type = ("/kubemq.kubemq/SubscribeToRequests", pb.Request) if requests else ("/kubemq.kubemq/SubscribeToEvents", pb.EventReceive)
     token = AsyncCancellationToken()
     watcher = asyncio.create_task(_cancel_on(stop, token))
-    transport = client._transport
-    open_stream = _subscribe_to_requests if subscribe.SubscribeTypeData in _REQUEST_TYPES else transport.subscribe_to_events
     try:
-        async for message in open_stream(transport, subscribe, token):
-            yield message
+        async for message in _subscribe(client._transport, method, subscribe, token):
+            yield received(message, message_type)
     finally:
         watcher.cancel()
 
 
-async def _subscribe_to_requests(transport: Any, subscribe: pb.Subscribe, token: AsyncCancellationToken) -> AsyncIterator[ReceivedRequest]:
-    """The SDK's ``subscribe_to_requests``, step for step, but handed each message's bytes rather than a decoded ``pb.Request``."""
+async def _subscribe(transport: Any, method: str, subscribe: pb.Subscribe, token: AsyncCancellationToken) -> AsyncIterator[bytes]:
+    """The SDK's ``subscribe_to_requests`` and ``subscribe_to_events``, step for step, but handing over each message's bytes."""
     transport._ensure_connected()
-    call = transport._channel.unary_stream(_SUBSCRIBE_TO_REQUESTS, request_serializer=pb.Subscribe.SerializeToString)(subscribe)
+    call = transport._channel.unary_stream(method, request_serializer=pb.Subscribe.SerializeToString)(subscribe)
     await transport._register_stream(call)
     watchdog = asyncio.create_task(_cancel_call_on(token, call))
     try:
         async for message in call:
             if transport._closing:
                 break
-            yield received_request(message)
+            yield message
     except asyncio.CancelledError:
         pass
     except grpc.aio.AioRpcError as exc:
@@ -110,14 +112,14 @@ async def _subscribe_to_requests(transport: Any, subscribe: pb.Subscribe, token:
         await transport._unregister_stream(call)
 
 
-def received_request(message: bytes) -> ReceivedRequest:
-    """Decode a ``pb.Request``'s bytes; a large body stays where it is, in ``message``."""
-    span = None if len(message) < LARGE_BODY else _field_span(message, _BODY_FIELD)
+def received(message: bytes, message_type: type[ReceivedT]) -> Received[ReceivedT]:
+    """Decode a ``message_type``'s bytes; a large body stays where it is, in ``message``."""
+    span = None if len(message) < LARGE_BODY else _field_span(message, message_type.DESCRIPTOR.fields_by_name["Body"].number)
     if span is None:
-        fields = pb.Request.FromString(message)
-        return ReceivedRequest(fields, fields.Body)
+        fields = message_type.FromString(message)
+        return Received(fields, fields.Body)
     key, start, end = span
-    return ReceivedRequest(pb.Request.FromString(message[:key] + message[end:]), memoryview(message)[start:end])
+    return Received(message_type.FromString(message[:key] + message[end:]), memoryview(message)[start:end])
 
 
 def _field_span(message: bytes, number: int) -> tuple[int, int, int] | None:

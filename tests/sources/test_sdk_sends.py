@@ -100,7 +100,7 @@ async def test_a_published_response_reaches_the_broker_as_the_sdks_send_would_se
     properties = (EventsStoreProperties if store else EventsProperties)(address=broker.address, channel="sdk.ev", response_channel="sdk.ev.resp")
     source = (EventsStoreSource if store else EventsSource)(properties, "identity")  # type: ignore[arg-type]
     tags, trace_id = traced_sender()
-    request = pb.EventReceive(EventID="req-1", Channel="sdk.ev", Body=b"{}", Tags=tags)
+    request = sdk.received(pb.EventReceive(EventID="req-1", Channel="sdk.ev", Body=b"{}", Tags=tags).SerializeToString(), pb.EventReceive)
     response = large_response()
     client = source.new_client(source.properties.client_config(0))
     await client.connect()

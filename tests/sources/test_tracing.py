@@ -45,6 +45,7 @@ from bindings.source import Outcome
 from bindings.sources import SOURCES
 from bindings.sources.connection import SubscriptionProperties
 from bindings.sources.query import QuerySource
+from bindings.sources.sdk import Received, received
 from bindings.tracing import TracingSettings, wanted_exporters
 from bindings.wire import Request, Response
 from connector.product import IDENTITY
@@ -59,6 +60,11 @@ REGISTRY = Registry.of(SOURCES, [S3Target])
 SENDER = TracerProvider().get_tracer("sender")
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("kubemq.query", "kubemq.command", "kubemq.queue", "kubemq.events", "kubemq.events-store")
+
+
+def as_received(message: pb.Request) -> Received[pb.Request]:
+    """``message`` as a source receives it: from its bytes."""
+    return received(message.SerializeToString(), pb.Request)
 
 
 @pytest.fixture
@@ -131,7 +137,7 @@ async def test_the_sdk_cannot_send_with_a_span_current_so_the_connector_sends_ou
     reply after ``run`` returns goes through, carrying the span in its tags.
     """
     source = query_source("trace.defect")
-    message = pb.Request(RequestID="r-1", Channel="trace.defect", Body=b"{}")
+    message = as_received(pb.Request(RequestID="r-1", Channel="trace.defect", Body=b"{}"))
     sent: list[dict[str, str]] = []
     async with AsyncQueuesClient(**options(broker, "defect")) as client:
 
@@ -148,7 +154,7 @@ async def test_the_sdk_cannot_send_with_a_span_current_so_the_connector_sends_ou
 
         context = RequestContext(binding="defect", request_id="r-1", source_kind=source.kind)
         with tracing.consume(source, message) as request_trace:
-            request_trace.record(await tracing.run(handler, message.Body, context))
+            request_trace.record(await tracing.run(handler, message.body, context))
             await send_reply(tracing.inject({"request_id": "r-1"}))
     [span] = await consumer_span(spans, "trace.defect")
     assert sent == [{"request_id": "r-1", "traceparent": traceparent(span)}]
@@ -304,7 +310,7 @@ def test_tracing_off_loads_nothing_and_adds_nothing(tmp_path: Any) -> None:
 def test_untraced_requests_share_one_do_nothing_trace() -> None:
     source = query_source("off")
     assert tracing.active() is None
-    assert tracing.consume(source, pb.Request()) is tracing.UNTRACED
+    assert tracing.consume(source, as_received(pb.Request())) is tracing.UNTRACED
     tags = {"request_id": "r"}
     assert tracing.inject(tags) is tags and tags == {"request_id": "r"}
 
@@ -337,7 +343,7 @@ async def test_console_exporter_prints_one_json_line_per_span(capsys: pytest.Cap
         assert tracing.start(TracingSettings(enabled=True), IDENTITY) is None  # already on: not started twice
         source = query_source("console.q")
         context = RequestContext(binding="console", request_id="r-1", source_kind=source.kind)
-        with tracing.consume(source, pb.Request(RequestID="r-1")) as request_trace:
+        with tracing.consume(source, as_received(pb.Request(RequestID="r-1"))) as request_trace:
             request_trace.record(await tracing.run(_echo, b"{}", context))
     finally:
         await running.close()
@@ -352,7 +358,7 @@ async def test_a_collector_that_is_down_does_not_hold_up_the_stop() -> None:
     running = tracing.start(TracingSettings(enabled=True, exporter="otlp", endpoint=f"http://127.0.0.1:{free_port()}"), IDENTITY)
     assert running is not None
     source = query_source("down.q")
-    with tracing.consume(source, pb.Request(RequestID="r-1")) as request_trace:
+    with tracing.consume(source, as_received(pb.Request(RequestID="r-1"))) as request_trace:
         request_trace.record(await tracing.run(_echo, b"{}", RequestContext(binding="down", request_id="r-1")))
     started = time.monotonic()
     await running.close()
