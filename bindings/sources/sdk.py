@@ -57,7 +57,7 @@ _SENDS: dict[str, tuple[Any, str]] = {
 ReceivedT = TypeVar("ReceivedT", pb.Request, pb.EventReceive)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Received(Generic[ReceivedT]):
     """A message as it arrived: its fields, and its body as a view into the received message.
 
