@@ -48,7 +48,7 @@ from kubemq import (
 from kubemq.pubsub.events_store_subscription import EventStoreStartPosition
 
 from bindings.sources.connection import SERVER_MESSAGE_LIMIT
-from bindings.sources.sdk import flush_downstream
+from bindings.sources.sdk import flush_downstream, send_serialized_request
 from bindings.wire import Request, Response
 
 Pattern = Literal["query", "command", "queue", "event", "event-store"]
@@ -109,7 +109,8 @@ async def query(address: str, channel: str, request: Request, *, timeout: int = 
 
 
 async def _send_query(client: AsyncCQClient, channel: str, request: Request, timeout: int) -> Response:
-    reply = await client.send_query(QueryMessage(channel=channel, body=request.to_json(), timeout_in_seconds=timeout))
+    # Serialized with the body joined in once: ``send_query`` would hold a large upload part four times over.
+    reply = await send_serialized_request(client, QueryMessage(channel=channel, body=request.to_json(), timeout_in_seconds=timeout))
     if not reply.is_executed:
         return Response.failure(reply.error or "query was not executed")
     return Response.from_json(reply.body)
@@ -118,7 +119,7 @@ async def _send_query(client: AsyncCQClient, channel: str, request: Request, tim
 async def command(connection: Connection, channel: str, request: Request, *, timeout: int = 30) -> Response:
     """Send ``request`` as a KubeMQ command; the reply carries only success or the error."""
     async with AsyncCQClient(**connection.options()) as client:
-        reply = await client.send_command(CommandMessage(channel=channel, body=request.to_json(), timeout_in_seconds=timeout))
+        reply = await send_serialized_request(client, CommandMessage(channel=channel, body=request.to_json(), timeout_in_seconds=timeout))
     return Response(is_error=not reply.is_executed, error=reply.error if not reply.is_executed else "")
 
 

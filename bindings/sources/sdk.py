@@ -16,6 +16,10 @@ once (``serialized_reply`` from a response, its data dropped once encoded),
 and ``send_serialized_response``, ``send_serialized_event`` and
 ``send_serialized_queue_message`` send them as the SDK sends a reply, an event
 or a queue message, through a callable made once per gRPC channel.
+``send_serialized_request`` does the same for a large query or command (the
+``send`` command line's upload parts): ``send_query`` and ``send_command``
+hold the body, the encoded request and its serialization at once, and gRPC's
+copy on top.
 
 Queue acks are the last gap: KubeMQ sends no reply to an ack, and the
 SDK's ``close()`` cancels its downstream stream at once, so an ack queued just
@@ -27,15 +31,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 import grpc
 from google.protobuf.message import Message
-from kubemq import AsyncCancellationToken, KubeMQTimeoutError, QueueSendResult, from_grpc_error
+from kubemq import (
+    AsyncCancellationToken,
+    CommandMessage,
+    CommandResponse,
+    KubeMQTimeoutError,
+    KubeMQValidationError,
+    QueryMessage,
+    QueryResponse,
+    QueueSendResult,
+    from_grpc_error,
+)
+from kubemq._internal.semconv import MESSAGING_MESSAGE_BODY_SIZE, MESSAGING_MESSAGE_ID
+from kubemq._internal.telemetry import KubeMQTagsCarrier, error_code_to_error_type, serialize_span_to_bytes
 from kubemq.grpc import kubemq_pb2 as pb
 
 from bindings.sources.connection import SubscriptionProperties
@@ -45,12 +63,16 @@ _REQUEST_TYPES = (pb.Subscribe.Commands, pb.Subscribe.Queries)
 _SEND_RESPONSE = "/kubemq.kubemq/SendResponse"
 _SEND_EVENT = "/kubemq.kubemq/SendEvent"
 _SEND_QUEUE_MESSAGE = "/kubemq.kubemq/SendQueueMessage"
+_SEND_REQUEST = "/kubemq.kubemq/SendRequest"
 # Each serialized send: the type of its reply, and the SDK's error when it times out.
 _SENDS: dict[str, tuple[Any, str]] = {
     _SEND_RESPONSE: (pb.Empty, "Send response timed out"),
     _SEND_EVENT: (pb.Result, "Send event timed out after {seconds}s"),
     _SEND_QUEUE_MESSAGE: (pb.SendQueueMessageResult, "Queue send timed out after {seconds}s"),
+    _SEND_REQUEST: (pb.Response, "Request timed out after {seconds}s"),
 }
+# A serialized query or command: the SDK's name for the operation (its retry rule) and the reply's type.
+_REQUESTS: dict[type[Any], tuple[str, Any]] = {QueryMessage: ("SendQuery", QueryResponse), CommandMessage: ("SendCommand", CommandResponse)}
 
 
 # A received message's type: a command or query, or an event (live or stored).
@@ -183,7 +205,7 @@ class Serialized(NamedTuple):
 
 
 def serialized_response(header: Message, body: Sequence[bytes]) -> bytes:
-    """The wire bytes of ``header`` (a ``pb.Response``, ``pb.Event`` or ``pb.QueueMessage``) with the pieces of ``body``, joined, as its ``Body``.
+    """The wire bytes of ``header`` (a ``pb.Response``, ``pb.Event``, ``pb.QueueMessage`` or ``pb.Request``) with the pieces of ``body``, joined, as its ``Body``.
 
     Protobuf reads fields in any order, so the body simply follows the
     header's own fields (which must not include a body).
@@ -221,6 +243,57 @@ async def send_serialized_queue_message(client: Any, message: Serialized) -> Que
     return QueueSendResult.decode(await _send_once(client, _SEND_QUEUE_MESSAGE, message))
 
 
+@overload
+async def send_serialized_request(client: Any, message: QueryMessage) -> QueryResponse: ...
+@overload
+async def send_serialized_request(client: Any, message: CommandMessage) -> CommandResponse: ...
+async def send_serialized_request(client: Any, message: QueryMessage | CommandMessage) -> QueryResponse | CommandResponse:
+    """Send ``message`` as ``client.send_query`` or ``client.send_command`` sends it, its body joined straight into the serialized request.
+
+    Its size check, span and trace tags, retries, deadline (the message's
+    timeout), errors and metrics are the SDK's. The caller hands the only
+    reference to ``message`` over: once its body is joined in, it is dropped.
+    """
+    client._validate_message_size(message.body)
+    operation, reply_type = _REQUESTS[type(message)]
+    channel, timeout = message.channel, message.timeout_in_seconds
+    start = time.perf_counter()
+    error_type = None
+    with client._instrumentor.start_span("send", channel) as span:
+        try:
+            client._ensure_connected()
+            header = _without_body(message).encode(client._config.client_id or "", span=serialize_span_to_bytes())
+            tags = dict(header.Tags)
+            KubeMQTagsCarrier(tags).inject()
+            header.Tags.update(tags)
+            if span.is_recording():
+                span.set_attribute(MESSAGING_MESSAGE_ID, message.id)
+                span.set_attribute(MESSAGING_MESSAGE_BODY_SIZE, len(message.body))
+            wire = serialized_response(header, [message.body])
+            del message  # the body is in ``wire`` now
+            reply = await client._retry_executor.execute(operation, _call, client._pick_pool_transport(), _SEND_REQUEST, wire, timeout, channel=channel)
+            client._instrumentor._metrics.record_sent_message("send", channel)
+            decoded: QueryResponse | CommandResponse = reply_type.decode(reply)
+            return decoded
+        except (ValueError, TypeError) as exc:
+            error_type = "validation"
+            client._instrumentor.record_error(span, exc, error_type)
+            raise KubeMQValidationError(str(exc), is_retryable=False) from exc
+        except Exception as exc:
+            error_type = error_code_to_error_type(getattr(exc, "code", None))
+            client._instrumentor.record_error(span, exc, error_type)
+            raise
+        finally:
+            client._instrumentor._metrics.record_operation_duration(time.perf_counter() - start, "send", channel, error_type)
+
+
+def _without_body(message: QueryMessage | CommandMessage) -> QueryMessage | CommandMessage:
+    """A copy of ``message`` with an empty body, for the SDK's own ``encode`` (its validation would refuse one made so)."""
+    headless = copy.copy(message)
+    object.__setattr__(headless, "body", b"")  # frozen dataclass
+    return headless
+
+
 async def _send_once(client: Any, method: str, message: Serialized) -> Any:
     # The SDK's size check reads only the body's length; the body is the message's tail.
     client._validate_message_size(memoryview(message.wire)[len(message.wire) - message.body_size :])
@@ -228,10 +301,10 @@ async def _send_once(client: Any, method: str, message: Serialized) -> Any:
     return await _call(client._transport, method, message.wire)
 
 
-async def _call(transport: Any, method: str, request: bytes) -> Any:
-    """One unary call of serialized bytes as the SDK's transport makes it: its deadline, reconnection and errors."""
+async def _call(transport: Any, method: str, request: bytes, timeout: int | None = None) -> Any:
+    """One unary call of serialized bytes as the SDK's transport makes it: its deadline (``timeout``, or the default), reconnection and errors."""
     transport._ensure_connected()
-    timeout = transport._config.default_timeout_seconds
+    timeout = timeout or transport._config.default_timeout_seconds
     try:
         return await asyncio.wait_for(_callables(transport)[method](request), timeout=timeout)
     except TimeoutError as exc:
