@@ -140,6 +140,7 @@ async def one_message(broker: EmbeddedBroker, s3: EmbeddedS3, store: Any, direct
     upload = {"method": "upload_item", "bucket_name": BUCKET, "item_name": f"up-{size}"}
     get = {"method": "get_item", "bucket_name": BUCKET, "item_name": f"down-{size}"}
     await store.put_object(Bucket=BUCKET, Key=get["item_name"], Body=payload)
+    request_size, reply_size = len(Request(metadata=upload, data=payload).to_json()), len(Response.ok(payload).to_json())
     measured: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for _ in range(rounds):
         for who in (CONNECTOR, MINIMAL):
@@ -155,9 +156,8 @@ async def one_message(broker: EmbeddedBroker, s3: EmbeddedS3, store: Any, direct
                     sends = (running.send({**upload, "item_name": f"at-once-{n}"}, payload) for n in range(at_once))
                     seconds, peak, _ = await running.measure(asyncio.gather(*sends))
                     measured.setdefault((f"{at_once} upload_item at once", who), []).append((seconds, peak))
-        request_size = len(Request(metadata=upload, data=payload).to_json())
         measured.setdefault(("upload_item", GRPC), []).append((math.nan, await grpc_floor("receive", request_size)))
-        measured.setdefault(("get_item", GRPC), []).append((math.nan, await grpc_floor("send", len(Response.ok(payload).to_json()))))
+        measured.setdefault(("get_item", GRPC), []).append((math.nan, await grpc_floor("send", reply_size)))
     operations = list(dict.fromkeys(operation for operation, _ in measured))
     order = sorted(measured, key=lambda key: (operations.index(key[0]), (CONNECTOR, MINIMAL, GRPC).index(key[1])))
     return [(operation, who, size, measured[operation, who]) for operation, who in order]

@@ -42,7 +42,6 @@ from typing import Any, Generic, NamedTuple, TypeVar, overload
 import grpc
 from google.protobuf.message import Message
 from kubemq import (
-    AsyncCancellationToken,
     CommandMessage,
     CommandResponse,
     KubeMQTimeoutError,
@@ -71,6 +70,8 @@ _SENDS: dict[str, tuple[Any, str]] = {
     _SEND_QUEUE_MESSAGE: (pb.SendQueueMessageResult, "Queue send timed out after {seconds}s"),
     _SEND_REQUEST: (pb.Response, "Request timed out after {seconds}s"),
 }
+# The field number of ``Body`` in each message type received or sent here, looked up once.
+_BODY_FIELDS: dict[type[Message], int] = {message_type: message_type.DESCRIPTOR.fields_by_name["Body"].number for message_type in (pb.Request, pb.EventReceive, pb.Response, pb.Event, pb.QueueMessage)}
 # A serialized query or command: the SDK's name for the operation (its retry rule) and the reply's type.
 _REQUESTS: dict[type[Any], tuple[str, Any]] = {QueryMessage: ("SendQuery", QueryResponse), CommandMessage: ("SendCommand", CommandResponse)}
 
@@ -100,21 +101,16 @@ async def subscription_stream(client: Any, subscribe: pb.Subscribe, stop: asynci
     """
     requests = subscribe.SubscribeTypeData in _REQUEST_TYPES
     method, message_type = ("/kubemq.kubemq/SubscribeToRequests", pb.Request) if requests else ("/kubemq.kubemq/SubscribeToEvents", pb.EventReceive)
-    token = AsyncCancellationToken()
-    watcher = asyncio.create_task(_cancel_on(stop, token))
-    try:
-        async for message in _subscribe(client._transport, method, subscribe, token):
-            yield received(message, message_type)
-    finally:
-        watcher.cancel()
+    async for message in _subscribe(client._transport, method, subscribe, stop):
+        yield received(message, message_type)
 
 
-async def _subscribe(transport: Any, method: str, subscribe: pb.Subscribe, token: AsyncCancellationToken) -> AsyncIterator[bytes]:
-    """The SDK's ``subscribe_to_requests`` and ``subscribe_to_events``, step for step, but handing over each message's bytes."""
+async def _subscribe(transport: Any, method: str, subscribe: pb.Subscribe, stop: asyncio.Event) -> AsyncIterator[bytes]:
+    """The SDK's ``subscribe_to_requests`` and ``subscribe_to_events``, step for step, but handing over each message's bytes (until ``stop``)."""
     transport._ensure_connected()
     call = transport._channel.unary_stream(method, request_serializer=pb.Subscribe.SerializeToString)(subscribe)
     await transport._register_stream(call)
-    watchdog = asyncio.create_task(_cancel_call_on(token, call))
+    watchdog = asyncio.create_task(_cancel_call_on(stop, call))
     try:
         async for message in call:
             if transport._closing:
@@ -136,7 +132,7 @@ async def _subscribe(transport: Any, method: str, subscribe: pb.Subscribe, token
 
 def received(message: bytes, message_type: type[ReceivedT]) -> Received[ReceivedT]:
     """Decode a ``message_type``'s bytes; a large body stays where it is, in ``message``."""
-    span = None if len(message) < LARGE_BODY else _field_span(message, message_type.DESCRIPTOR.fields_by_name["Body"].number)
+    span = None if len(message) < LARGE_BODY else _field_span(message, _BODY_FIELDS[message_type])
     if span is None:
         fields = message_type.FromString(message)
         return Received(fields, fields.Body)
@@ -211,7 +207,7 @@ def serialized_response(header: Message, body: Sequence[bytes]) -> bytes:
     header's own fields (which must not include a body).
     """
     # The body's key: its field number, length-delimited (wire type 2).
-    key = header.DESCRIPTOR.fields_by_name["Body"].number << 3 | 2
+    key = _BODY_FIELDS[type(header)] << 3 | 2
     return b"".join((header.SerializeToString(), _varint(key), _varint(sum(map(len, body))), *body))
 
 
@@ -341,13 +337,8 @@ def _varint(value: int) -> bytes:
     return bytes(encoded)
 
 
-async def _cancel_on(stop: asyncio.Event, token: AsyncCancellationToken) -> None:
+async def _cancel_call_on(stop: asyncio.Event, call: Any) -> None:
     await stop.wait()
-    token.cancel()
-
-
-async def _cancel_call_on(token: AsyncCancellationToken, call: Any) -> None:
-    await token.wait()
     call.cancel()
 
 
