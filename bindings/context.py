@@ -8,6 +8,8 @@ from typing import Any
 
 import structlog
 
+from bindings.wire import KUBEMQ_TARGETS, ReplyStyle
+
 
 @dataclass(frozen=True, slots=True)
 class TargetContext:
@@ -25,6 +27,8 @@ class TargetContext:
     # envelope included); None when the source has no limit. A target refuses
     # to build a bigger reply instead of reading it all and failing to send it.
     max_reply_data: int | None = None
+    # How the binding writes replies: a target adds its richer metadata only in the ``extended`` style.
+    reply_style: ReplyStyle = KUBEMQ_TARGETS
 
 
 @dataclass(slots=True)

@@ -26,7 +26,7 @@ from bindings.redaction import redact
 from bindings.registry import Registry
 from bindings.source import Outcome, Source
 from bindings.target import Call, Target
-from bindings.wire import Body, Request, Response, parse_request
+from bindings.wire import KUBEMQ_TARGETS, Body, Request, Response, parse_request
 
 log = structlog.get_logger("bindings.engine")
 INIT_RETRY_MAX_SECONDS = 30.0
@@ -54,6 +54,7 @@ class Binding:
         self._request_log = middleware.RequestLog(spec.name, spec.middleware.log_level)
         self._chain = middleware.build(self.target.handle, spec.middleware, metrics, self._labels, self._request_log)
         self._parse: Callable[[Body], Request] = (lambda body: Request(data=bytes(body))) if self.source.raw_payload else parse_request
+        self._style = spec.middleware.reply_style
 
     @property
     def name(self) -> str:
@@ -82,7 +83,13 @@ class Binding:
         self._starter = asyncio.create_task(self._start_when_possible(), name=f"start-{self.name}")
 
     async def _init_target_once(self) -> bool:
-        context = TargetContext(binding=self.name, max_concurrency=self.source.max_concurrency, log=log.bind(binding=self.name), max_reply_data=self.source.max_reply_data)
+        context = TargetContext(
+            binding=self.name,
+            max_concurrency=self.source.max_concurrency,
+            log=log.bind(binding=self.name),
+            max_reply_data=self.source.max_reply_data,
+            reply_style=self._style,
+        )
         try:
             # First the development servers the config names: both sides are pointed at them before use,
             # each once (a side already pointed is not acquired again when a later step failed).
@@ -147,15 +154,22 @@ class Binding:
             method = call.name if call else ""
             self.metrics.count_refused(self._labels, len(body), error, method or "invalid")
             self._request_log.failed(method or (request.metadata.get("method", "") if request else ""), context, error)
-            return Outcome(Response.failure(error), error, method=method)
+            # A body that cannot be read is refused by kubemq-targets' source, before its middleware: never listed as attempts.
+            return Outcome(Response.failure(error) if request is None else self._failure(error), error, method=method)
         try:
-            return Outcome(await self._chain(call, context), method=call.name)
+            return Outcome(call.method.styled(await self._chain(call, context), self._style), method=call.name)
         except RequestError as exc:
-            return Outcome(Response.failure(exc), exc, method=call.name)
+            return Outcome(self._failure(exc), exc, method=call.name)
         except Exception as exc:  # a bug must not end the subscription: logged, answered
             log.exception("unexpected error", binding=self.name, request_id=context.request_id)
             error = RequestError(f"internal error: {describe(exc)}")
-            return Outcome(Response.failure(error), error, method=call.name)
+            return Outcome(self._failure(error), error, method=call.name)
+
+    def _failure(self, error: RequestError) -> Response:
+        """The error reply for a request that reached the target: every attempt listed, as kubemq-targets' retry middleware does, or the last alone."""
+        if self._style == KUBEMQ_TARGETS:
+            return Response.attempts_failed([*error.earlier_attempts, str(error)])
+        return Response.failure(error)
 
     def status(self) -> dict[str, Any]:
         """What ``/bindings`` shows: state and config, every secret redacted."""

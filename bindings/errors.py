@@ -48,9 +48,15 @@ class ConfigError(BindingsError):
 
 
 class RequestError(BindingsError):
-    """A single request failed; the sender gets ``str(error)`` in the reply."""
+    """A single request failed; the sender gets ``str(error)`` in the reply.
+
+    ``earlier_attempts`` holds the texts of the attempts that failed before
+    this one, when the retry middleware tried more than once: kubemq-targets
+    lists every attempt in its reply, and the ``kubemq-targets`` reply style does too.
+    """
 
     retryable: bool = False
+    earlier_attempts: tuple[str, ...] = ()
 
 
 class InvalidRequestError(RequestError):

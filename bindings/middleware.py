@@ -29,7 +29,7 @@ from bindings.errors import RequestError, RequestTimeoutError
 from bindings.metrics import Metrics
 from bindings.properties import Properties, field
 from bindings.target import Call, CallHandler
-from bindings.wire import Response
+from bindings.wire import KUBEMQ_TARGETS, ReplyStyle, Response
 
 Handler = CallHandler
 Middleware = Callable[[Handler], Handler]
@@ -49,6 +49,14 @@ class MiddlewareProperties(Properties):
     retry_max_delay_milliseconds: int = field(10_000, ge=0, le=600_000, description="Cap on one `back-off` delay, so many attempts cannot add up to hours.", example=5000)
     retry_delay_type: Literal["back-off", "fixed", "random"] = field(
         "back-off", description="`back-off`: doubling delays; `fixed`: the same delay; `random`: uniform up to the delay.", example="back-off"
+    )
+    reply_style: ReplyStyle = field(
+        KUBEMQ_TARGETS,
+        description="`kubemq-targets`: every reply to a method kubemq-targets has is byte for byte what kubemq-targets sends "
+        "(its metadata only, its error texts, each error listed as `All attempts fail:\\n#1: ...`). "
+        "`extended`: richer reply metadata (sizes, ETags, checksums, counts), every problem of a bad request with a suggestion, "
+        "and the last attempt's error alone.",
+        example="extended",
     )
     rate_per_second: float = field(
         0,
@@ -164,18 +172,21 @@ def ensure_wanted(context: RequestContext, waited_for: str) -> None:
 def retry_middleware(props: MiddlewareProperties) -> Middleware:
     """Retry only errors marked retryable (throttling, 5xx, timeouts, connection resets).
 
-    The error the sender sees is the last attempt's, unwrapped: no
-    ``All attempts fail:`` noise as in kubemq-targets.
+    The last attempt's error is raised, carrying the texts of the attempts
+    before it (``earlier_attempts``) for the reply style that lists them all.
     """
 
     def wrap(call_next: Handler) -> Handler:
         async def handle(call: Call, context: RequestContext) -> Response:
+            failed: list[str] = []
             for attempt in range(1, props.retry_attempts + 1):
                 try:
                     return await call_next(call, context)
                 except RequestError as exc:
                     if not exc.retryable or attempt == props.retry_attempts:
+                        exc.earlier_attempts = (*failed, *exc.earlier_attempts)
                         raise
+                    failed.append(str(exc))
                     delay = retry_delay(props, attempt)
                     log.info("retrying request", binding=context.binding, request_id=context.request_id, attempt=attempt, delay_ms=round(delay * 1000), error=str(exc))
                     await asyncio.sleep(delay)

@@ -48,6 +48,18 @@ StringList = Annotated[
 ]
 
 
+# What Go's ``strconv.ParseBool`` reads as true; kubemq-targets reads anything else, unknown words included, as false.
+GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+
+
+def _go_bool(value: Any) -> Any:
+    return value in GO_TRUE if isinstance(value, str) else value
+
+
+# A request flag read as kubemq-targets reads it (``Metadata.ParseBool`` with default false): never refused.
+GoFlag = Annotated[bool, BeforeValidator(_go_bool)]
+
+
 class Properties(BaseModel):
     """Base of every ``properties`` block: unknown keys are refused, so typos show."""
 

@@ -24,9 +24,11 @@ from bindings.context import RequestContext, TargetContext
 from bindings.errors import InvalidRequestError
 from bindings.hints import did_you_mean, value_message
 from bindings.properties import Properties
-from bindings.wire import Request, Response
+from bindings.wire import KUBEMQ_TARGETS, ReplyStyle, Request, Response
 
 METHOD_KEY = "method"
+# kubemq-targets' unknown-method text (``types.Metadata.GetValidMethodTypes``): each name as `` :name,``.
+INVALID_METHOD = "invalid method type, method type should be one of the following:"
 
 
 class Target(abc.ABC):
@@ -79,20 +81,52 @@ class RequestMetadata(BaseModel):
         """The error for a required key left out; kubemq-targets' wording, which senders may match."""
         return f"error parsing {key}, value of key {key} cannot be empty"
 
+    @classmethod
+    def missing_hint(cls, key: str) -> str:
+        """A way out to add after ``missing_message`` in the ``extended`` reply style (none by default)."""
+        return ""
+
 
 MetadataT = TypeVar("MetadataT", bound=RequestMetadata)
 Handler = Callable[[Any, Any, Request, RequestContext], Awaitable[Response]]
 
 
 @dataclass(frozen=True)
+class KubemqTargetsReply:
+    """What kubemq-targets sends on success for a method it has: ``result`` plus these metadata keys, and data or not.
+
+    The ``kubemq-targets`` reply style trims a reply to this, so it is byte for
+    byte what kubemq-targets sends; the ``extended`` style keeps everything.
+    """
+
+    metadata: tuple[str, ...] = ()
+    data: bool = True
+
+    def trim(self, response: Response) -> Response:
+        kept = {"result", *self.metadata}
+        return Response(metadata={key: value for key, value in response.metadata.items() if key in kept}, data=response.data if self.data else None)
+
+
+@dataclass(frozen=True)
 class Method(Generic[MetadataT]):
-    """One operation: its name, its metadata declaration and its handler."""
+    """One operation: its name, its metadata declaration and its handler.
+
+    ``kubemq_targets`` is set for the operations kubemq-targets has too: how
+    it answers them. Methods it lacks reply the same in every style.
+    """
 
     name: str
     metadata: type[MetadataT]
     handler: Handler
     summary: str
     read_only: bool = False
+    kubemq_targets: KubemqTargetsReply | None = None
+
+    def styled(self, response: Response, style: ReplyStyle) -> Response:
+        """``response`` as this reply style sends it."""
+        if style == KUBEMQ_TARGETS and self.kubemq_targets is not None:
+            return self.kubemq_targets.trim(response)
+        return response
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,17 +168,20 @@ class MethodTable:
     def __init__(self) -> None:
         self._methods: dict[str, Method[Any]] = {}
 
-    def method(self, name: str, metadata: type[RequestMetadata], summary: str, *, read_only: bool = False) -> Callable[[Handler], Handler]:
+    def method(
+        self, name: str, metadata: type[RequestMetadata], summary: str, *, read_only: bool = False, kubemq_targets: KubemqTargetsReply | None = None
+    ) -> Callable[[Handler], Handler]:
         """Decorator registering ``handler(target, metadata, request, context)`` as ``name``.
 
         ``read_only`` methods change nothing, so they may be cancelled when the
-        sender gives up; writes always run to the end.
+        sender gives up; writes always run to the end. ``kubemq_targets`` says
+        how kubemq-targets answers the method, when it has it.
         """
 
         def register(handler: Handler) -> Handler:
             if name in self._methods:
                 raise ValueError(f"method {name!r} registered twice")
-            self._methods[name] = Method(name, metadata, handler, summary, read_only)
+            self._methods[name] = Method(name, metadata, handler, summary, read_only, kubemq_targets)
             return handler
 
         return register
@@ -152,37 +189,48 @@ class MethodTable:
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self._methods.values())
 
-    def resolve(self, request: Request, defaults: Mapping[str, str] | None = None) -> Call:
+    def resolve(self, request: Request, defaults: Mapping[str, str] | None = None, style: ReplyStyle = KUBEMQ_TARGETS) -> Call:
         """Find the request's method and parse its metadata, or say exactly what is wrong.
 
         ``defaults`` fill metadata keys the request leaves out (a target-level
-        default bucket, for instance); the request always wins.
+        default bucket, for instance); the request always wins. In the
+        ``kubemq-targets`` style a refusal is worded as kubemq-targets words it
+        (its first problem only); ``extended`` names every problem and suggests a fix.
         """
         name = request.metadata.get(METHOD_KEY, "")
         method = self._methods.get(name)
         if method is None:
-            # kubemq-targets' text, which senders may match, then the suggestion after it.
-            message = "invalid method type, method type should be one of the following: " + ", ".join(self._methods)
-            hint = did_you_mean(name, self._methods)
-            raise InvalidRequestError(f"{message}; {hint}" if hint else message)
+            raise InvalidRequestError(self._unknown_method(name, style))
         # A key sent empty counts as not sent, so it does not hide a default either.
         values: dict[str, str] = {**(defaults or {}), **{k: v for k, v in request.metadata.items() if v != ""}}
         try:
             return Call(request, method, method.metadata.model_validate(values))
         except ValidationError as exc:
-            raise InvalidRequestError(_describe(exc, method)) from None
+            problems = _describe(exc, method, hints=style != KUBEMQ_TARGETS)
+            raise InvalidRequestError(problems[0] if style == KUBEMQ_TARGETS else "; ".join(problems)) from None
+
+    def _unknown_method(self, name: str, style: ReplyStyle) -> str:
+        """kubemq-targets' list of its own methods (all of them for a target it lacks); ``extended``: every method and a suggestion."""
+        if style == KUBEMQ_TARGETS:
+            listed = [method.name for method in self._methods.values() if method.kubemq_targets is not None] or list(self._methods)
+            return INVALID_METHOD + "".join(f" :{method}," for method in listed)
+        message = f"{INVALID_METHOD} " + ", ".join(self._methods)
+        hint = did_you_mean(name, self._methods)
+        return f"{message}; {hint}" if hint else message
 
 
-def _describe(exc: ValidationError, method: Method[Any]) -> str:
-    """kubemq-targets' wording for a missing key; the key and the reason for a bad value; all problems, one line."""
+def _describe(exc: ValidationError, method: Method[Any], *, hints: bool) -> list[str]:
+    """Each problem in declaration order: kubemq-targets' wording for a missing key, else the key and the reason."""
     parts = []
     for error in exc.errors(include_url=False):
         key = ".".join(str(p) for p in error["loc"])
         reason = value_message(error).removeprefix("Value error, ")
         if error["type"] == "missing":
-            parts.append(method.metadata.missing_message(key, method.name))
+            hint = method.metadata.missing_hint(key) if hints else ""
+            message = method.metadata.missing_message(key, method.name)
+            parts.append(f"{message} ({hint})" if hint else message)
         elif key:
             parts.append(f"error parsing {key}, {reason}")
         else:  # a check across several keys names them itself
             parts.append(reason)
-    return "; ".join(parts)
+    return parts

@@ -22,11 +22,18 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pybase64
 
+from bindings import gojson
 from bindings.errors import InvalidRequestError
+
+# How replies are written: ``kubemq-targets`` byte for byte as kubemq-targets sends them (the default),
+# ``extended`` with this connector's richer metadata and plainer error text.
+ReplyStyle = Literal["kubemq-targets", "extended"]
+KUBEMQ_TARGETS: ReplyStyle = "kubemq-targets"
+EXTENDED: ReplyStyle = "extended"
 
 # A message body as a source hands it over: bytes, or a view into the received message when
 # copying a large body out of it would hold the object once more.
@@ -147,10 +154,16 @@ class Response:
         more; a source that builds its message itself joins the pieces once,
         straight into it, after dropping ``data``.
         """
-        metadata = json.dumps(dict(sorted(self.metadata.items())), separators=(",", ":")).encode()
-        tail = json.dumps({"is_error": self.is_error, "error": self.error}, separators=(",", ":")).encode()
+        metadata = gojson.dumps(self.metadata).encode()
+        tail = f'"is_error":{"true" if self.is_error else "false"},"error":{gojson.string(self.error)}}}'.encode()
         data = [b"null"] if self.data is None else [b'"', pybase64.b64encode(self.data), b'"']
-        return [b'{"metadata":', metadata, b',"data":', *data, b",", tail[1:]]
+        return [b'{"metadata":', metadata, b',"data":', *data, b",", tail]
+
+    @classmethod
+    def attempts_failed(cls, attempts: list[str]) -> Response:
+        """An error reply as kubemq-targets' retry middleware words every target error, even after a single attempt."""
+        listed = "\n".join(f"#{number}: {text}" for number, text in enumerate(attempts, start=1))
+        return cls.failure(f"All attempts fail:\n{listed}")
 
     @classmethod
     def from_json(cls, body: bytes) -> Response:
@@ -197,8 +210,6 @@ def parse_request(body: Body) -> Request:
 # A ``data`` object deeper than this is refused before it is re-encoded (Go allows 10,000;
 # Python's own encoder gives out near 1,000, depending on the stack already in use).
 MAX_DATA_DEPTH = 512
-# Longest integer kept exact; a longer one is read as a float, as Go reads every JSON number.
-_MAX_EXACT_DIGITS = 4000
 _NOT_JSON = object()
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _WHITESPACE = b" \t\r\n"
@@ -208,9 +219,9 @@ class _NotGoJson(ValueError):
     """Text Python's JSON reader accepts but Go's refuses (``NaN``, ``Infinity``)."""
 
 
-def _go_number(digits: str) -> int | float:
-    # Python refuses to read integers of more than 4300 digits; Go reads them all as float64.
-    return int(digits) if len(digits) <= _MAX_EXACT_DIGITS else float(digits)
+def _go_number(digits: str) -> float:
+    # Go reads every JSON number as a float64 (and Python would refuse integers of over 4300 digits).
+    return float(digits)
 
 
 def _refuse_constant(name: str) -> float:
@@ -371,7 +382,7 @@ def _decode_data(value: object) -> bytes:
         except (binascii.Error, ValueError):
             return _valid_text(value).encode()
     if isinstance(value, dict):
-        # Go re-marshals a map: keys sorted, compact, HTML characters escaped.
+        # Go re-marshals a map: keys sorted, compact, HTML characters escaped, numbers as float64.
         _check_depth(value)
         return _go_json(value)
     type_name = _GO_TYPE_NAMES.get(type(value), type(value).__name__)
@@ -380,10 +391,6 @@ def _decode_data(value: object) -> bytes:
 
 def _go_json(value: object) -> bytes:
     try:
-        text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False)
+        return gojson.dumps(value).encode()
     except ValueError:  # a number past float64's range, read as infinity
         raise InvalidRequestError("invalid request format, invalid data format, number out of range") from None
-    text = _valid_text(text)
-    for char, escape in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-        text = text.replace(char, escape)
-    return text.encode()

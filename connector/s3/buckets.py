@@ -14,11 +14,13 @@ import contextlib
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from bindings.context import RequestContext
 from bindings.properties import field
-from bindings.wire import Request, Response
+from bindings.wire import KUBEMQ_TARGETS, Request, Response
 from connector.s3.client import DEFAULT_REGION, S3Client
-from connector.s3.errors import delete_errors
+from connector.s3.errors import DeleteRefused, ListingFailed, client_error
 from connector.s3.metadata import BucketMetadata, WaitMetadata
 from connector.s3.results import CREATE_BUCKET, to_json
 
@@ -62,8 +64,17 @@ async def delete_bucket(s3: S3Client, metadata: DeleteBucketMetadata, request: R
 
 
 async def delete_all_items_from_bucket(s3: S3Client, metadata: DeleteAllItemsMetadata, request: Request, context: RequestContext) -> Response:
-    """Delete every current object (under ``prefix``); replies with how many were deleted."""
-    deleted = await delete_in_batches(s3, metadata.bucket_name, _keys(s3, metadata.bucket_name, metadata.prefix))
+    """Delete every current object (under ``prefix``); replies with how many were deleted.
+
+    In the kubemq-targets reply style a failure is worded as its batch delete
+    words it (``BatchedDeleteIncomplete``, a line pair per failed key).
+    """
+    try:
+        deleted = await delete_in_batches(s3, metadata.bucket_name, _keys(s3, metadata.bucket_name, metadata.prefix))
+    except (DeleteRefused, ListingFailed) as exc:
+        if s3.reply_style != KUBEMQ_TARGETS:
+            raise
+        raise exc.as_batch_error() from exc
     return Response.ok(to_json({"Deleted": deleted}), bucket=metadata.bucket_name, deleted=str(deleted))
 
 
@@ -89,16 +100,19 @@ async def delete_in_batches(s3: S3Client, bucket: str, batches: AsyncGenerator[l
                 kept += errors[: KEPT_REFUSALS - len(kept)]
                 refused_in_a_row = refused_in_a_row + 1 if len(errors) == len(chunk) else 0
                 if refused_in_a_row == REFUSED_BATCHES_TO_STOP:
-                    raise delete_errors(kept, refused, deleted, stopped_after=refused_in_a_row)
+                    raise DeleteRefused(kept, refused, deleted, bucket, stopped_after=refused_in_a_row)
     if refused:
-        raise delete_errors(kept, refused, deleted)
+        raise DeleteRefused(kept, refused, deleted, bucket)
     return deleted
 
 
 async def _keys(s3: S3Client, bucket: str, prefix: str | None) -> AsyncGenerator[list[dict[str, str]], None]:
     paginator = s3.s3.get_paginator("list_objects_v2")
-    async for page in paginator.paginate(Bucket=bucket, Prefix=prefix or "", PaginationConfig={"PageSize": DELETE_BATCH}):
-        yield [{"Key": item["Key"]} for item in page.get("Contents", [])]
+    try:
+        async for page in paginator.paginate(Bucket=bucket, Prefix=prefix or "", PaginationConfig={"PageSize": DELETE_BATCH}):
+            yield [{"Key": item["Key"]} for item in page.get("Contents", [])]
+    except ClientError as exc:
+        raise ListingFailed.of(client_error(exc)) from exc
 
 
 async def _versions(s3: S3Client, bucket: str) -> AsyncGenerator[list[dict[str, str]], None]:

@@ -18,8 +18,10 @@ from urllib.parse import quote, urlsplit
 import aioboto3
 from aiobotocore.config import AioConfig
 from botocore.exceptions import ClientError, WaiterError
+from botocore.handlers import validate_bucket_name
 
 from bindings.errors import TargetError
+from bindings.wire import KUBEMQ_TARGETS, ReplyStyle
 from connector.s3.errors import NO_SUCH_BUCKET, NO_SUCH_KEY, client_error, is_not_found, waiter_error
 from connector.s3.options import S3Properties
 from connector.s3.policy import AccessPolicy
@@ -42,8 +44,10 @@ class Credentials:
 class S3Client:
     """The target's S3 connection plus the few helpers handlers share (waiters, HEAD, URLs)."""
 
-    def __init__(self, properties: S3Properties, endpoint_url: str | None, max_reply_data: int | None = None) -> None:
+    def __init__(self, properties: S3Properties, endpoint_url: str | None, max_reply_data: int | None = None, reply_style: ReplyStyle = KUBEMQ_TARGETS) -> None:
         self.properties = properties
+        # The binding's reply style: the few errors kubemq-targets words its own way follow it.
+        self.reply_style = reply_style
         self.endpoint_url = endpoint_url
         # Largest reply data the binding's source can send (None: no limit); get_item refuses bigger objects unread.
         self.max_reply_data = max_reply_data
@@ -72,6 +76,9 @@ class S3Client:
         )
         trace_s3_calls()  # nothing when tracing is off
         self._client = await self._stack.enter_async_context(session.client("s3", endpoint_url=self.endpoint_url, region_name=self.region, verify=self.properties.verify, config=config))
+        # Bucket names go to the store as given, as kubemq-targets sends them: the store's refusal
+        # (InvalidBucketName, with its status and ids) is the answer, not botocore's own check.
+        self._client.meta.events.unregister("before-parameter-build.s3", validate_bucket_name)
 
     async def close(self) -> None:
         self._client = None

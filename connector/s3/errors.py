@@ -1,7 +1,7 @@
 """botocore and aiohttp failures -> ``bindings.errors`` exceptions.
 
-Messages keep aws-sdk-go's layout (``Code: message\\n\\tstatus code: N, request
-id: X``) because senders written for kubemq-targets match on that text; the
+Messages keep aws-sdk-go's layout for S3 (``Code: message\\n\\tstatus code: N,
+request id: X, host id: Y``) because senders written for kubemq-targets match on that text; the
 S3 code and HTTP status are also set as fields. ``retryable`` is true only
 where trying again can succeed: throttling, 5xx, timeouts, lost connections.
 """
@@ -91,7 +91,7 @@ def client_error(exc: ClientError, missing: str | None = None) -> TargetError:
         elif status is not None:
             phrase = _phrase(status)
             code, message = phrase.replace(" ", ""), message or phrase
-    text = f"{code}: {message}\n\tstatus code: {status}, request id: {meta.get('RequestId', '')}"
+    text = f"{code}: {message}\n\tstatus code: {status}, request id: {meta.get('RequestId', '')}, host id: {meta.get('HostId', '')}"
     retryable = code in THROTTLING_CODES or code in TRANSIENT_CODES or (status is not None and status >= 500 and status != 501)
     return TargetError(text, code=code, status=status, retryable=retryable)
 
@@ -106,21 +106,68 @@ def waiter_error(exc: WaiterError, what: str, timeout: float) -> TargetError:
     return TargetError(f"ResourceNotReady: gave up after {round(timeout, 1):g}s waiting for {what}", code="ResourceNotReady")
 
 
-def delete_errors(errors: list[dict[str, Any]], refused: int, deleted: int, stopped_after: int = 0) -> TargetError:
-    """DeleteObjects' per-key ``Errors`` (the first ones kept, ``refused`` in all) as one failure.
+class DeleteRefused(TargetError):
+    """DeleteObjects refused keys: the first ones kept (``kept``), ``refused`` in all, ``deleted`` done.
 
     ``stopped_after`` is how many batches in a row were refused entirely when
     deletion gave up early. Retryable only if every kept refusal is transient.
     """
-    codes = {str(error.get("Code", "")) for error in errors}
-    code = sorted(codes)[0]
-    listed = "; ".join(f"{error.get('Key')}: {error.get('Code')} ({error.get('Message', '')})" for error in errors)
-    more = f"; and {refused - len(errors)} more" if refused > len(errors) else ""
-    if stopped_after:
-        summary = f"stopped after {stopped_after} batches in a row in which every object was refused; {deleted} deleted before stopping, {refused} refused"
-    else:
-        summary = f"failed to delete {refused} of {refused + deleted} objects"
-    return TargetError(f"{code}: {summary}: {listed}{more}", code=code, retryable=codes <= (THROTTLING_CODES | TRANSIENT_CODES))
+
+    def __init__(self, kept: list[dict[str, Any]], refused: int, deleted: int, bucket: str, stopped_after: int = 0) -> None:
+        codes = {str(error.get("Code", "")) for error in kept}
+        code = sorted(codes)[0]
+        listed = "; ".join(f"{error.get('Key')}: {error.get('Code')} ({error.get('Message', '')})" for error in kept)
+        more = f"; and {refused - len(kept)} more" if refused > len(kept) else ""
+        if stopped_after:
+            summary = f"stopped after {stopped_after} batches in a row in which every object was refused; {deleted} deleted before stopping, {refused} refused"
+        else:
+            summary = f"failed to delete {refused} of {refused + deleted} objects"
+        super().__init__(f"{code}: {summary}: {listed}{more}", code=code, retryable=codes <= (THROTTLING_CODES | TRANSIENT_CODES))
+        self.kept = kept
+        self.bucket = bucket
+
+    def as_batch_error(self) -> TargetError:
+        """The refusals as kubemq-targets reports them (aws-sdk-go's ``BatchedDeleteIncomplete``), one line pair per kept key."""
+        failures = [(str(error.get("Key", "")), self.bucket, f"{error.get('Code') or 'DeleteBatchError'}: {error.get('Message') or 'failed to delete'}") for error in self.kept]
+        return batch_delete_incomplete(failures, self)
+
+
+class ListingFailed(TargetError):
+    """Listing the objects to delete failed: the S3 error, kept apart from a refused delete."""
+
+    @classmethod
+    def of(cls, error: TargetError) -> ListingFailed:
+        return cls(str(error), code=error.code, status=error.status, retryable=error.retryable)
+
+    def as_batch_error(self) -> TargetError:
+        """As kubemq-targets reports it: the batch delete's iterator failed, on no key of no bucket."""
+        return batch_delete_incomplete([("", "", str(self))], self)
+
+
+def batch_delete_incomplete(failures: list[tuple[str, str, str]], cause: TargetError) -> TargetError:
+    """aws-sdk-go's ``s3manager.BatchError``: each failure as ``failed to perform batch operation on "key" to "bucket":\\n<error>``."""
+    listed = "\n".join(f"failed to perform batch operation on {go_quote(key)} to {go_quote(bucket)}:\n{text}" for key, bucket, text in failures)
+    return TargetError(f"BatchedDeleteIncomplete: some objects have failed to be deleted.\ncaused by: {listed}", code=cause.code, status=cause.status, retryable=cause.retryable)
+
+
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+
+
+def go_quote(text: str) -> str:
+    """Go's ``%q`` of a string: double quotes, backslash escapes, printable characters kept, the rest as ``\\x``/``\\u``/``\\U``."""
+    out = []
+    for char in text:
+        if char in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[char])
+        elif char.isprintable():
+            out.append(char)
+        elif ord(char) < 0x80:
+            out.append(f"\\x{ord(char):02x}")
+        elif ord(char) < 0x10000:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    return '"' + "".join(out) + '"'
 
 
 def reply_too_large(subject: str, size: str, limit: int, piece: int) -> TargetError:

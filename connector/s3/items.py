@@ -68,10 +68,9 @@ class UploadItemMetadata(WaitMetadata, Digests, NewObject, ItemMetadata):
         return values
 
     @classmethod
-    def missing_message(cls, key: str, method: str) -> str:
-        """kubemq-targets' text, then the way out it did not have: ``file_name`` names the object too."""
-        text = super().missing_message(key, method)
-        return f"{text} (or give file_name, which then names the object)" if key == ITEM_NAME else text
+    def missing_hint(cls, key: str) -> str:
+        """The way out kubemq-targets did not have: ``file_name`` names the object too."""
+        return "or give file_name, which then names the object" if key == ITEM_NAME else ""
 
 
 class GetItemMetadata(VersionMetadata, ItemMetadata):

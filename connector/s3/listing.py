@@ -58,6 +58,9 @@ class _Listing:
     prefixes: list[dict[str, Any]] = dataclass_field(default_factory=list)
     truncated: bool = False
     next_token: str | None = None
+    pages: int = 0
+    # What S3 said its first page could hold: the reply's MaxKeys when one page answered, as kubemq-targets' single call reports it.
+    page_max_keys: int | None = None
 
     @property
     def count(self) -> int:
@@ -67,7 +70,8 @@ class _Listing:
 async def list_buckets(s3: S3Client, metadata: ListBucketsMetadata, request: Request, context: RequestContext) -> Response:
     """All buckets of the account, with their owner; only those in ``allowed_buckets`` when the binding sets it."""
     output = await s3.s3.list_buckets()
-    output["Buckets"] = [bucket for bucket in output.get("Buckets", []) if s3.policy.allows_bucket(bucket["Name"])]
+    # No bucket is ``null``, as Go marshals the empty list it read from S3.
+    output["Buckets"] = [bucket for bucket in output.get("Buckets", []) if s3.policy.allows_bucket(bucket["Name"])] or None
     return Response.ok(to_json(LIST_BUCKETS.apply(output)))
 
 
@@ -83,7 +87,7 @@ async def list_bucket_items(s3: S3Client, metadata: ListItemsMetadata, request: 
         "EncodingType": None,
         "IsTruncated": listing.truncated,
         "KeyCount": listing.count,
-        "MaxKeys": limit,
+        "MaxKeys": listing.page_max_keys if listing.pages == 1 and listing.page_max_keys is not None else limit,
         "Name": metadata.bucket_name,
         "NextContinuationToken": listing.next_token,
         "Prefix": metadata.prefix or "",
@@ -127,6 +131,9 @@ async def _gather(s3: S3Client, metadata: ListItemsMetadata, limit: int, scan_ca
             page = await _page(s3, params, token, _cut(page, metadata.search, missing))
             contents, prefixes = _matching(page, metadata.search)
         scanned += len(page.get("Contents", [])) + len(page.get("CommonPrefixes", []))
+        listing.pages += 1
+        if listing.page_max_keys is None:
+            listing.page_max_keys = page.get("MaxKeys")
         listing.contents += contents
         listing.prefixes += prefixes
         token = page.get("NextContinuationToken")

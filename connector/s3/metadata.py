@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import model_validator
 
-from bindings.properties import field
+from bindings.properties import GoFlag, field
 from bindings.target import RequestMetadata
 
 USER_METADATA_PREFIX = "meta_"
@@ -41,7 +41,12 @@ class VersionMetadata(RequestMetadata):
 
 
 class WaitMetadata(RequestMetadata):
-    wait_for_completion: bool = field(False, description="Reply only once S3 shows the change (polls with a waiter, up to `waiter_timeout_seconds`).", example="true")
+    wait_for_completion: GoFlag = field(
+        False,
+        description="Reply only once S3 shows the change (polls with a waiter, up to `waiter_timeout_seconds`). "
+        "Read as kubemq-targets reads it: `1`, `t`, `T`, `TRUE`, `true`, `True` mean true, anything else false.",
+        example="true",
+    )
 
 
 class ObjectAttributes(RequestMetadata):

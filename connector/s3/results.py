@@ -10,11 +10,12 @@ versions add (checksums, for instance) follow them, so nothing is hidden.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from bindings import gojson
 
 # Transport details of the SDK, not part of any S3 output.
 HIDDEN_FIELDS = frozenset({"ResponseMetadata"})
@@ -170,5 +171,5 @@ def _default(value: Any) -> Any:
 
 
 def to_json(value: Any) -> bytes:
-    """Compact UTF-8 JSON, datetimes as RFC 3339, bytes as base64 (as Go marshals ``[]byte``)."""
-    return json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":")).encode()
+    """JSON as Go's encoder writes it (``bindings.gojson``), datetimes as RFC 3339, bytes as base64 (as Go marshals ``[]byte``)."""
+    return gojson.dumps(value, default=_default, sort_keys=False).encode()

@@ -92,9 +92,9 @@ async def test_survives_broker_restart_and_serves_again(start_connector: StartCo
     first = EmbeddedBroker(host="127.0.0.1", port=0)
     await first.start()
     port = first.port
-    from tests.fixtures.kubemq import _start
+    from tests.fixtures.kubemq import start_runtime
 
-    running = await _start(echo_yaml("q.restart", source_extra='\n            reconnect_interval_seconds: "0.2"'), tmp_path, first, REGISTRY)
+    running = await start_runtime(echo_yaml("q.restart", source_extra='\n            reconnect_interval_seconds: "0.2"'), tmp_path, first, REGISTRY)
     try:
         assert (await send(first, "q.restart", {"method": "echo"}, b"before")).data == b"echo:before"
         await first.stop()
@@ -192,9 +192,9 @@ async def test_empty_or_raw_bodies_never_crash_the_subscription(broker: Embedded
 
 
 async def test_a_request_cut_off_by_the_drain_timeout_still_gets_an_error_reply(broker: EmbeddedBroker, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from tests.fixtures.kubemq import _start
+    from tests.fixtures.kubemq import start_runtime
 
-    running = await _start(echo_yaml("q.cutoff").replace("drainTimeoutSeconds: 5", "drainTimeoutSeconds: 0.3"), tmp_path, broker, REGISTRY)
+    running = await start_runtime(echo_yaml("q.cutoff").replace("drainTimeoutSeconds: 5", "drainTimeoutSeconds: 0.3"), tmp_path, broker, REGISTRY)
     slow = asyncio.create_task(send(broker, "q.cutoff", {"method": "sleep", "milliseconds": "20000"}, timeout=15))
     await asyncio.sleep(0.5)
     started = asyncio.get_running_loop().time()
