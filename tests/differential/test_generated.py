@@ -1,0 +1,113 @@
+"""Generated requests get byte-identical replies from kubemq-s3 and kubemq-targets itself.
+
+hypothesis writes kubemq-targets requests: its nine methods (and wrong
+ones), metadata combinations with keys present, empty or missing, odd object
+keys (any printable Unicode, spaces, ``+``, ``%``, ``?``, ``#``), junk keys
+neither side reads, and bodies as bytes, text or JSON objects. Both sides work
+on their own store prepared alike, so each reply must be identical after
+normalising ids, dates and ports. Keys kubemq-targets itself mangles (its
+SDK cleans ``//``, ``./`` and ``../`` out of the path; its XML reader drops
+control characters) are left to ``test_deliberate_differences.py``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from devbroker import EmbeddedBroker
+from tests.fixtures.anchor import Twins, assert_identical, twins
+
+EXAMPLES = 520
+# (method, is_error) of every generated request, for the coverage check after the generated test.
+OUTCOMES: Counter[tuple[str, object]] = Counter()
+# (method, is_error) of every generated request, for the coverage check after the generated test.
+OUTCOMES: Counter[tuple[str, object]] = Counter()
+NINE = [
+    "list_buckets",
+    "list_bucket_items",
+    "create_bucket",
+    "delete_bucket",
+    "delete_item_from_bucket",
+    "delete_all_items_from_bucket",
+    "upload_item",
+    "copy_item",
+    "get_item",
+]
+BUCKETS = ["gen-main", "gen-second", "gen-missing", "Gen_Invalid", "ab", "gen.dotted"]
+FLAGS = ["true", "false", "1", "0", "t", "F", "TRUE", "True", "yes", "no", "maybe", " true", ""]
+EMPTYING = ("delete_bucket", "delete_all_items_from_bucket")
+PREPARED = ["plain.txt", "a b", "ü/日本"]  # uploaded to gen-main before the run
+JUNK_KEYS = ["bucket", "key", "item", "data", "Method", "metadata", "x-amz-acl", "ünï"]
+
+
+def kept_intact_by_kubemq_targets(key: str) -> bool:
+    """aws-sdk-go cleans the request path (``path.Clean``) and its XML reader drops control characters."""
+    path = f"/bucket/{key}"
+    cleaned = posixpath.normpath(path) + ("/" if key.endswith("/") else "")
+    return cleaned == path and all(char.isprintable() for char in key)
+
+
+keys = st.one_of(
+    st.sampled_from(["plain.txt", "dir/file.bin", "a b", "plus+sign", "pct%20", "q?x=1", "#frag", "ü/日本", "trail/", "~*'()!$&,;=@:"]),
+    st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40),
+).filter(kept_intact_by_kubemq_targets)
+values = st.one_of(st.just(""), st.text(max_size=12))
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> tuple[dict[str, str], bytes | None]:
+    # Mostly the nine methods on the prepared buckets, so successes are as common as refusals.
+    method = draw(st.sampled_from(NINE)) if draw(st.integers(0, 9)) else draw(st.one_of(st.sampled_from(["", "get", "GET_ITEM", "head_item_x"]), values))
+    metadata = {"method": method} if method or draw(st.booleans()) else {}
+    if draw(st.integers(0, 9)):
+        metadata["bucket_name"] = draw(st.sampled_from(BUCKETS[:2])) if draw(st.integers(0, 3)) else draw(st.one_of(st.sampled_from(BUCKETS), values))
+        if method in EMPTYING and metadata["bucket_name"] == "gen-main":
+            metadata["bucket_name"] = "gen-second"  # gen-main keeps its objects for the reads
+    if draw(st.integers(0, 9)):
+        metadata["item_name"] = draw(st.one_of(st.sampled_from(PREPARED), keys)) if draw(st.integers(0, 9)) else ""
+    if method == "copy_item" and draw(st.integers(0, 5)):
+        # "bucket/key" as AWS takes it, raw or URL-encoded, or with a version.
+        bucket = draw(st.sampled_from(BUCKETS[:2])) if draw(st.integers(0, 3)) else draw(st.sampled_from(BUCKETS))
+        source = f"{bucket}/{draw(st.sampled_from(PREPARED)) if draw(st.integers(0, 3)) else draw(keys)}"
+        metadata["copy_source"] = draw(st.sampled_from([source, source.replace(" ", "%20"), source + "?versionId=null", "/" + source]))
+    if draw(st.integers(0, 3)) == 0:
+        metadata["wait_for_completion"] = draw(st.sampled_from(FLAGS))
+    if draw(st.integers(0, 4)) == 0:
+        metadata[draw(st.sampled_from(JUNK_KEYS))] = draw(values)
+    data = draw(st.one_of(st.none(), st.binary(max_size=2048), st.text(max_size=64).map(str.encode)))
+    return metadata, data
+
+
+@pytest_asyncio.fixture(scope="module")
+async def pair(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Twins]:
+    async with twins(broker, tmp_path_factory.mktemp("generated")) as running:
+        for bucket in ("gen-main", "gen-second"):
+            go, python = await running.send({"method": "create_bucket", "bucket_name": bucket})
+            assert_identical(go, python)
+        for key in PREPARED:
+            go, python = await running.send({"method": "upload_item", "bucket_name": "gen-main", "item_name": key}, key.encode())
+            assert_identical(go, python)
+        yield running
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(request=requests())
+async def test_generated_requests_get_byte_identical_replies(pair: Twins, request: tuple[dict[str, str], bytes | None]) -> None:
+    metadata, data = request
+    go, python = await pair.send(metadata, data)
+    assert_identical(go, python)
+    OUTCOMES[(metadata.get("method", ""), python.envelope["is_error"])] += 1
+
+
+def test_the_generated_requests_reached_success_and_failure_of_every_method() -> None:
+    """Run after the generated test: a generator that only ever produced refusals would prove little."""
+    for method in NINE:
+        assert OUTCOMES[(method, False)] > 0, f"no generated {method} succeeded: {OUTCOMES}"
+        assert method == "list_buckets" or OUTCOMES[(method, True)] > 0, f"no generated {method} failed: {OUTCOMES}"
