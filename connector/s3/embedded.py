@@ -66,7 +66,6 @@ FIXED_FLAGS = (
     "-s3.port.lance=0",
     "-volume.preStopSeconds=0",
 )
-PORT_TAKEN = "is not available"
 STOP_GRACE_KEPT = 10.0
 STOP_GRACE_TEMPORARY = 2.0
 # gRPC unix sockets weed creates in the temp dir and removes only on a graceful stop.
@@ -165,7 +164,12 @@ class EmbeddedS3:
         return f"http://{HOST}:{self._s3_port}"
 
     async def start(self) -> None:
-        """Start ``weed mini`` and return once S3 answers; retries if a chosen port was taken meanwhile."""
+        """Start ``weed mini`` and return once S3 answers; retries with fresh ports if it failed.
+
+        A port chosen free can be taken before weed binds it; weed says so in
+        words that vary by server (the S3 server only logs a fatal error), so
+        any failed start is tried again, ``START_ATTEMPTS`` times in all.
+        """
         if self._process is not None:
             raise EmbeddedS3Error("embedded SeaweedFS is already running")
         binary = self._binary or weed_binary()
@@ -173,11 +177,11 @@ class EmbeddedS3:
             try:
                 await self._start_once(binary)
                 break
-            except EmbeddedS3Error:
-                taken = PORT_TAKEN in self._log_tail()
+            except EmbeddedS3Error as exc:
                 await self.stop()
-                if not taken or attempt == START_ATTEMPTS:
+                if attempt == START_ATTEMPTS:
                     raise
+                log.warning("embedded SeaweedFS did not start; trying again on fresh ports", attempt=attempt, error=str(exc)[:300])
             except BaseException:
                 self._cleanup()  # cancelled while starting: leave no half-started server behind
                 raise

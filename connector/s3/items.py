@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import quote, unquote
 
 from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
 from pydantic import PrivateAttr, field_validator, model_validator
 
 from bindings.context import RequestContext
@@ -33,7 +34,8 @@ from connector.s3.results import COPY_OBJECT, DELETE_OBJECT, HEAD_OBJECT, rfc333
 from connector.s3.tags import Tagging
 from connector.s3.transfer import MAX_PARTS, BodyTooLarge, multipart_upload, part_size_for, read_body
 
-DEFAULT_STORAGE_CLASS = "STANDARD"  # what S3 means when HEAD has no x-amz-storage-class
+DEFAULT_STORAGE_CLASS = "STANDARD"
+COPY_OBJECT_LIMIT = 5 * 1024 * MIB  # the largest source CopyObject takes  # what S3 means when HEAD has no x-amz-storage-class
 # Attributes a multipart copy must carry over itself (CopyObject does this on its own).
 COPIED_ATTRIBUTES = ("CacheControl", "ContentDisposition", "ContentEncoding", "ContentLanguage", "ContentType", "Expires", "Metadata")
 # kubemq-targets' senders write copy_source as AWS takes it: URL-encoded, with an optional version.
@@ -273,19 +275,44 @@ async def delete_item_from_bucket(s3: S3Client, metadata: DeleteItemMetadata, re
 
 
 async def copy_item(s3: S3Client, metadata: CopyItemMetadata, request: Request, context: RequestContext) -> Response:
-    """CopyObject, or a managed multipart copy for sources above ``copy_multipart_threshold_mib``."""
+    """CopyObject, or a managed multipart copy for sources above ``copy_multipart_threshold_mib``.
+
+    At the default threshold (CopyObject's own 5 GiB limit) CopyObject is
+    tried straight away, one call as kubemq-targets makes it, with S3's own
+    errors; only a source S3 refuses as too large is then copied part by part.
+    A lower threshold needs the source's size first (a HEAD).
+    """
     bucket, key, source = metadata.bucket_name, metadata.item_name, metadata.source
-    properties = s3.properties
-    head = await s3.head_object(source["Bucket"], source["Key"], **_present(VersionId=source.get("VersionId")))
-    threshold = properties.copy_multipart_threshold_mib * MIB
-    if head["ContentLength"] < threshold:
-        args = {**metadata.s3_args(), **metadata.encryption_args(properties)}
-        output = await s3.s3.copy_object(Bucket=bucket, Key=key, CopySource=source, MetadataDirective=metadata.directive, **args)
+    threshold = s3.properties.copy_multipart_threshold_mib * MIB
+    if threshold >= COPY_OBJECT_LIMIT:
+        try:
+            output = await _copy_object(s3, metadata)
+        except ClientError as exc:
+            if not _too_large_to_copy(exc):
+                raise
+            output = await _multipart_copy(s3, metadata, await _head_source(s3, source), threshold)
     else:
-        output = await _multipart_copy(s3, metadata, head, threshold)
+        head = await _head_source(s3, source)
+        output = await (_copy_object(s3, metadata) if head["ContentLength"] < threshold else _multipart_copy(s3, metadata, head, threshold))
     if metadata.wait_for_completion:
         await s3.wait("object_exists", f"object {bucket}/{key} to exist", context.remaining(), Bucket=bucket, Key=key)
     return Response.ok(to_json(COPY_OBJECT.apply(output)), bucket=bucket, key=key)
+
+
+async def _copy_object(s3: S3Client, metadata: CopyItemMetadata) -> dict[str, Any]:
+    args = {**metadata.s3_args(), **metadata.encryption_args(s3.properties)}
+    return await s3.s3.copy_object(Bucket=metadata.bucket_name, Key=metadata.item_name, CopySource=metadata.source, MetadataDirective=metadata.directive, **args)  # type: ignore[no-any-return]
+
+
+async def _head_source(s3: S3Client, source: dict[str, str]) -> dict[str, Any]:
+    return await s3.head_object(source["Bucket"], source["Key"], **_present(VersionId=source.get("VersionId")))
+
+
+def _too_large_to_copy(exc: ClientError) -> bool:
+    """S3's refusal of a CopyObject source past 5 GiB (``InvalidRequest``, or ``EntityTooLarge`` on some stores)."""
+    error = exc.response.get("Error", {})
+    code, message = error.get("Code"), str(error.get("Message", ""))
+    return code == "EntityTooLarge" or (code == "InvalidRequest" and "copy source is larger than the maximum allowable size" in message)
 
 
 async def _multipart_copy(s3: S3Client, metadata: CopyItemMetadata, head: dict[str, Any], threshold: int) -> dict[str, Any]:
