@@ -9,7 +9,12 @@ STAMP := $(VENV)/.installed
 SCANNERS ?= .venv-scanners
 SCANNERS_STAMP := $(SCANNERS)/.installed
 
-.PHONY: install scanners run test test-fast lint format validate schema docs broker bench clean
+# kubemq-targets itself, built from its Go sources beside this clone, for the differential suite (tests/differential).
+ANCHOR ?= ../shared/anchors/kubemq-targets-s3
+ANCHOR_OUT ?= $(HOME)/.cache/kubemq-targets-s3-anchor
+ANCHOR_BIN := $(ANCHOR_OUT)/bin/s3anchor
+
+.PHONY: install scanners anchor run test test-fast lint format validate schema docs broker bench clean
 
 install: $(STAMP)
 
@@ -28,16 +33,27 @@ $(SCANNERS_STAMP): tests/ops/scanners.txt
 	$(SCANNERS)/bin/python -m pip install --quiet -r tests/ops/scanners.txt
 	touch $(SCANNERS_STAMP)
 
+ifneq ($(wildcard $(ANCHOR)/build.sh),)
+## Build kubemq-targets' aws.s3 target from its sources (installs Debian's Go toolchain; rebuilt when they change).
+anchor: $(ANCHOR_BIN)
+
+$(ANCHOR_BIN): $(ANCHOR)/build.sh $(ANCHOR)/SHA256SUMS
+	S3ANCHOR_OUT=$(ANCHOR_OUT) bash $(ANCHOR)/build.sh
+else
+anchor:
+	@echo "kubemq-targets' sources are not at $(ANCHOR): the differential suite (tests/differential) will be skipped"
+endif
+
 ## Start the connector on the embedded defaults (development broker + SeaweedFS).
 run: install
 	$(BIN)/kubemq-s3 run -c $(CONFIG)
 
 ## Install, check the code (lint, format, types) and run the whole test suite.
-test: install scanners lint
+test: install scanners anchor lint
 	$(BIN)/python -m pytest
 
 ## The suite without the large-object tests.
-test-fast: install scanners lint
+test-fast: install scanners anchor lint
 	$(BIN)/python -m pytest -m "not slow"
 
 ## Lint, formatting and type checks, as `make test` runs them.

@@ -29,6 +29,18 @@ MISSING = "corpus-missing"
 ODD_KEYS = ["a b/ü+x?.txt", "pct%41%2F", "trail/", "~tilde*'()!$&,;=@:[]{}", "k" * 900, "日本語/キー", "plus+and space", "#hash"]
 
 
+# Go reads every number as a float64 and writes it back in its shortest form; these are the edges of that.
+NUMBERS = (
+    b'{"metadata":{"method":"upload_item","bucket_name":"corpus-bucket","item_name":"numbers.json"},"data":{"n":[1.0,-0.0,0,2.5,1e21,1.5e21,1e20,'
+    b"1e-6,1e-7,0.000001234,123456789012345678901234567890,12345678901234567,9007199254740993,5e-324,1.7976931348623157e308,-1.25e-10,3.0e2]}}"
+)
+# Escapes Go writes its own way: control characters, HTML characters, line and paragraph separators, a lone surrogate.
+STRINGS = (
+    b'{"metadata":{"method":"upload_item","bucket_name":"corpus-bucket","item_name":"strings.json"},"data":{"s":"\\b\\f\\n\\r\\t\\u0001\\u001f\\u007f <&> '
+    b'\\u2028\\u2029 \\ud800 \\\\ \\" \xc3\xbc \xf0\x9f\x98\x80","<key>":"v","a&b":{"z":true,"a":null}}}'
+)
+
+
 @dataclass(frozen=True)
 class Case:
     """One request: metadata and data as a kubemq-targets sender marshals them, or a raw body."""
@@ -65,6 +77,8 @@ CORPUS = [
     Case("upload_item without item_name", m("upload_item", bucket_name=BUCKET), b"x"),
     Case("upload_item without any key", m("upload_item"), b"x"),
     Case("upload_item data as JSON object", body=b'{"metadata":{"method":"upload_item","bucket_name":"corpus-bucket","item_name":"object.json"},"data":{"b":[1,2.5,"<&>"],"a":null}}'),
+    Case("upload_item data object of numbers", body=NUMBERS),
+    Case("upload_item data object of strings", body=STRINGS),
     Case("upload_item data not base64", body=b'{"metadata":{"method":"upload_item","bucket_name":"corpus-bucket","item_name":"text.txt"},"data":"plain text, not base64!"}'),
     Case("upload_item data valid base64 of text", body=b'{"metadata":{"method":"upload_item","bucket_name":"corpus-bucket","item_name":"test.txt"},"data":"test"}'),
     Case("get_item", m("get_item", bucket_name=BUCKET, item_name="plain.txt")),
@@ -72,6 +86,8 @@ CORPUS = [
     Case("get_item empty object", m("get_item", bucket_name=BUCKET, item_name="empty")),
     Case("get_item binary", m("get_item", bucket_name=BUCKET, item_name="binary.bin")),
     Case("get_item JSON object data", m("get_item", bucket_name=BUCKET, item_name="object.json")),
+    Case("get_item JSON object numbers", m("get_item", bucket_name=BUCKET, item_name="numbers.json")),
+    Case("get_item JSON object strings", m("get_item", bucket_name=BUCKET, item_name="strings.json")),
     Case("get_item text data", m("get_item", bucket_name=BUCKET, item_name="text.txt")),
     Case("get_item base64-looking text", m("get_item", bucket_name=BUCKET, item_name="test.txt")),
     Case("get_item missing key", m("get_item", bucket_name=BUCKET, item_name="nothing-here")),

@@ -35,7 +35,7 @@ METHOD_LIST = (
 UNKNOWN_METHOD = f"invalid method type, method type should be one of the following: {METHOD_LIST}"
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 # aws-sdk-go's layout of an S3 error, as kubemq-targets senders match on it.
-S3_ERROR = re.compile(r"^(?P<code>\w+): (?P<message>[^\n]+)\n\tstatus code: (?P<status>\d{3}), request id: \S+$")
+S3_ERROR = re.compile(r"^(?P<code>\w+): (?P<message>[^\n]+)\n\tstatus code: (?P<status>\d{3}), request id: \S+, host id: \S*$")
 
 
 def ok(reply: Response) -> Any:

@@ -16,7 +16,7 @@ from bindings.client import query
 from bindings.wire import Request
 from devbroker import EmbeddedBroker
 from tests.e2e.support import UNKNOWN_METHOD, Send, ok, raw_query, s3_failure, stored
-from tests.fixtures.kubemq import _start, free_port, s3_binding_yaml
+from tests.fixtures.kubemq import start_runtime, free_port, s3_binding_yaml
 from tests.fixtures.s3 import unique_bucket_name
 from tests.ops.support import eventually, get_text
 
@@ -138,7 +138,7 @@ async def test_the_connector_survives_its_broker_restarting(seaweed: Any, s3_cli
     channel = "query.aws.s3.e2e.restart"
     first = EmbeddedBroker(host="127.0.0.1", port=port)
     await first.start()
-    running = await _start(s3_binding_yaml(seaweed, channel, extra_source='\n            reconnect_interval_seconds: "0.2"'), tmp_path, first)
+    running = await start_runtime(s3_binding_yaml(seaweed, channel, extra_source='\n            reconnect_interval_seconds: "0.2"'), tmp_path, first)
     second = EmbeddedBroker(host="127.0.0.1", port=port)
     try:
 

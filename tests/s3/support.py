@@ -7,10 +7,11 @@ import json
 from typing import Any
 
 from bindings.context import RequestContext, TargetContext
-from bindings.wire import Request, Response
+from bindings.wire import EXTENDED, Request, Response
 from connector.s3 import S3Properties, S3Target
 
-CONTEXT = TargetContext(binding="t", max_concurrency=8)
+# The richer reply style these tests read; tests/s3/test_reply_styles.py covers the default one.
+CONTEXT = TargetContext(binding="t", max_concurrency=8, reply_style=EXTENDED)
 
 
 async def open_target(properties: dict[str, Any], context: TargetContext = CONTEXT) -> S3Target:

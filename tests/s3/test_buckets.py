@@ -45,7 +45,7 @@ async def test_create_existing_bucket_reports_the_s3_code_and_status(target: S3T
     with pytest.raises(TargetError) as caught:
         await call(target, method="create_bucket", bucket_name=bucket)
     assert caught.value.code == "BucketAlreadyOwnedByYou" and caught.value.status == 409
-    assert re.match(r"^BucketAlreadyOwnedByYou: .+\n\tstatus code: 409, request id: \S+$", str(caught.value))
+    assert re.match(r"^BucketAlreadyOwnedByYou: .+\n\tstatus code: 409, request id: \S+, host id: \S*$", str(caught.value))
     assert caught.value.retryable is False
 
 

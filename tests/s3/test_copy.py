@@ -8,8 +8,8 @@ from urllib.parse import quote
 import pytest
 
 from bindings.errors import InvalidRequestError, TargetError
-from connector.s3 import S3Target
-from tests.s3.conftest import MakeTarget
+from connector.s3 import S3Target, items
+from tests.s3.conftest import MakeTarget, StubS3
 from tests.s3.support import body, call
 
 MIB = 1024 * 1024
@@ -151,3 +151,40 @@ async def test_a_multipart_copy_of_an_old_version_keeps_that_versions_attributes
     assert await read(s3_client, bucket, "restored") == payload
     head = await s3_client.head_object(Bucket=bucket, Key="restored")
     assert (head["ContentType"], head["Metadata"]) == ("video/mp4", {"take": "1"})
+
+
+TOO_LARGE = (
+    b"<Error><Code>InvalidRequest</Code><Message>The specified copy source is larger than the maximum allowable size for a copy source: 5368709120</Message>"
+    b"<RequestId>R1</RequestId></Error>"
+)
+NO_SUCH_KEY = b"<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>"
+
+
+async def test_copyobject_goes_first_and_a_source_it_refuses_as_too_large_is_copied_part_by_part(
+    make_target: MakeTarget, stub_s3: StubS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One call, as kubemq-targets makes it; the part-by-part copy only for what S3 says CopyObject cannot take."""
+    target = await make_target(endpoint=stub_s3.endpoint, max_attempts="1")
+    sizes: list[int] = []
+
+    async def head(s3: object, source: dict[str, str]) -> dict[str, Any]:
+        return {"ContentLength": 6 * 1024 * MIB}
+
+    async def multipart(s3: object, metadata: items.CopyItemMetadata, described: dict[str, Any], threshold: int) -> dict[str, Any]:
+        sizes.append(described["ContentLength"])
+        return {"CopyObjectResult": {"ETag": '"joined-3"', "LastModified": None}}
+
+    monkeypatch.setattr(items, "_head_source", head)
+    monkeypatch.setattr(items, "_multipart_copy", multipart)
+    stub_s3.replies = [(400, TOO_LARGE)]
+    reply = await call(target, method="copy_item", bucket_name="b", item_name="huge", copy_source="src/huge")
+    assert body(reply)["CopyObjectResult"]["ETag"] == '"joined-3"' and sizes == [6 * 1024 * MIB]
+    assert [(method, path.split("?")[0]) for method, path, _ in stub_s3.requests] == [("PUT", "/b/huge")]
+
+
+async def test_a_copyobject_refusal_is_s3s_own_answer(make_target: MakeTarget, stub_s3: StubS3) -> None:
+    target = await make_target(endpoint=stub_s3.endpoint, max_attempts="1")
+    stub_s3.replies = [(404, NO_SUCH_KEY)]
+    with pytest.raises(TargetError, match=r"^NoSuchKey: The specified key does not exist\.\n\tstatus code: 404, request id: R1, host id: $"):
+        await call(target, method="copy_item", bucket_name="b", item_name="k", copy_source="src/missing")
+    assert len(stub_s3.requests) == 1  # no HEAD first

@@ -25,22 +25,22 @@ from tests.s3.support import call, open_target
 
 def s3_error(status: int, code: str = "", message: str = "", operation: str = "GetObject") -> ClientError:
     error = {"Code": code, "Message": message} if code else {"Code": str(status), "Message": ""}
-    return ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "REQ1"}}, operation)
+    return ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "REQ1", "HostId": "HOST1"}}, operation)
 
 
 @pytest.mark.parametrize(
     ("exc", "text", "code", "retryable"),
     [
-        (s3_error(404, "NoSuchKey", "The specified key does not exist."), "NoSuchKey: The specified key does not exist.\n\tstatus code: 404, request id: REQ1", "NoSuchKey", False),
-        (s3_error(404, operation="HeadObject"), "NoSuchKey: The specified key does not exist.\n\tstatus code: 404, request id: REQ1", "NoSuchKey", False),
-        (s3_error(404, operation="HeadBucket"), "NoSuchBucket: The specified bucket does not exist\n\tstatus code: 404, request id: REQ1", "NoSuchBucket", False),
-        (s3_error(403, operation="HeadObject"), "Forbidden: Forbidden\n\tstatus code: 403, request id: REQ1", "Forbidden", False),
-        (s3_error(403, "AccessDenied", "Access Denied"), "AccessDenied: Access Denied\n\tstatus code: 403, request id: REQ1", "AccessDenied", False),
-        (s3_error(503, "SlowDown", "Please reduce your request rate."), "SlowDown: Please reduce your request rate.\n\tstatus code: 503, request id: REQ1", "SlowDown", True),
+        (s3_error(404, "NoSuchKey", "The specified key does not exist."), "NoSuchKey: The specified key does not exist.\n\tstatus code: 404, request id: REQ1, host id: HOST1", "NoSuchKey", False),
+        (s3_error(404, operation="HeadObject"), "NoSuchKey: The specified key does not exist.\n\tstatus code: 404, request id: REQ1, host id: HOST1", "NoSuchKey", False),
+        (s3_error(404, operation="HeadBucket"), "NoSuchBucket: The specified bucket does not exist\n\tstatus code: 404, request id: REQ1, host id: HOST1", "NoSuchBucket", False),
+        (s3_error(403, operation="HeadObject"), "Forbidden: Forbidden\n\tstatus code: 403, request id: REQ1, host id: HOST1", "Forbidden", False),
+        (s3_error(403, "AccessDenied", "Access Denied"), "AccessDenied: Access Denied\n\tstatus code: 403, request id: REQ1, host id: HOST1", "AccessDenied", False),
+        (s3_error(503, "SlowDown", "Please reduce your request rate."), "SlowDown: Please reduce your request rate.\n\tstatus code: 503, request id: REQ1, host id: HOST1", "SlowDown", True),
         (s3_error(400, "RequestTimeout", "Your socket connection timed out."), None, "RequestTimeout", True),
         (s3_error(400, "Throttling", "Rate exceeded"), None, "Throttling", True),
         (s3_error(500, "InternalError", "We encountered an internal error."), None, "InternalError", True),
-        (s3_error(502), "BadGateway: Bad Gateway\n\tstatus code: 502, request id: REQ1", "BadGateway", True),
+        (s3_error(502), "BadGateway: Bad Gateway\n\tstatus code: 502, request id: REQ1, host id: HOST1", "BadGateway", True),
         (s3_error(501, "NotImplemented", "A header you provided implies functionality that is not implemented"), None, "NotImplemented", False),
         (s3_error(400, "InvalidArgument", "bad"), None, "InvalidArgument", False),
     ],
@@ -104,7 +104,7 @@ async def test_throttling_is_retried_by_the_sdk_then_reported_retryable(make_tar
     stub_s3.replies = [(503, SLOW_DOWN)] * 5
     with pytest.raises(TargetError) as caught:
         await call(target, method="list_buckets")
-    assert str(caught.value) == f"SlowDown: Please reduce your request rate.\n\tstatus code: 503, request id: R{requests}"
+    assert str(caught.value) == f"SlowDown: Please reduce your request rate.\n\tstatus code: 503, request id: R{requests}, host id: "
     assert caught.value.retryable is True and len(stub_s3.requests) == requests
 
 

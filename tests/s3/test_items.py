@@ -126,7 +126,7 @@ async def test_a_missing_key_reads_exactly_as_kubemq_targets_words_it(target: S3
 @pytest.mark.parametrize(
     ("metadata", "expected"),
     [
-        ({"method": "delete_item_from_bucket", "bucket_name": "b", "item_name": "k", "wait_for_completion": "maybe"}, "error parsing wait_for_completion"),
+        ({"method": "delete_bucket", "bucket_name": "b", "force": "maybe"}, "error parsing force"),
         ({"method": "get_item", "bucket_name": "b", "item_name": "k", "decode": "hex"}, "error parsing decode"),
         ({"method": "get_item", "bucket_name": "b", "item_name": "k", "range": "0-10"}, "error parsing range"),
         ({"method": "upload_item", "bucket_name": "b", "item_name": "k", "if_none_match": "etag"}, "error parsing if_none_match"),
@@ -137,6 +137,13 @@ async def test_every_invalid_key_is_named(target: S3Target, metadata: dict[str, 
         await call(target, **metadata)
     assert expected in str(caught.value)
     assert caught.value.retryable is False
+
+
+@pytest.mark.parametrize(("spelling", "waits"), [("1", True), ("t", True), ("TRUE", True), ("True", True), ("yes", False), ("maybe", False), (" true", False), ("0", False)])
+def test_wait_for_completion_is_read_as_kubemq_targets_reads_it(target: S3Target, spelling: str, waits: bool) -> None:
+    """Go's strconv.ParseBool, and the default false for anything it cannot read: never refused."""
+    call = target.resolve(Request(metadata={"method": "delete_item_from_bucket", "bucket_name": "b", "item_name": "k", "wait_for_completion": spelling}))
+    assert call.metadata.wait_for_completion is waits
 
 
 async def test_unknown_method_lists_every_method_in_order(target: S3Target) -> None:
@@ -174,7 +181,7 @@ async def test_get_item_reads_a_range(target: S3Target, s3_client: Any, bucket: 
 async def test_get_item_of_a_missing_key_or_bucket(target: S3Target, bucket: str) -> None:
     with pytest.raises(TargetError) as caught:
         await call(target, method="get_item", bucket_name=bucket, item_name="missing")
-    assert re.match(r"^NoSuchKey: The specified key does not exist\.\n\tstatus code: 404, request id: \S+$", str(caught.value))
+    assert re.match(r"^NoSuchKey: The specified key does not exist\.\n\tstatus code: 404, request id: \S+, host id: \S*$", str(caught.value))
     assert (caught.value.code, caught.value.status, caught.value.retryable) == ("NoSuchKey", 404, False)
     with pytest.raises(TargetError) as caught:
         await call(target, method="get_item", bucket_name=unique_bucket_name(), item_name="missing")

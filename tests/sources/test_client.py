@@ -58,7 +58,7 @@ async def test_every_pattern_gets_its_answer(five: RunningConnector, broker: Emb
 async def test_error_replies_exit_1_and_fire_and_forget_exits_0(five: RunningConnector, broker: EmbeddedBroker, capsys: pytest.CaptureFixture[str]) -> None:
     code = await send_request(broker.address, "cl.command", {"method": "fail", "code": "AccessDenied"}, b"", timeout=10, auth_token=None, output=None, pattern="command")
     assert code == 1
-    assert printed_json(capsys.readouterr().out)[0]["error"] == "AccessDenied: injected failure"
+    assert printed_json(capsys.readouterr().out)[0]["error"] == "All attempts fail:\n#1: AccessDenied: injected failure"
     code = await send_request(broker.address, "cl.queue", {"method": "fail", "code": "NoSuchKey"}, b"", timeout=10, auth_token=None, output=None, pattern="queue", response_channel="cl.queue.resp")
     assert code == 1
     code = await send_request(broker.address, "cl.event", {"method": "echo"}, b"no wait", timeout=10, auth_token=None, output=None, pattern="event")

@@ -26,9 +26,9 @@ async def test_command_success_is_executed_without_data(broker: EmbeddedBroker, 
 async def test_command_failure_is_not_executed_with_the_error_text(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
     await start(start_connector, broker, config(binding("cmd", "kubemq.command", "c.fail")))
     failed = await send_command(broker, "c.fail", Request(metadata={"method": "fail", "code": "NoSuchKey"}).to_json())
-    assert (failed.is_executed, failed.error, failed.body) == (False, "NoSuchKey: injected failure", b"")
+    assert (failed.is_executed, failed.error, failed.body) == (False, "All attempts fail:\n#1: NoSuchKey: injected failure", b"")
     unknown = await send_command(broker, "c.fail", Request(metadata={"method": "nope"}).to_json())
     assert not unknown.is_executed
-    assert unknown.error == "invalid method type, method type should be one of the following: echo, sleep, write, fail, crash, unsendable"
+    assert unknown.error == "All attempts fail:\n#1: invalid method type, method type should be one of the following: :echo, :sleep, :write, :fail, :crash, :unsendable,"
     malformed = await send_command(broker, "c.fail", b'{"data":12}')
     assert (malformed.is_executed, malformed.error) == (False, "invalid request format, invalid data format, float64")

@@ -40,7 +40,7 @@ async def test_events_publish_each_response_on_the_response_channel(broker: Embe
         await eventually(lambda: len(responses.received) == 2)
     by_request = {tags["request_id"]: response for (tags, _), response in zip(responses.received, responses.responses(), strict=True)}
     assert (by_request[ok_id].is_error, by_request[ok_id].data) == (False, b"echo:fire")
-    assert (by_request[failed_id].is_error, by_request[failed_id].error) == (True, "AccessDenied: injected failure")
+    assert (by_request[failed_id].is_error, by_request[failed_id].error) == (True, "All attempts fail:\n#1: AccessDenied: injected failure")
     assert echo_target(running, "ev").calls == 2
 
 

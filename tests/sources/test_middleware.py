@@ -30,8 +30,8 @@ async def test_retry_repeats_retryable_errors_only_and_reports_once(broker: Embe
     target = echo_target(running, "cmd")
     assert await send_command(broker, "mw.retry", FLAKY) == (True, "")
     assert target.calls == 3  # two throttled attempts, then success
-    assert await send_command(broker, "mw.retry", {"method": "fail", "code": "NoSuchKey"}) == (False, "NoSuchKey: injected failure")
-    assert target.calls == 4  # not retried, and no "All attempts fail" wrapping
+    assert await send_command(broker, "mw.retry", {"method": "fail", "code": "NoSuchKey"}) == (False, "All attempts fail:\n#1: NoSuchKey: injected failure")
+    assert target.calls == 4  # not retried: listed once
 
 
 @pytest.mark.parametrize("spelling", ["rate_per_second", "rate_per_seconds"])
@@ -98,7 +98,7 @@ async def test_query_and_queue_bindings_in_one_process_each_with_its_own_middlew
     assert echo_target(running, "jobs").calls == 3
     # The query binding does not retry, but is rate limited.
     failed = await query(broker.address, "mw.both.q", Request(FLAKY), timeout=10)
-    assert (failed.is_error, failed.error) == (True, "SlowDown: injected failure")
+    assert (failed.is_error, failed.error) == (True, "All attempts fail:\n#1: SlowDown: injected failure")
     started = time.monotonic()
     await asyncio.gather(*(query(broker.address, "mw.both.q", Request({"method": "echo"}), timeout=10) for _ in range(6)))
     assert time.monotonic() - started >= 0.2

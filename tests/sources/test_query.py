@@ -60,11 +60,11 @@ async def test_errors_are_replies_with_executed_true(broker: EmbeddedBroker, sta
     await start_connector(echo_yaml("q.errors"), REGISTRY)
     unknown = await send(broker, "q.errors", {"method": "nope"})
     assert unknown.is_error
-    assert unknown.error == "invalid method type, method type should be one of the following: echo, sleep, write, fail, crash, unsendable"
+    assert unknown.error == "All attempts fail:\n#1: invalid method type, method type should be one of the following: :echo, :sleep, :write, :fail, :crash, :unsendable,"
     bad_type = await query(broker.address, "q.errors", Request(), timeout=10)
-    assert bad_type.is_error and bad_type.error.startswith("invalid method type")
+    assert bad_type.is_error and bad_type.error.startswith("All attempts fail:\n#1: invalid method type")
     failed = await send(broker, "q.errors", {"method": "fail", "code": "NoSuchKey"})
-    assert (failed.is_error, failed.error, failed.metadata, failed.data) == (True, "NoSuchKey: injected failure", {}, None)
+    assert (failed.is_error, failed.error, failed.metadata, failed.data) == (True, "All attempts fail:\n#1: NoSuchKey: injected failure", {}, None)
 
 
 async def test_malformed_data_type_gets_the_kubemq_targets_error(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
@@ -130,7 +130,7 @@ async def test_retry_middleware_retries_only_retryable_errors(broker: EmbeddedBr
     assert (recovered.is_error, recovered.data) == (False, b"ok")
     assert target.calls == 3
     final = await send(broker, "q.retry", {"method": "fail", "code": "NoSuchKey", "retryable": "false"})
-    assert final.error == "NoSuchKey: injected failure"  # reported once, no "All attempts fail" wrapping
+    assert final.error == "All attempts fail:\n#1: NoSuchKey: injected failure"  # tried and listed once
     assert target.calls == 4
 
 
@@ -186,7 +186,7 @@ async def test_empty_or_raw_bodies_never_crash_the_subscription(broker: Embedded
         reply = await client.send_query(QueryMessage(channel=channel, body=body, metadata="m", timeout_in_seconds=10))
     parsed = json.loads(reply.body)
     assert parsed["is_error"] is True
-    expected = "invalid request format, empty request" if not body else "invalid method type"
+    expected = "invalid request format, empty request" if not body else "All attempts fail:\n#1: invalid method type"
     assert parsed["error"].startswith(expected)
     assert (await send(broker, channel, {"method": "echo"}, b"still alive")).data == b"echo:still alive"
 

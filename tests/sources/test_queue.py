@@ -43,7 +43,7 @@ async def test_retryable_failure_is_redelivered_then_dead_lettered(broker: Embed
     assert (dead.tags["error"], dead.tags["binding"]) == ("SlowDown: injected failure", "q")
     assert dead.body == b'{"metadata":{"method":"fail","code":"SlowDown","retryable":"true"},"data":"a2VlcCBtZQ=="}'
     [reply] = await take(broker, "qu.dl.resp")  # one response, for the final outcome only
-    assert (reply.response.is_error, reply.response.error) == (True, "SlowDown: injected failure")
+    assert (reply.response.is_error, reply.response.error) == (True, "All attempts fail:\n#1: SlowDown: injected failure")
     assert await queue_depth(broker, "qu.dl") == 0
     assert await queue_depth(broker, "qu.dl.resp") == 0
 
@@ -212,7 +212,7 @@ async def test_a_dead_letter_copy_too_large_to_send_goes_without_its_body(broker
     await eventually(lambda: running.runtime.engine.bindings["q" * 300].source.in_flight == 0)
     assert (dead.id, dead.body, dead.tags["body_dropped"], dead.tags["error"]) == (sent.id, b"", str(len(body)), "NoSuchKey: injected failure")
     [reply] = await count_taken(broker, "qu.dlbig.resp")
-    assert reply.response.error == "NoSuchKey: injected failure"
+    assert reply.response.error == "All attempts fail:\n#1: NoSuchKey: injected failure"
     assert echo_target(running, "q" * 300).calls == 1
     assert await queue_depth(broker, "qu.dlbig") == 0
 
