@@ -10,7 +10,8 @@ match too:
   a lone surrogate (which Go cannot hold) becomes U+FFFD;
 * map keys sorted (struct fields in their declared order);
 * a float64 in its shortest form: plain digits from 1e-6 up to 1e21 (``1``,
-  not ``1.0``), exponent form outside (``1e+21``, ``1e-7``); an integer (Go's
+  not ``1.0``), exponent form outside (``1e+21``, ``1e-07``: kubemq-targets
+  encodes with jsoniter, which keeps two exponent digits); an integer (Go's
   int64 fields) exactly.
 
 Written without recursion, so a deeply nested value cannot exhaust the stack.
@@ -56,10 +57,8 @@ def number(value: float) -> str:
     shortest = repr(float(value))
     if 1e-6 <= abs(value) < 1e21:
         return format(Decimal(shortest), "f").removesuffix(".0") if "e" in shortest else shortest.removesuffix(".0")
-    # repr writes at least two exponent digits (1e-07, 1e+21); Go drops a leading zero of a negative one only.
+    # repr's exponent form is kubemq-targets' (jsoniter's): at least two exponent digits, 1e-07 and 1e+21.
     mantissa, exponent = shortest.split("e")
-    if exponent.startswith("-0"):
-        exponent = "-" + exponent[2:]
     return f"{mantissa.removesuffix('.0')}e{exponent}"
 
 

@@ -163,7 +163,12 @@ class Response:
     def attempts_failed(cls, attempts: list[str]) -> Response:
         """An error reply as kubemq-targets' retry middleware words every target error, even after a single attempt."""
         listed = "\n".join(f"#{number}: {text}" for number, text in enumerate(attempts, start=1))
-        return cls.failure(f"All attempts fail:\n{listed}")
+        return cls.failure(f"{ATTEMPTS_HEADER}{listed}")
+
+    @property
+    def last_error(self) -> str:
+        """What the last attempt said, in either reply style: what a client decides on (a code, a status)."""
+        return attempts_of(self.error)[-1]
 
     @classmethod
     def from_json(cls, body: bytes) -> Response:
@@ -176,6 +181,17 @@ class Response:
             is_error=bool(raw.get("is_error", False)),
             error=str(raw.get("error") or ""),
         )
+
+
+ATTEMPTS_HEADER = "All attempts fail:\n"
+_ATTEMPT_NUMBER = re.compile(r"(?:^All attempts fail:\n|\n)#\d+: ")
+
+
+def attempts_of(error: str) -> list[str]:
+    """The attempts an error lists in kubemq-targets' wording (``All attempts fail:\\n#1: ...\\n#2: ...``), or the error alone."""
+    if not error.startswith(ATTEMPTS_HEADER + "#1: "):
+        return [error]
+    return _ATTEMPT_NUMBER.split(error)[1:]
 
 
 def parse_request(body: Body) -> Request:

@@ -55,7 +55,7 @@ class Destination:
         except FAILURES as exc:
             print(explain_failure(exc, self.connection.address, self.channel, timeout=self.timeout, response_channel=self.response_channel), file=sys.stderr)
             return 2
-        found = switch.search(response.error) if response is not None and response.is_error else None
+        found = switch.search(response.last_error) if response is not None and response.is_error else None
         return report(sent, response, output) if found is None else found
 
     async def in_parts(self, why: str, transfer: Callable[[Steps], Awaitable[dict[str, Any]]]) -> int:

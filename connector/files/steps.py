@@ -76,7 +76,8 @@ class Steps:
             else:
                 if not response.is_error:
                     return response
-                reason, exit_code, permanent, code = response.error, 1, not worth_retrying(response.error), error_code(response.error)
+                last = response.last_error  # a connector in kubemq-targets' reply style lists every attempt
+                reason, exit_code, permanent, code = last, 1, not worth_retrying(last), error_code(last)
             if permanent or attempt == attempts:
                 tries = f" (tried {attempt} times)" if attempt > 1 else ""
                 raise TransferError(f"{what}{tries}: {reason}", exit_code=exit_code, permanent=permanent, code=code)

@@ -20,7 +20,7 @@ import yaml
 from bindings.config import parse_config
 from bindings.errors import InvalidRequestError
 from bindings.schema import render_schema
-from bindings.wire import Request
+from bindings.wire import EXTENDED, Request
 from connector.app import registry
 from connector.cli import _parser
 from connector.s3 import METHODS, S3Target
@@ -177,7 +177,7 @@ def test_validate_lists_top_level_and_binding_problems_together_sorted_by_line(t
         f"  line 20: bindings[1].target.properties.regoin: unknown property; did you mean 'region'? valid properties: {', '.join(S3Target.properties_model.model_fields)} (binding 's3-second')",
         "  line 21: bindings[1].target.properties.verify_ssl: invalid boolean; accepted values: true, false, 1, 0, yes, no, on, off, t, f, y, n (any letter case) (binding 's3-second')",
         "  line 23: bindings[1].properties.retry_atempts: unknown property; did you mean 'retry_attempts'? valid properties: log_level, "
-        "retry_attempts, retry_delay_milliseconds, retry_max_jitter_milliseconds, retry_max_delay_milliseconds, retry_delay_type, rate_per_second "
+        "retry_attempts, retry_delay_milliseconds, retry_max_jitter_milliseconds, retry_max_delay_milliseconds, retry_delay_type, reply_style, rate_per_second "
         "(binding 's3-second')",
         "  line 24: logLevel: Input should be 'debug', 'info', 'warning' or 'error'",
     ]
@@ -191,21 +191,28 @@ def test_an_unknown_key_inside_a_binding_lists_that_blocks_keys_with_the_closest
 
 
 def test_a_misspelled_method_keeps_kubemq_targets_words_and_adds_the_closest() -> None:
-    """The aws.s3 method table: kubemq-targets' text first (senders match it), the suggestion after it."""
+    """The aws.s3 method table in the extended style: kubemq-targets' text first (senders match it), the suggestion after it."""
     listed = "invalid method type, method type should be one of the following: " + ", ".join(method.name for method in METHODS)
     for sent, closest in [("list-buckets", "list_buckets"), ("GET_ITEM", "get_item"), ("uplod_item", "upload_item")]:
         with pytest.raises(InvalidRequestError) as refused:
-            METHODS.resolve(Request(metadata={"method": sent}))
+            METHODS.resolve(Request(metadata={"method": sent}), style=EXTENDED)
         assert str(refused.value) == f"{listed}; did you mean {closest!r}?"
     with pytest.raises(InvalidRequestError) as unlike:
-        METHODS.resolve(Request(metadata={"method": "frobnicate"}))
+        METHODS.resolve(Request(metadata={"method": "frobnicate"}), style=EXTENDED)
     assert str(unlike.value) == listed
+
+
+def test_a_misspelled_method_in_the_default_style_gets_exactly_kubemq_targets_text() -> None:
+    with pytest.raises(InvalidRequestError) as refused:
+        METHODS.resolve(Request(metadata={"method": "uplod_item"}))
+    nine = ("list_buckets", "list_bucket_items", "create_bucket", "delete_bucket", "upload_item", "get_item", "delete_item_from_bucket", "delete_all_items_from_bucket", "copy_item")
+    assert str(refused.value) == "invalid method type, method type should be one of the following:" + "".join(f" :{name}," for name in nine)
 
 
 def test_a_request_boolean_that_is_not_one_lists_the_accepted_values() -> None:
     with pytest.raises(InvalidRequestError) as refused:
-        METHODS.resolve(Request(metadata={"method": "create_bucket", "bucket_name": "b", "wait_for_completion": "sure"}))
-    assert str(refused.value) == "error parsing wait_for_completion, invalid boolean; accepted values: true, false, 1, 0, yes, no, on, off, t, f, y, n (any letter case)"
+        METHODS.resolve(Request(metadata={"method": "delete_bucket", "bucket_name": "b", "force": "sure"}))
+    assert str(refused.value) == "error parsing force, invalid boolean; accepted values: true, false, 1, 0, yes, no, on, off, t, f, y, n (any letter case)"
 
 
 # send: mistakes are one line ---------------------------------------------------------------------------------------

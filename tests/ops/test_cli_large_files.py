@@ -206,11 +206,11 @@ async def test_a_queue_with_a_response_channel_moves_a_large_file_too(
     await start_connector(config(configs.binding("s3", "kubemq.queue", "queue.aws.s3.files", source, None, target("aws.s3", s3))))
     where = ("-m", f"bucket_name={bucket}", "-m", f"item_name={KEY}", "--pattern", "queue", "--response-channel", responses)
     code, stdout, stderr = await kubemq_s3(*send(broker, "-m", "method=upload_item", *where, "--data-file", str(large_file), channel="queue.aws.s3.files"))
-    assert (code, stderr) == (0, ""), stderr
+    assert (code, stderr) == (0, ""), stdout + stderr
     assert (json.loads(stdout)["parts"], json.loads(stdout)["verified"]) == (3, "ChecksumSHA256")
     output = folder / "queued.bin"
     code, stdout, stderr = await kubemq_s3(*send(broker, "-m", "method=get_item", *where, "--output", str(output), channel="queue.aws.s3.files"))
-    assert (code, stderr) == (0, ""), stderr
+    assert (code, stderr) == (0, ""), stdout + stderr
     assert (json.loads(stdout)["parts"], json.loads(stdout)["verified"], output.read_bytes()) == (3, "ChecksumSHA256", large_file.read_bytes())
 
 

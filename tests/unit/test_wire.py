@@ -3,6 +3,7 @@
 import base64
 import binascii
 import json
+import re
 import os
 
 import pytest
@@ -270,10 +271,24 @@ def test_base64_the_large_path_cannot_take_falls_back_to_the_general_path(data: 
     is_error=st.booleans(),
     error=st.text(max_size=12),
 )
-def test_the_reply_body_is_byte_for_byte_the_kubemq_targets_json(metadata: dict[str, str], data: bytes | None, is_error: bool, error: str) -> None:
+def test_the_reply_body_reads_back_as_kubemq_targets_four_keys(metadata: dict[str, str], data: bytes | None, is_error: bool, error: str) -> None:
+    """Go's encoding (sorted map keys, UTF-8 as is, lone surrogates as U+FFFD) that any JSON reader reads back; the differential suite checks the bytes."""
     response = Response(metadata=metadata, data=data, is_error=is_error, error=error)
-    expected = {"metadata": dict(sorted(metadata.items())), "data": None if data is None else base64.b64encode(data).decode(), "is_error": is_error, "error": error}
-    assert response.to_json() == json.dumps(expected, separators=(",", ":")).encode() == b"".join(response.json_parts())
+    body = response.to_json()
+    assert body == b"".join(response.json_parts())
+    valid = {gojson_text(key): gojson_text(value) for key, value in metadata.items()}
+    expected = {"metadata": dict(sorted(valid.items())), "data": None if data is None else base64.b64encode(data).decode(), "is_error": is_error, "error": gojson_text(error)}
+    assert json.loads(body) == expected and list(json.loads(body)["metadata"]) == sorted(valid)
+    assert not re.search(rb"[<>&\x00-\x1f]", body) and b"\\ud8" not in body
+
+
+def gojson_text(text: str) -> str:
+    return re.sub("[\ud800-\udfff]", "\ufffd", text)
+
+
+def test_the_reply_body_escapes_as_go_does() -> None:
+    response = Response(metadata={"k": "ü<&>\u2028\x7f\x01\b"}, data=b"x", error="a\nb")
+    assert response.to_json() == b'{"metadata":{"k":"\xc3\xbc\\u003c\\u0026\\u003e\\u2028\x7f\\u0001\\u0008"},"data":"eA==","is_error":false,"error":"a\\nb"}'
 
 
 # The request body is built in pieces; it must be exactly what json.dumps writes ----------
