@@ -168,9 +168,7 @@ class MethodTable:
     def __init__(self) -> None:
         self._methods: dict[str, Method[Any]] = {}
 
-    def method(
-        self, name: str, metadata: type[RequestMetadata], summary: str, *, read_only: bool = False, kubemq_targets: KubemqTargetsReply | None = None
-    ) -> Callable[[Handler], Handler]:
+    def method(self, name: str, metadata: type[RequestMetadata], summary: str, *, read_only: bool = False, kubemq_targets: KubemqTargetsReply | None = None) -> Callable[[Handler], Handler]:
         """Decorator registering ``handler(target, metadata, request, context)`` as ``name``.
 
         ``read_only`` methods change nothing, so they may be cancelled when the

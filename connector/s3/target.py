@@ -21,6 +21,7 @@ from connector.s3.errors import translate
 from connector.s3.options import S3Properties
 from connector.s3.policy import Reaches
 
+
 @dataclass(frozen=True)
 class Operation:
     """One method of the target, declared once.

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from urllib.parse import quote
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import aioboto3
 import pytest

@@ -16,7 +16,7 @@ from bindings.client import query
 from bindings.wire import Request
 from devbroker import EmbeddedBroker
 from tests.e2e.support import UNKNOWN_METHOD, Send, ok, raw_query, s3_failure, stored
-from tests.fixtures.kubemq import start_runtime, free_port, s3_binding_yaml
+from tests.fixtures.kubemq import free_port, s3_binding_yaml, start_runtime
 from tests.fixtures.s3 import unique_bucket_name
 from tests.ops.support import eventually, get_text
 

@@ -72,9 +72,7 @@ def mutate(rng: random.Random, request: dict[str, Any]) -> bytes:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("style", STYLES)
-async def test_ten_thousand_hostile_requests_each_get_one_well_formed_reply(
-    start_connector: StartConnector, seaweed: Any, broker: EmbeddedBroker, s3_client: Any, bucket: str, style: str
-) -> None:
+async def test_ten_thousand_hostile_requests_each_get_one_well_formed_reply(start_connector: StartConnector, seaweed: Any, broker: EmbeddedBroker, s3_client: Any, bucket: str, style: str) -> None:
     await start_connector(s3_binding_yaml(seaweed, CHANNEL, reply_style=style))
     await broker.wait_for_subscribers(CHANNEL, 1, kind="queries")
     await s3_client.put_object(Bucket=bucket, Key="known.txt", Body=b"known")

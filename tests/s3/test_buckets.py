@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
+from bindings.context import TargetContext
 from bindings.errors import TargetError
 from connector.s3 import S3Target
 from connector.s3.buckets import delete_in_batches
+from connector.s3.errors import DeleteRefused
 from tests.fixtures.s3 import unique_bucket_name
 from tests.s3.conftest import MakeTarget, StubS3
-from tests.s3.support import body, call, keys_in, put_many
+from tests.s3.support import body, call, keys_in, open_target, put_many
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -214,3 +216,33 @@ async def test_force_delete_through_the_target_stops_when_every_key_is_refused(m
         await call(target, method="delete_bucket", bucket_name="locked", force="true")
     assert str(caught.value).startswith("AccessDenied: stopped after 3 batches in a row in which every object was refused; 0 deleted before stopping, 3000 refused: ")
     assert [method for method, _, _ in stub_s3.requests] == ["GET", "POST"] * 3
+
+
+async def test_refused_keys_are_worded_as_kubemq_targets_batch_delete_words_them() -> None:
+    """aws-sdk-go's BatchedDeleteIncomplete, a line pair per key with Go's quoting, as the default reply style sends it."""
+
+    async def listing() -> AsyncGenerator[list[dict[str, str]], None]:
+        yield [{"Key": "k3"}, {"Key": 'k"7\n'}, {"Key": "k9"}]
+
+    with pytest.raises(DeleteRefused) as caught:
+        await delete_in_batches(SimpleNamespace(s3=FailingDeletes({"k3", 'k"7\n'}, "AccessDenied")), "b", listing())  # type: ignore[arg-type]
+    worded = caught.value.as_batch_error()
+    assert str(worded) == (
+        "BatchedDeleteIncomplete: some objects have failed to be deleted.\n"
+        'caused by: failed to perform batch operation on "k3" to "b":\nAccessDenied: refused\n'
+        'failed to perform batch operation on "k\\"7\\n" to "b":\nAccessDenied: refused'
+    )
+    assert (worded.code, worded.retryable) == ("AccessDenied", False)
+
+
+async def test_a_listing_that_fails_is_worded_as_kubemq_targets_batch_delete_words_it(s3_properties: dict[str, str]) -> None:
+    target = await open_target(s3_properties, TargetContext(binding="t", max_concurrency=8))  # the default reply style
+    try:
+        with pytest.raises(TargetError) as caught:
+            await call(target, method="delete_all_items_from_bucket", bucket_name=unique_bucket_name("missing"))
+    finally:
+        await target.close()
+    assert str(caught.value).startswith(
+        'BatchedDeleteIncomplete: some objects have failed to be deleted.\ncaused by: failed to perform batch operation on "" to "":\nNoSuchBucket: '
+    )
+    assert caught.value.code == "NoSuchBucket"

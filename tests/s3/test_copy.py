@@ -153,16 +153,11 @@ async def test_a_multipart_copy_of_an_old_version_keeps_that_versions_attributes
     assert (head["ContentType"], head["Metadata"]) == ("video/mp4", {"take": "1"})
 
 
-TOO_LARGE = (
-    b"<Error><Code>InvalidRequest</Code><Message>The specified copy source is larger than the maximum allowable size for a copy source: 5368709120</Message>"
-    b"<RequestId>R1</RequestId></Error>"
-)
+TOO_LARGE = b"<Error><Code>InvalidRequest</Code><Message>The specified copy source is larger than the maximum allowable size for a copy source: 5368709120</Message><RequestId>R1</RequestId></Error>"
 NO_SUCH_KEY = b"<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>"
 
 
-async def test_copyobject_goes_first_and_a_source_it_refuses_as_too_large_is_copied_part_by_part(
-    make_target: MakeTarget, stub_s3: StubS3, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_copyobject_goes_first_and_a_source_it_refuses_as_too_large_is_copied_part_by_part(make_target: MakeTarget, stub_s3: StubS3, monkeypatch: pytest.MonkeyPatch) -> None:
     """One call, as kubemq-targets makes it; the part-by-part copy only for what S3 says CopyObject cannot take."""
     target = await make_target(endpoint=stub_s3.endpoint, max_attempts="1")
     sizes: list[int] = []

@@ -3,8 +3,8 @@
 import base64
 import binascii
 import json
-import re
 import os
+import re
 
 import pytest
 
