@@ -14,11 +14,16 @@ match too:
   encodes with jsoniter, which keeps two exponent digits); an integer (Go's
   int64 fields) exactly.
 
-Written without recursion, so a deeply nested value cannot exhaust the stack.
+``dumps`` is written without recursion, so a deeply nested value cannot
+exhaust the stack. ``dumps_without_floats`` gives the same bytes for values
+holding no float (S3's outputs: strings, integers, booleans, nulls) through
+the C encoder and a pass over its escapes, several times faster on a large
+listing.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable
@@ -107,3 +112,18 @@ def dumps(value: Any, default: Callable[[Any], Any] | None = None, *, sort_keys:
         else:
             raise TypeError(f"{type(item).__name__} cannot be written as JSON")
     return "".join(out)
+
+
+# The escapes the C encoder writes its own way, found left to right as pairs so an escaped backslash is skipped whole.
+_PYTHON_ESCAPE = re.compile(r"\\([\\bf])")
+_GO_FOR_PYTHON_ESCAPE = {"\\": "\\\\", "b": "\\u0008", "f": "\\u000c"}
+_HTML_AND_SEPARATORS = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def dumps_without_floats(value: Any, default: Callable[[Any], Any] | None = None, *, sort_keys: bool = True) -> str:
+    """``dumps`` for a value without floats, by the C encoder: raw ``<>&`` and separators occur only inside strings, so they are escaped in place."""
+    text = json.dumps(value, default=default, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys, allow_nan=False)
+    if "\\b" in text or "\\f" in text:
+        text = _PYTHON_ESCAPE.sub(lambda match: _GO_FOR_PYTHON_ESCAPE[match[1]], text)
+    text = _LONE_SURROGATE.sub("\ufffd", text)
+    return text.translate(_HTML_AND_SEPARATORS)

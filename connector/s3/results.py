@@ -171,5 +171,5 @@ def _default(value: Any) -> Any:
 
 
 def to_json(value: Any) -> bytes:
-    """JSON as Go's encoder writes it (``bindings.gojson``), datetimes as RFC 3339, bytes as base64 (as Go marshals ``[]byte``)."""
-    return gojson.dumps(value, default=_default, sort_keys=False).encode()
+    """JSON as Go's encoder writes it (``bindings.gojson``; S3's outputs hold no floats), datetimes as RFC 3339, bytes as base64 (as Go marshals ``[]byte``)."""
+    return gojson.dumps_without_floats(value, default=_default, sort_keys=False).encode()

@@ -242,7 +242,5 @@ async def test_a_listing_that_fails_is_worded_as_kubemq_targets_batch_delete_wor
             await call(target, method="delete_all_items_from_bucket", bucket_name=unique_bucket_name("missing"))
     finally:
         await target.close()
-    assert str(caught.value).startswith(
-        'BatchedDeleteIncomplete: some objects have failed to be deleted.\ncaused by: failed to perform batch operation on "" to "":\nNoSuchBucket: '
-    )
+    assert str(caught.value).startswith('BatchedDeleteIncomplete: some objects have failed to be deleted.\ncaused by: failed to perform batch operation on "" to "":\nNoSuchBucket: ')
     assert caught.value.code == "NoSuchBucket"

@@ -80,9 +80,7 @@ async def test_delete_all_items_counts_only_in_the_extended_style(bindings: dict
         for key in ("a", "b"):
             assert not (await one(binding, {"method": "upload_item", "bucket_name": bucket, "item_name": key}, b"x")).is_error
         emptied = await one(binding, emptying)
-        assert (emptied.metadata, emptied.data) == (
-            ({"result": "ok", "bucket": bucket, "deleted": "2"}, b'{"Deleted":2}') if binding.name == "extended" else ({"result": "ok"}, None)
-        )
+        assert (emptied.metadata, emptied.data) == (({"result": "ok", "bucket": bucket, "deleted": "2"}, b'{"Deleted":2}') if binding.name == "extended" else ({"result": "ok"}, None))
 
 
 async def test_errors_list_their_attempts_only_in_the_kubemq_targets_style(bindings: dict[str, Binding], bucket: str) -> None:
