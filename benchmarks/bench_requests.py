@@ -1,12 +1,16 @@
-"""Small requests: the connector against the few lines anyone could write instead, in the same run.
+"""Requests: the connector against kubemq-targets itself and against the few lines anyone could write instead, in the same run.
 
 The development broker, SeaweedFS, the connector (default settings: request
-logging, metrics, retry) and ``minimal_responder.py`` each run in their own
-process; this process is the sender (the official SDK). Each round sends the
-same requests to one responder, then the other (order alternating), for
-``get_item`` and ``upload_item`` of 1 KiB at concurrency 1 and 32, and prints
-per case the throughput ratio, the median-latency ratio, and the CPU seconds
-each responder process spent per 1,000 requests.
+logging, metrics, retry), ``minimal_responder.py`` and kubemq-targets' own
+``aws.s3`` target behind its ``kubemq.query`` source (built from its Go
+sources in ``../shared/anchors/kubemq-targets-s3`` by its ``build.sh``; left
+out, saying so, where they are absent) each run in their own process; this
+process is the sender (the official SDK). Each round sends the same requests
+to each responder in turn (the order rotating), for ``get_item`` and
+``upload_item`` of 1 KiB at concurrency 1 and 32 and a 1 MiB ``get_item`` at
+8, and prints per case each responder's throughput, median latency and the
+CPU seconds its process spent per 1,000 requests, then the connector's ratios
+to the others.
 
     .venv/bin/python benchmarks/bench_requests.py [--requests 2000] [--rounds 3]
 """
@@ -25,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,9 +43,14 @@ logging.getLogger("kubemq").setLevel(logging.ERROR)  # one TLS-is-off warning pe
 from benchmarks.support import connector_config, free_port  # noqa: E402
 from bindings.wire import Request, Response  # noqa: E402
 from connector.s3.embedded import EmbeddedS3  # noqa: E402
+from tests.fixtures.anchor import ANCHOR_SOURCES, build_anchor  # noqa: E402
 
 BUCKET = "bench-requests"
-PAYLOAD = os.urandom(1024)
+KIB, MIB = 1024, 1024 * 1024
+PAYLOADS = {KIB: os.urandom(KIB), MIB: os.urandom(MIB)}
+OBJECTS = {KIB: "small", MIB: "large"}
+# (method, object size, requests in flight)
+CASES = [("get_item", KIB, 1), ("get_item", KIB, 32), ("upload_item", KIB, 1), ("upload_item", KIB, 32), ("get_item", MIB, 8)]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -60,13 +70,17 @@ class Responder:
     cpu_per_1000: dict[str, list[float]] = field(default_factory=dict)
 
 
-def request_for(method: str, n: int) -> bytes:
+def request_for(method: str, size: int, n: int) -> bytes:
     if method == "get_item":
-        return Request({"method": "get_item", "bucket_name": BUCKET, "item_name": "small"}).to_json()
-    return Request({"method": "upload_item", "bucket_name": BUCKET, "item_name": f"up/{n % 64}"}, PAYLOAD).to_json()
+        return Request({"method": "get_item", "bucket_name": BUCKET, "item_name": OBJECTS[size]}).to_json()
+    return Request({"method": "upload_item", "bucket_name": BUCKET, "item_name": f"up/{n % 64}"}, PAYLOADS[size]).to_json()
 
 
-async def run_case(client: AsyncCQClient, responder: Responder, method: str, concurrency: int, count: int) -> None:
+def case_name(method: str, size: int, concurrency: int) -> str:
+    return f"{method} {'1 KiB' if size == KIB else '1 MiB'} c={concurrency}"
+
+
+async def run_case(client: AsyncCQClient, responder: Responder, method: str, size: int, concurrency: int, count: int) -> None:
     """Send ``count`` requests with ``concurrency`` in flight; record throughput, median latency and CPU."""
     latencies: list[float] = []
     next_index = 0
@@ -76,7 +90,7 @@ async def run_case(client: AsyncCQClient, responder: Responder, method: str, con
         while next_index < count:
             n, next_index = next_index, next_index + 1
             started = time.perf_counter()
-            reply = await client.send_query(QueryMessage(channel=responder.channel, body=request_for(method, n), timeout_in_seconds=30))
+            reply = await client.send_query(QueryMessage(channel=responder.channel, body=request_for(method, size, n), timeout_in_seconds=30))
             latencies.append(time.perf_counter() - started)
             response = Response.from_json(reply.body)
             if response.is_error:
@@ -86,7 +100,7 @@ async def run_case(client: AsyncCQClient, responder: Responder, method: str, con
     started = time.perf_counter()
     await asyncio.gather(*(lane() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
-    case = f"{method} c={concurrency}"
+    case = case_name(method, size, concurrency)
     responder.throughput.setdefault(case, []).append(count / elapsed)
     responder.latency.setdefault(case, []).append(statistics.median(latencies))
     responder.cpu_per_1000.setdefault(case, []).append((cpu_seconds(responder.process.pid) - cpu_before) * 1000 / count)
@@ -100,11 +114,22 @@ async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float) -> No
         await asyncio.sleep(0.2)
 
 
+def start_anchor(broker: str, s3: EmbeddedS3, quiet: dict[str, Any]) -> Responder | None:
+    """kubemq-targets' aws.s3 target, built from its sources (with the connector's retry attempts); None where they are absent."""
+    binary = build_anchor()
+    if binary is None:
+        print(f"kubemq-targets is left out: its sources are not at {ANCHOR_SOURCES}")
+        return None
+    command = [str(binary), "-address", broker, "-aws-key", s3.access_key, "-aws-secret-key", s3.secret_key]
+    command += ["-channel", "bench.go", "-client-id", "bench-go", "-binding-prop", "retry_attempts=3"]
+    return Responder("kubemq-targets", "bench.go", subprocess.Popen(command, env={**os.environ, "S3_ENDPOINT": s3.endpoint}, **quiet))
+
+
 async def main(requests: int, rounds: int) -> None:
     broker_port = free_port()
     broker_address = f"127.0.0.1:{broker_port}"
     processes: list[subprocess.Popen[bytes]] = []
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT}
+    quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT}
     async with EmbeddedS3() as s3:
         with tempfile.TemporaryDirectory() as directory:
             try:
@@ -117,36 +142,36 @@ async def main(requests: int, rounds: int) -> None:
                     "bench.minimal",
                     subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "minimal_responder.py"), broker_address, "bench.minimal", s3.endpoint, s3.access_key, s3.secret_key], **quiet),
                 )
-                processes += [connector.process, minimal.process]
                 await wait_until(lambda: _listening(broker_port), 30)
+                anchor = start_anchor(broker_address, s3, quiet)
+                responders = [connector, minimal] + ([anchor] if anchor else [])
+                processes += [responder.process for responder in responders]
                 async with AsyncCQClient(address=broker_address, client_id="bench-sender") as client:
-                    for responder in (connector, minimal):
+                    await wait_until(lambda: _create_bucket(client), 60)
+                    for size, name in OBJECTS.items():
+                        body = Request({"method": "upload_item", "bucket_name": BUCKET, "item_name": name}, PAYLOADS[size]).to_json()
+                        await client.send_query(QueryMessage(channel=connector.channel, body=body, timeout_in_seconds=30))
+                    for responder in responders:
 
                         async def answers(responder: Responder = responder) -> bool:
                             try:
-                                await client.send_query(QueryMessage(channel=responder.channel, body=request_for("upload_item", 0), timeout_in_seconds=2))
+                                await client.send_query(QueryMessage(channel=responder.channel, body=request_for("get_item", KIB, 0), timeout_in_seconds=2))
                                 return True
                             except Exception:  # noqa: BLE001 - not subscribed yet
                                 return False
 
-                        if responder is connector:
-                            await wait_until(lambda: _create_bucket(client), 60)
                         await wait_until(answers, 60)
-                    await client.send_query(
-                        QueryMessage(channel=connector.channel, body=Request({"method": "upload_item", "bucket_name": BUCKET, "item_name": "small"}, PAYLOAD).to_json(), timeout_in_seconds=10)
-                    )
-                    cases = [(method, concurrency) for method in ("get_item", "upload_item") for concurrency in (1, 32)]
-                    for responder in (connector, minimal):  # warm-up: connections, caches
-                        for method, concurrency in cases:
-                            await run_case(client, responder, method, concurrency, max(100, requests // 10))
+                    for responder in responders:  # warm-up: connections, caches
+                        for method, size, concurrency in CASES:
+                            await run_case(client, responder, method, size, concurrency, max(100, requests // 10))
                         responder.throughput.clear(), responder.latency.clear(), responder.cpu_per_1000.clear()
                     for round_number in range(rounds):
-                        order = (connector, minimal) if round_number % 2 == 0 else (minimal, connector)
-                        for method, concurrency in cases:
-                            count = requests if concurrency > 1 else max(200, requests // 5)
+                        order = responders[round_number % len(responders) :] + responders[: round_number % len(responders)]
+                        for method, size, concurrency in CASES:
+                            count = requests if concurrency > 1 and size == KIB else max(200, requests // 5)
                             for responder in order:
-                                await run_case(client, responder, method, concurrency, count)
-                report(connector, minimal, rounds)
+                                await run_case(client, responder, method, size, concurrency, count)
+                report(responders, rounds)
             finally:
                 for process in processes:
                     process.terminate()
@@ -172,15 +197,27 @@ async def _create_bucket(client: AsyncCQClient) -> bool:
     return not response.is_error or "BucketAlreadyOwnedByYou" in response.error
 
 
-def report(connector: Responder, minimal: Responder, rounds: int) -> None:
-    print(f"medians of {rounds} alternating rounds; ratio = connector / minimal responder")
-    print("| case | connector req/s | minimal req/s | throughput ratio | median latency ratio | CPU s per 1000 req (connector / minimal) |")
-    print("|---|---|---|---|---|---|")
+def report(responders: list[Responder], rounds: int) -> None:
+    """Each responder's figures per case (medians of the rounds), then the connector's ratios to each other responder."""
+    median = statistics.median
+    print(f"medians of {rounds} rounds, the order rotating; CPU = seconds of the responder process per 1,000 requests")
+    print("| case | " + " | ".join(f"{r.name} req/s, median ms, CPU" for r in responders) + " |")
+    print("|---|" + "---|" * len(responders))
+    for case in responders[0].throughput:
+        cells = [f"{median(r.throughput[case]):.0f}, {median(r.latency[case]) * 1000:.2f}, {median(r.cpu_per_1000[case]):.2f}" for r in responders]
+        print(f"| {case} | " + " | ".join(cells) + " |")
+    connector, others = responders[0], responders[1:]
+    print()
+    print("| case | " + " | ".join(f"connector / {other.name}: throughput, median latency, CPU" for other in others) + " |")
+    print("|---|" + "---|" * len(others))
     for case in connector.throughput:
-        ours, theirs = statistics.median(connector.throughput[case]), statistics.median(minimal.throughput[case])
-        latency = statistics.median(connector.latency[case]) / statistics.median(minimal.latency[case])
-        cpu = f"{statistics.median(connector.cpu_per_1000[case]):.2f} / {statistics.median(minimal.cpu_per_1000[case]):.2f}"
-        print(f"| {case} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f}x | {latency:.2f}x | {cpu} |")
+        cells = []
+        for other in others:
+            throughput = median(connector.throughput[case]) / median(other.throughput[case])
+            latency = median(connector.latency[case]) / median(other.latency[case])
+            cpu = median(connector.cpu_per_1000[case]) / median(other.cpu_per_1000[case])
+            cells.append(f"{throughput:.2f}x, {latency:.2f}x, {cpu:.2f}x")
+        print(f"| {case} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

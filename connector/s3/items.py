@@ -374,7 +374,8 @@ def _copy_source(text: str, default_key: str) -> dict[str, str]:
     if not marker:
         path, version = text, ""
     bucket, slash, key = path.lstrip("/").partition("/")
-    source = {"Bucket": bucket, "Key": _url_decoded(key) if slash and key else default_key}
+    # Only a bare bucket means item_name; "bucket/" names an empty key, which S3 refuses as kubemq-targets' request is refused.
+    source = {"Bucket": bucket, "Key": _url_decoded(key) if slash else default_key}
     return {**source, "VersionId": _url_decoded(version)} if version else source
 
 

@@ -103,6 +103,10 @@ CORPUS = [
     Case("copy_item missing source key", m("copy_item", bucket_name=OTHER, item_name="c", copy_source=f"{BUCKET}/nothing-here")),
     Case("copy_item missing source bucket", m("copy_item", bucket_name=OTHER, item_name="c", copy_source=f"{MISSING}/x")),
     Case("copy_item missing destination bucket", m("copy_item", bucket_name=MISSING, item_name="c", copy_source=f"{BUCKET}/plain.txt")),
+    *[
+        Case(f"copy_item source {source!r}", m("copy_item", bucket_name=OTHER, item_name="c", copy_source=source))
+        for source in (f"{BUCKET}/", "/", f"{BUCKET}//plain.txt", f"{BUCKET}/%ZZ", f"{BUCKET}/plain.txt?versionId=", f"{BUCKET}/plain.txt?x=1", "Bad_Bucket/k")
+    ],
     Case("copy_item unknown version", m("copy_item", bucket_name=OTHER, item_name="c", copy_source=f"{BUCKET}/plain.txt?versionId=nope")),
     Case("copy_item without copy_source", m("copy_item", bucket_name=OTHER, item_name="c")),
     Case("copy_item without item_name", m("copy_item", bucket_name=OTHER, copy_source=f"{BUCKET}/plain.txt")),
