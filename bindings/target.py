@@ -112,7 +112,8 @@ class Method(Generic[MetadataT]):
     """One operation: its name, its metadata declaration and its handler.
 
     ``kubemq_targets`` is set for the operations kubemq-targets has too: how
-    it answers them. Methods it lacks reply the same in every style.
+    it answers them. A success of a method it lacks is the same in every
+    style; errors follow the style for every method.
     """
 
     name: str

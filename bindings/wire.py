@@ -40,7 +40,7 @@ EXTENDED: ReplyStyle = "extended"
 Body = bytes | memoryview
 
 # Go type names, because the error text is part of what senders may match on.
-_GO_TYPE_NAMES = {bool: "bool", int: "float64", float: "float64", list: "[]interface {}"}
+_GO_TYPE_NAMES = {bool: "bool", float: "float64", list: "[]interface {}"}
 
 
 class Request:
@@ -227,7 +227,6 @@ def parse_request(body: Body) -> Request:
 # Python's own encoder gives out near 1,000, depending on the stack already in use).
 MAX_DATA_DEPTH = 512
 _NOT_JSON = object()
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _WHITESPACE = b" \t\r\n"
 
 
@@ -270,14 +269,14 @@ def _loads_object(body: Body) -> Any:
 
 def _valid_text(text: str) -> str:
     """``text`` with lone surrogates (JSON escapes like ``\\ud800``) replaced by U+FFFD, as Go decodes them."""
-    return _LONE_SURROGATE.sub("\ufffd", text)
+    return gojson.LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _valid_text_map(values: dict[str, str]) -> dict[str, str]:
     """``values`` with ``_valid_text`` applied to each key and value: the same dict when none has a lone surrogate."""
     # One check of all the text at once, instead of a regex per key and value: the usual map is ASCII, which has none.
     text = "".join([*values, *values.values()])
-    if text.isascii() or _LONE_SURROGATE.search(text) is None:
+    if text.isascii() or gojson.LONE_SURROGATE.search(text) is None:
         return values
     return {_valid_text(key): _valid_text(value) for key, value in values.items()}
 

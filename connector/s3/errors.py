@@ -125,11 +125,24 @@ class DeleteRefused(TargetError):
         super().__init__(f"{code}: {summary}: {listed}{more}", code=code, retryable=codes <= (THROTTLING_CODES | TRANSIENT_CODES))
         self.kept = kept
         self.bucket = bucket
+        # What the kept keys do not tell: how many more were refused, and whether deletion stopped early.
+        self.untold = f"{summary}; the first {len(kept)} refused keys are listed" if refused > len(kept) or stopped_after else ""
 
     def as_batch_error(self) -> TargetError:
-        """The refusals as kubemq-targets reports them (aws-sdk-go's ``BatchedDeleteIncomplete``), one line pair per kept key."""
-        failures = [(str(error.get("Key", "")), self.bucket, f"{error.get('Code') or 'DeleteBatchError'}: {error.get('Message') or 'failed to delete'}") for error in self.kept]
-        return batch_delete_incomplete(failures, self)
+        """The refusals as kubemq-targets reports them (aws-sdk-go's ``BatchedDeleteIncomplete``), one line pair per kept key.
+
+        aws-sdk-go names a refusal ``DeleteBatchError: failed to delete`` only where S3 gave no code or message.
+        Past the kept keys (kubemq-targets would list them all) a last line says what the list leaves out.
+        """
+        failures = [(str(error.get("Key", "")), self.bucket, f"{_or(error.get('Code'), 'DeleteBatchError')}: {_or(error.get('Message'), 'failed to delete')}") for error in self.kept]
+        worded = batch_delete_incomplete(failures, self)
+        if self.untold:
+            worded = TargetError(f"{worded}\n{self.untold}", code=worded.code, status=worded.status, retryable=worded.retryable)
+        return worded
+
+
+def _or(value: Any, missing: str) -> str:
+    return missing if value is None else str(value)
 
 
 class ListingFailed(TargetError):

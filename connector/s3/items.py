@@ -34,8 +34,8 @@ from connector.s3.results import COPY_OBJECT, DELETE_OBJECT, HEAD_OBJECT, rfc333
 from connector.s3.tags import Tagging
 from connector.s3.transfer import MAX_PARTS, BodyTooLarge, multipart_upload, part_size_for, read_body
 
-DEFAULT_STORAGE_CLASS = "STANDARD"
-COPY_OBJECT_LIMIT = 5 * 1024 * MIB  # the largest source CopyObject takes  # what S3 means when HEAD has no x-amz-storage-class
+DEFAULT_STORAGE_CLASS = "STANDARD"  # what S3 means when HEAD has no x-amz-storage-class
+COPY_OBJECT_LIMIT = 5 * 1024 * MIB  # the largest source CopyObject takes
 # Attributes a multipart copy must carry over itself (CopyObject does this on its own).
 COPIED_ATTRIBUTES = ("CacheControl", "ContentDisposition", "ContentEncoding", "ContentLanguage", "ContentType", "Expires", "Metadata")
 # kubemq-targets' senders write copy_source as AWS takes it: URL-encoded, with an optional version.

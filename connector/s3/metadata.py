@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 
 from bindings.properties import GoFlag, field
 from bindings.target import RequestMetadata
@@ -23,6 +23,17 @@ ITEM_NAME = "item_name"
 
 class BucketMetadata(RequestMetadata):
     bucket_name: str = field(description="Bucket to act on (the target's `bucket` property when left out).", example="demo")
+
+    @field_validator("bucket_name")
+    @classmethod
+    def _stays_a_bucket(cls, name: str) -> str:
+        """Names go to S3 as given, except those that would name another bucket once a proxy or store cleans the path.
+
+        S3 refuses them all; refused here, ``..`` or ``a/../b`` cannot reach a bucket the policy did not approve.
+        """
+        if "/" in name or set(name) == {"."}:
+            raise ValueError(f"{name!r} is not a bucket name: it holds '/' or is only dots")
+        return name
 
 
 class ItemMetadata(BucketMetadata):

@@ -1,7 +1,7 @@
 """The ``aws.s3`` target: a drop-in for kubemq-targets' ``aws.s3``, for Amazon S3 and any S3-compatible store.
 
 ``METHODS`` is the explicit operation list: kubemq-targets' nine methods
-first, in its order, then the additions. Each entry names the metadata model
+first, then the additions. Each entry names the metadata model
 the request is checked against before its handler runs.
 """
 
@@ -45,7 +45,7 @@ class Operation:
 
 # kubemq-targets answers ``{"result":"ok"}`` with the S3 output as data; ``get_item`` also names bucket and key.
 KUBEMQ_TARGETS_REPLY = KubemqTargetsReply()
-# kubemq-targets' nine methods first, in its order, then the additions.
+# kubemq-targets' nine methods first, then the additions.
 OPERATIONS: tuple[Operation, ...] = (
     Operation("list_buckets", listing.ListBucketsMetadata, listing.list_buckets, "List every bucket of the account.", True, policy.reaches_nothing, KUBEMQ_TARGETS_REPLY),
     Operation(

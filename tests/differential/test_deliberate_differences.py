@@ -76,13 +76,16 @@ async def test_a_key_is_sent_as_given_where_kubemq_targets_cleans_its_path(pair:
     assert ("PUT", f"/{BUCKET}/clean/{quote(key, safe='/~')}") in python_proxy.requests
 
 
-async def test_a_dot_bucket_name_is_not_joined_with_the_key(pair: Twins) -> None:
-    """kubemq-targets cleans ``/./name`` to ``/name``: an upload to bucket "." writes to a bucket named as the key (creating it on SeaweedFS)."""
+@pytest.mark.parametrize("bucket", [".", "..", f"{OTHER}/.."])
+async def test_a_bucket_name_that_cleans_into_another_path_is_refused(pair: Twins, bucket: str) -> None:
+    """kubemq-targets cleans ``/<bucket>/joined-name`` to ``/joined-name``: it writes to a bucket named as the key; here nothing reaches the store."""
     assert pair.faults is not None
     go_proxy, python_proxy = pair.faults
-    await pair.send({"method": "upload_item", "bucket_name": ".", "item_name": "joined-name"}, b"x")
+    python_proxy.requests.clear()
+    _, python = await pair.send({"method": "upload_item", "bucket_name": bucket, "item_name": "joined-name"}, b"x")
     assert go_proxy.requests[-1] == ("PUT", "/joined-name")
-    assert python_proxy.requests[-1] == ("PUT", "/./joined-name")
+    assert python.envelope["error"] == f"All attempts fail:\n#1: error parsing bucket_name, {bucket!r} is not a bucket name: it holds '/' or is only dots"
+    assert python_proxy.requests == []
 
 
 async def test_get_item_of_a_dot_key_is_not_the_bucket_listing(pair: Twins) -> None:

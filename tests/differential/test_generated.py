@@ -22,11 +22,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from devbroker import EmbeddedBroker
-from tests.fixtures.anchor import Twins, assert_identical, twins
+from tests.fixtures.anchor import Twins, anchor_binary, assert_identical, twins
 
 EXAMPLES = 520
-# (method, is_error) of every generated request, for the coverage check after the generated test.
-OUTCOMES: Counter[tuple[str, object]] = Counter()
 # (method, is_error) of every generated request, for the coverage check after the generated test.
 OUTCOMES: Counter[tuple[str, object]] = Counter()
 NINE = [
@@ -48,7 +46,12 @@ JUNK_KEYS = ["bucket", "key", "item", "data", "Method", "metadata", "x-amz-acl",
 
 
 def kept_intact_by_kubemq_targets(bucket: str, key: str) -> bool:
-    """aws-sdk-go cleans the request path (``path.Clean``) and its XML reader drops control characters."""
+    """aws-sdk-go cleans the request path (``path.Clean``) and its XML reader drops control characters.
+
+    A bucket name holding ``/`` or made of dots is refused here before S3 (it would reach another bucket): also a deliberate difference.
+    """
+    if "/" in bucket or (bucket and set(bucket) == {"."}):
+        return False
     path = f"/{bucket}/{key}"
     cleaned = posixpath.normpath(path) + ("/" if path.endswith("/") else "")
     return cleaned == path and all(char.isprintable() for char in key)
@@ -117,6 +120,9 @@ async def test_generated_requests_get_byte_identical_replies(pair: Twins, reques
 
 def test_the_generated_requests_reached_success_and_failure_of_every_method() -> None:
     """Run after the generated test: a generator that only ever produced refusals would prove little."""
+    anchor_binary()  # skipped, saying why, where kubemq-targets' sources are absent
+    if not OUTCOMES:
+        pytest.skip("the generated test did not run in this session (selected alone?): nothing to check")
     for method in NINE:
         assert OUTCOMES[(method, False)] > 0, f"no generated {method} succeeded: {OUTCOMES}"
         assert method == "list_buckets" or OUTCOMES[(method, True)] > 0, f"no generated {method} failed: {OUTCOMES}"

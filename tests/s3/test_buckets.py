@@ -182,6 +182,10 @@ async def test_the_error_names_the_first_100_refused_keys_and_counts_the_rest() 
     text = str(caught.value)
     assert text.startswith("AccessDenied: failed to delete 2500 of 5000 objects: k0: AccessDenied (refused); k2: ")
     assert text.count("AccessDenied (refused)") == 100 and "k198: AccessDenied (refused); and 2400 more" in text and text.endswith("; and 2400 more")
+    assert isinstance(caught.value, DeleteRefused)
+    worded = str(caught.value.as_batch_error())  # the default style lists the kept keys, then says what they leave out
+    assert worded.count("failed to perform batch operation on") == 100
+    assert worded.endswith("\nfailed to delete 2500 of 5000 objects; the first 100 refused keys are listed")
 
 
 async def test_deletion_stops_after_three_batches_in_a_row_refused_entirely() -> None:

@@ -2,7 +2,7 @@
 
 The echo target fails on request, so these run through real sources and the
 middleware chain without S3; what the S3 target adds per style (metadata,
-``{"Deleted": n}``) is in tests/e2e/test_reply_styles.py.
+``{"Deleted": n}``) is in tests/s3/test_reply_styles.py.
 """
 
 from __future__ import annotations
