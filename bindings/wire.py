@@ -234,11 +234,6 @@ class _NotGoJson(ValueError):
     """Text Python's JSON reader accepts but Go's refuses (``NaN``, ``Infinity``)."""
 
 
-def _go_number(digits: str) -> float:
-    # Go reads every JSON number as a float64 (and Python would refuse integers of over 4300 digits).
-    return float(digits)
-
-
 def _refuse_constant(name: str) -> float:
     raise _NotGoJson(name)
 
@@ -260,7 +255,7 @@ def _loads_object(body: Body) -> Any:
     except UnicodeDecodeError:
         text = bytes(body).decode("utf-8", "replace")  # Go replaces each invalid byte with U+FFFD
     try:
-        return json.loads(text, parse_int=_go_number, parse_constant=_refuse_constant)
+        return json.loads(text, parse_int=float, parse_constant=_refuse_constant)  # Go reads every number as a float64
     except RecursionError:
         raise InvalidRequestError(f"invalid request format, JSON nested deeper than {MAX_DATA_DEPTH} levels") from None
     except ValueError:  # JSONDecodeError, _NotGoJson

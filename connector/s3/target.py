@@ -43,85 +43,86 @@ class Operation:
     kubemq_targets: KubemqTargetsReply | None = None
 
 
+READ, WRITE = True, False  # an Operation's read_only
 # kubemq-targets answers ``{"result":"ok"}`` with the S3 output as data; ``get_item`` also names bucket and key.
 KUBEMQ_TARGETS_REPLY = KubemqTargetsReply()
 # kubemq-targets' nine methods first, then the additions.
 OPERATIONS: tuple[Operation, ...] = (
-    Operation("list_buckets", listing.ListBucketsMetadata, listing.list_buckets, "List every bucket of the account.", True, policy.reaches_nothing, KUBEMQ_TARGETS_REPLY),
+    Operation("list_buckets", listing.ListBucketsMetadata, listing.list_buckets, "List every bucket of the account.", READ, policy.reaches_nothing, KUBEMQ_TARGETS_REPLY),
     Operation(
         "list_bucket_items",
         listing.ListItemsMetadata,
         listing.list_bucket_items,
         "List a bucket's objects: every page up to a cap, or one page.",
-        True,
+        READ,
         policy.reads_prefix,
         KUBEMQ_TARGETS_REPLY,
     ),
-    Operation("create_bucket", buckets.CreateBucketMetadata, buckets.create_bucket, "Create a bucket in the target's region.", False, policy.writes_bucket, KUBEMQ_TARGETS_REPLY),
+    Operation("create_bucket", buckets.CreateBucketMetadata, buckets.create_bucket, "Create a bucket in the target's region.", WRITE, policy.writes_bucket, KUBEMQ_TARGETS_REPLY),
     Operation(
         "delete_bucket",
         buckets.DeleteBucketMetadata,
         buckets.delete_bucket,
         "Delete a bucket (with force=true, empty it first).",
-        False,
+        WRITE,
         policy.deletes_bucket,
         KUBEMQ_TARGETS_REPLY,
     ),
-    Operation("upload_item", items.UploadItemMetadata, items.upload_item, "Store the request data as an object.", False, policy.writes_item, KUBEMQ_TARGETS_REPLY),
+    Operation("upload_item", items.UploadItemMetadata, items.upload_item, "Store the request data as an object.", WRITE, policy.writes_item, KUBEMQ_TARGETS_REPLY),
     Operation(
         "get_item",
         items.GetItemMetadata,
         items.get_item,
         "Return an object's bytes (or its decoded content).",
-        True,
+        READ,
         policy.reads_item,
         KubemqTargetsReply(metadata=("bucket", "key")),
     ),
-    Operation("delete_item_from_bucket", items.DeleteItemMetadata, items.delete_item_from_bucket, "Delete one object.", False, policy.writes_item, KUBEMQ_TARGETS_REPLY),
+    Operation("delete_item_from_bucket", items.DeleteItemMetadata, items.delete_item_from_bucket, "Delete one object.", WRITE, policy.writes_item, KUBEMQ_TARGETS_REPLY),
     Operation(
         "delete_all_items_from_bucket",
         buckets.DeleteAllItemsMetadata,
         buckets.delete_all_items_from_bucket,
         "Delete every object (under a prefix).",
-        False,
+        WRITE,
         policy.writes_prefix,
         KubemqTargetsReply(data=False),  # kubemq-targets sends no count
     ),
-    Operation("copy_item", items.CopyItemMetadata, items.copy_item, "Copy an object, within or across buckets.", False, policy.copies, KUBEMQ_TARGETS_REPLY),
-    Operation("head_item", items.HeadItemMetadata, items.head_item, "Describe an object without its body.", True, policy.reads_item),
-    Operation("presign_url", items.PresignUrlMetadata, items.presign_url, "Make a time-limited URL to get, put or delete an object, or put a part.", True, policy.presigns),
+    Operation("copy_item", items.CopyItemMetadata, items.copy_item, "Copy an object, within or across buckets.", WRITE, policy.copies, KUBEMQ_TARGETS_REPLY),
+    Operation("head_item", items.HeadItemMetadata, items.head_item, "Describe an object without its body.", READ, policy.reads_item),
+    Operation("presign_url", items.PresignUrlMetadata, items.presign_url, "Make a time-limited URL to get, put or delete an object, or put a part.", READ, policy.presigns),
     Operation(
         "create_multipart_upload",
         multipart.CreateMultipartMetadata,
         multipart.create_multipart_upload,
         "Start a multipart upload; its upload_id names it in the next steps.",
-        False,
+        WRITE,
         policy.writes_item,
     ),
-    Operation("upload_part", multipart.UploadPartMetadata, multipart.upload_part, "Store the request data as one part of a multipart upload.", False, policy.writes_item),
+    Operation("upload_part", multipart.UploadPartMetadata, multipart.upload_part, "Store the request data as one part of a multipart upload.", WRITE, policy.writes_item),
     Operation(
         "complete_multipart_upload",
         multipart.CompleteMetadata,
         multipart.complete_multipart_upload,
         "Join the parts into the object (the parts given, or every uploaded part).",
-        False,
+        WRITE,
         policy.writes_item,
     ),
-    Operation("abort_multipart_upload", multipart.AbortMetadata, multipart.abort_multipart_upload, "Drop a multipart upload and its parts.", False, policy.writes_item),
-    Operation("list_parts", multipart.ListPartsMetadata, multipart.list_parts, "List the parts of a multipart upload.", True, policy.reads_item),
+    Operation("abort_multipart_upload", multipart.AbortMetadata, multipart.abort_multipart_upload, "Drop a multipart upload and its parts.", WRITE, policy.writes_item),
+    Operation("list_parts", multipart.ListPartsMetadata, multipart.list_parts, "List the parts of a multipart upload.", READ, policy.reads_item),
     Operation(
         "list_multipart_uploads",
         multipart.ListUploadsMetadata,
         multipart.list_multipart_uploads,
         "List a bucket's multipart uploads in progress.",
-        True,
+        READ,
         policy.reads_prefix,
     ),
-    Operation("get_item_tags", tags.GetTagsMetadata, tags.get_item_tags, "Return an object's tags.", True, policy.reads_item),
-    Operation("put_item_tags", tags.PutTagsMetadata, tags.put_item_tags, "Replace an object's tags.", False, policy.writes_item),
-    Operation("delete_item_tags", tags.DeleteTagsMetadata, tags.delete_item_tags, "Remove every tag of an object.", False, policy.writes_item),
+    Operation("get_item_tags", tags.GetTagsMetadata, tags.get_item_tags, "Return an object's tags.", READ, policy.reads_item),
+    Operation("put_item_tags", tags.PutTagsMetadata, tags.put_item_tags, "Replace an object's tags.", WRITE, policy.writes_item),
+    Operation("delete_item_tags", tags.DeleteTagsMetadata, tags.delete_item_tags, "Remove every tag of an object.", WRITE, policy.writes_item),
     # The keys are in the data: the handler checks each against the policy; the table declares the bucket.
-    Operation("delete_items", batch_delete.DeleteItemsMetadata, batch_delete.delete_items, "Delete a list of keys, reporting each refusal.", False, policy.writes_bucket),
+    Operation("delete_items", batch_delete.DeleteItemsMetadata, batch_delete.delete_items, "Delete a list of keys, reporting each refusal.", WRITE, policy.writes_bucket),
 )
 
 METHODS = MethodTable()
