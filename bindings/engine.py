@@ -42,6 +42,7 @@ class Binding:
         self.metrics = metrics
         self.source: Source = registry.sources[spec.source.kind](spec.source.properties, spec.name)
         self.source.on_settled = metrics.settlements(spec.name)
+        self.source.on_undelivered = metrics.undelivered_replies.labels(spec.name).inc
         self.target: Target = registry.targets[spec.target.kind]()
         self.target_ready = False
         self.last_error: str | None = None
@@ -70,7 +71,7 @@ class Binding:
         if self.source.status.failed:
             return f"source gave up: {self.source.status.last_error}"
         if not self.source.ready:
-            return f"source not subscribed: {self.source.status.last_error or 'connecting'}"
+            return f"source not subscribed: {self.source.status.not_connected_reason()}"
         return ""
 
     async def prepare(self) -> None:

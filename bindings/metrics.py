@@ -61,6 +61,9 @@ class Metrics:
         self.queue_outcomes = Counter(
             f"{prefix}_queue_outcomes", "How queue messages were settled: acked, rejected (redelivered) or dead_lettered.", ("binding", "method", "outcome"), registry=self.registry
         )
+        self.undelivered_replies = Counter(
+            f"{prefix}_replies_undelivered", "Replies that could not reach KubeMQ because the connection was lost (their senders time out).", ("binding",), registry=self.registry
+        )
         self.registry.register(_DroppedLogLines(prefix))
         self.stats: dict[str, BindingStats] = {}
 

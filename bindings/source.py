@@ -10,6 +10,7 @@ reply, with the original error kept for sources that must decide on it.
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -43,6 +44,10 @@ def _ignore_settlement(method: str, outcome: str) -> None:
     """The default settlement observer: nothing is counted."""
 
 
+def _ignore_undelivered() -> None:
+    """The default observer of replies that could not be delivered: nothing is counted."""
+
+
 @dataclass(slots=True)
 class SourceStatus:
     """What ``/ready`` and ``/bindings`` show about a source."""
@@ -51,6 +56,17 @@ class SourceStatus:
     connected: bool = False
     last_error: str | None = None
     failed: bool = False
+    # Since when (monotonic) the source has not been connected, while it tries again; None when connected or never tried.
+    down_since: float | None = None
+    # Connection attempts that failed since then.
+    attempts: int = 0
+
+    def not_connected_reason(self) -> str:
+        """Why the source is not connected, for ``/ready``: how long, how many attempts, the last error."""
+        if self.down_since is None:
+            return self.last_error or "connecting"
+        down = time.monotonic() - self.down_since
+        return f"not connected for {down:.0f} s, reconnecting (failed attempts: {self.attempts}): {self.last_error}"
 
 
 class Source(abc.ABC):
@@ -67,6 +83,8 @@ class Source(abc.ABC):
         self.status = SourceStatus()
         # Told how each message was settled, ``(method, outcome)``, by kinds that settle (queues); the engine counts it.
         self.on_settled: Callable[[str, str], None] = _ignore_settlement
+        # Told of each reply that could not reach KubeMQ (the connection was lost); the engine counts it.
+        self.on_undelivered: Callable[[], None] = _ignore_undelivered
 
     # What the engine needs of every source, declared here with defaults so that a kind
     # which does not have one of these still behaves as documented (never read by name).

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
-from kubemq import ClientConfig, RetryPolicy, TLSConfig
+from kubemq import ClientConfig, KeepAliveConfig, RetryPolicy, TLSConfig
 from pydantic import AfterValidator, field_validator, model_validator
 
 from bindings.devservices import EMBEDDED
@@ -116,7 +116,20 @@ class ConnectionProperties(Properties):
     channel: str = field(description="Channel to receive requests on.", example="query.aws.s3")
     sources: int = field(1, ge=1, le=1024, description="Parallel subscriptions (each its own client) in this process.", example=1)
     auto_reconnect: bool = field(True, description="Re-subscribe after the connection to KubeMQ is lost.", example=True)
-    reconnect_interval_seconds: float = field(0, ge=0, le=1_000_000, description="First delay before re-subscribing (0 means 1 s); doubles per failure up to 30 s.", example=1)
+    reconnect_interval_seconds: float = field(0, ge=0, le=1_000_000, description="First delay before re-subscribing (0 means 1 s); doubles per failure up to `reconnect_max_interval_seconds`, with jitter.", example=1)
+    reconnect_max_interval_seconds: float = field(
+        5, gt=0, le=1_000_000, description="Longest delay between re-subscribe attempts (at least `reconnect_interval_seconds`): once the network is back, the binding serves again within this plus `keepalive_timeout_seconds`.", example=5
+    )
+    keepalive_interval_seconds: int = field(
+        10,
+        ge=5,
+        le=86_400,
+        description="Seconds between checks that KubeMQ still answers on this connection (a Ping call end to end, plus gRPC keepalive pings). Keep it below the idle timeout of every load balancer or NAT on the way (AWS NLB 350 s, Azure LB 4 min, GCP 10 min).",
+        example=10,
+    )
+    keepalive_timeout_seconds: int = field(
+        5, ge=1, le=3600, description="Seconds a check (or a new connection) may take before the connection counts as dead: the subscription is dropped, `/ready` answers 503 and a fresh connection is made.", example=5
+    )
     max_reconnects: int = field(0, ge=0, description="Give up after this many consecutive failed re-subscribes (0: never give up).", example=0)
     max_concurrency: int = field(32, ge=1, le=1000, description="Requests handled at once per binding; further messages wait (backpressure) instead of piling up.", example=32)
     max_message_size: int = field(
@@ -176,6 +189,10 @@ class ConnectionProperties(Properties):
             "max_send_size": self.max_message_size,
             "max_receive_size": RECEIVE_LIMIT,
             "connection_pool_size": 1,
+            "keep_alive": KeepAliveConfig(enabled=True, ping_interval_in_seconds=self.keepalive_interval_seconds, ping_timeout_in_seconds=self.keepalive_timeout_seconds, permit_without_calls=True),
+            # The source's loop reconnects on a fresh client (see subscription.py); the SDK's own
+            # reconnection would keep retrying the condemned channel beside it.
+            "auto_reconnect": False,
             # Our own loop re-subscribes, and a queue or event source handles a failed send
             # itself (a queue message is rejected and comes back): an SDK-level retry could
             # publish it twice. Query and command sources opt into one retry (see requests.py).

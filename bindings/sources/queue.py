@@ -152,11 +152,11 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
     def new_client(self, config: ClientConfig) -> AsyncQueuesClient:
         return AsyncQueuesClient(config=config)
 
-    async def close_client(self, client: AsyncQueuesClient) -> None:
+    async def close_client(self, client: AsyncQueuesClient, *, reachable: bool) -> None:
         # The last acks must reach KubeMQ, or their messages come back. Behind an
         # unanswered poll there are none (polls wait for their batch to settle),
-        # and a flush would only wait for that poll to time out.
-        if client not in self._unanswered_polls:
+        # and a flush would only wait for that poll to time out; on a dead connection, for nothing.
+        if reachable and client not in self._unanswered_polls:
             await flush_downstream(client)
         self._unanswered_polls.discard(client)
         await client.close()

@@ -21,6 +21,13 @@ or a queue message, through a callable made once per gRPC channel.
 hold the body, the encoded request and its serialization at once, and gRPC's
 copy on top.
 
+Every channel gets its own TCP connection (``own_connections``). grpc-core
+otherwise shares one connection between the channels of a process that have
+the same address and settings, so a fresh client made to replace a dead
+connection would be handed that same dead connection while any other client
+still holds it, and would inherit its reconnect backoff. The SDK builds its
+channel options in a private method, wrapped here once and checked at import.
+
 Queue acks are the last gap: KubeMQ sends no reply to an ack, and the
 SDK's ``close()`` cancels its downstream stream at once, so an ack queued just
 before closing can be dropped and its message redelivered.
@@ -54,6 +61,7 @@ from kubemq import (
 from kubemq._internal.semconv import MESSAGING_MESSAGE_BODY_SIZE, MESSAGING_MESSAGE_ID
 from kubemq._internal.telemetry import KubeMQTagsCarrier, error_code_to_error_type, serialize_span_to_bytes
 from kubemq.grpc import kubemq_pb2 as pb
+from kubemq.transport.async_transport import AsyncTransport
 
 from bindings.sources.connection import SubscriptionProperties
 from bindings.wire import LARGE_BODY, Body, Response
@@ -360,3 +368,24 @@ async def flush_downstream(client: Any, timeout: float = 5.0) -> None:
     )
     with contextlib.suppress(Exception):
         await asyncio.wait_for(receiver.send(barrier), timeout)
+
+
+OWN_CONNECTION = ("grpc.use_local_subchannel_pool", 1)
+
+
+def own_connections() -> None:
+    """Give every channel the SDK opens from now on its own TCP connection (see the module's docstring); idempotent."""
+    build = getattr(AsyncTransport, "_build_channel_options", None)
+    if not callable(build):
+        raise ImportError("kubemq's AsyncTransport no longer has _build_channel_options: bindings/sources/sdk.py must be updated for this SDK version")
+    if getattr(build, "adds_own_connection", False):
+        return
+
+    def with_own_connection(transport: AsyncTransport) -> list[tuple[str, Any]]:
+        return [*build(transport), OWN_CONNECTION]
+
+    with_own_connection.adds_own_connection = True  # type: ignore[attr-defined]
+    AsyncTransport._build_channel_options = with_own_connection  # type: ignore[method-assign,assignment]
+
+
+own_connections()

@@ -1,8 +1,19 @@
-"""Long-running KubeMQ subscriptions that survive the broker going away.
+"""Long-running KubeMQ subscriptions that survive the broker going away, loudly or silently.
 
 The SDK does not re-subscribe by itself after a connection drop (its stream
 just ends), so each subscription runs in its own loop here: connect, subscribe,
-serve, and when the stream ends or fails, wait with backoff and do it again.
+serve, and when the stream ends or fails, wait with a short jittered backoff
+and do it again on a fresh client (a fresh channel and TCP connection).
+
+A network that fails silently (a dead node, an expired NAT or load-balancer
+entry) leaves a stream that looks open and carries nothing. gRPC keepalive
+alone does not catch it: grpc-core stops pinging an idle connection after two
+pings, and its pings test only the first HTTP/2 hop. So while a subscription
+runs, a watchdog calls KubeMQ's ``Ping`` every ``keepalive_interval_seconds``
+on the same connection; one not answered within ``keepalive_timeout_seconds``
+condemns the connection. A new connection must answer a ``Ping`` within that
+time too before the subscription counts as live.
+
 A semaphore bounds in-flight requests: when it is full the loop stops reading,
 so backpressure reaches KubeMQ instead of piling up tasks in memory.
 """
@@ -19,7 +30,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Generic, TypeVar
 
 import structlog
-from kubemq import ClientConfig
+from kubemq import ClientConfig, KubeMQCancellationError, KubeMQClientClosedError, KubeMQConnectionError, KubeMQTimeoutError
 
 from bindings import tracing
 from bindings.context import RequestContext
@@ -30,11 +41,16 @@ from bindings.wire import Body, Response
 
 MessageT = TypeVar("MessageT")
 ClientT = TypeVar("ClientT")
-MAX_BACKOFF_SECONDS = 30.0
 # How long a reply to a request cut off by shutdown may take before the process moves on.
 SETTLE_ON_SHUTDOWN_SECONDS = 2.0
 
 log = structlog.get_logger("bindings.sources")
+# A reply that fails with one of these failed for the connection, not for what it carried: an error reply cannot go either.
+CONNECTION_FAILURES = (KubeMQConnectionError, KubeMQTimeoutError, KubeMQCancellationError, KubeMQClientClosedError)
+
+
+class ConnectionLost(ConnectionError):
+    """KubeMQ stopped answering on a connection that still looked open, or none is open now."""
 
 
 class SubscriptionSource(Source, Generic[ClientT, MessageT]):
@@ -56,7 +72,9 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         self._clients: dict[int, ClientT] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._live_streams = 0
+        # Subscriptions not live now, by index, with why: the binding is ready only when none is.
+        self._down: dict[int, str] = {}
+        self._ever_live = False
         self._stopping = asyncio.Event()
         self._handler: RequestHandler | None = None
 
@@ -87,12 +105,11 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         # Reply on the newest connection: the one the message came on may have been replaced.
         client = self._clients.get(index)
         if client is None:
-            log.warning("connection lost before reply", binding=self.binding, source=self.kind, request_id=self.describe(message)[0])
-            return
+            raise ConnectionLost("the connection to KubeMQ was lost and is not back yet")
         await self.deliver(client, message, outcome)
 
-    async def close_client(self, client: ClientT) -> None:
-        """Release a client; kinds whose last messages are still on the wire flush them first."""
+    async def close_client(self, client: ClientT, *, reachable: bool) -> None:
+        """Release a client; kinds whose last messages are still on the wire flush them first when KubeMQ is ``reachable``."""
         await client.close()  # type: ignore[attr-defined]
 
     # Lifecycle ------------------------------------------------------------------
@@ -100,6 +117,7 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
     async def start(self, handler: RequestHandler) -> None:
         self._handler = handler
         self._stopping.clear()
+        self._down = dict.fromkeys(range(self.properties.sources), "connecting")
         self._loops = [asyncio.create_task(self._subscription_loop(index), name=f"{self.binding}-{self.kind}-{index}") for index in range(self.properties.sources)]
 
     async def stop(self, drain_timeout: float) -> None:
@@ -115,9 +133,9 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
             if pending:
                 log.warning("drain timed out", binding=self.binding, cancelled=len(pending))
                 await asyncio.gather(*pending, return_exceptions=True)
-        for client in self._clients.values():
+        for index, client in self._clients.items():
             with contextlib.suppress(Exception):
-                await self.close_client(client)
+                await self.close_client(client, reachable=index not in self._down)
         self._clients.clear()
         self.status.connected = False
 
@@ -147,17 +165,27 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
     async def _subscription_loop(self, index: int) -> None:
         failures = 0
         while not self._stopping.is_set():
+            condemned = False
+            attempt_started, live_since = time.monotonic(), None
             try:
                 client = await self._connected_client(index)
+                live_since = time.monotonic()
                 await self._consume(client, index)
                 failures = 0  # the stream ran and ended: the server went away
+                reason = "KubeMQ ended the subscription"
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
-                failures += 1
-                self.status.last_error = str(exc) or type(exc).__name__
-                await self._drop_client(index)
-                log.warning("subscription failed", binding=self.binding, source=self.kind, error=self.status.last_error, attempt=failures)
+                # A subscription that served a while before failing starts a new outage: counted from one again.
+                served = live_since is not None and time.monotonic() - live_since >= self.properties.keepalive_interval_seconds
+                failures = 1 if served else failures + 1
+                reason = str(exc) or type(exc).__name__
+                condemned = isinstance(exc, ConnectionLost)
+            # Never reused: a client whose stream ended or failed may sit on a dead connection.
+            await self._drop_client(index, reachable=not condemned)
+            if self._stopping.is_set():
+                return
+            self._subscription_down(index, reason, failures)
             if not self.properties.auto_reconnect:
                 self.status.failed = True
                 return
@@ -165,43 +193,105 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
                 self.status.failed = True
                 log.error("giving up re-subscribing", binding=self.binding, attempts=failures)
                 return
-            await self._backoff(failures)
+            await self._backoff(failures, attempt_started)
 
     async def _connected_client(self, index: int) -> ClientT:
-        client = self._clients.get(index)
-        if client is None:
-            client = self.new_client(self.properties.client_config(index))
-            await client.connect()  # type: ignore[attr-defined]
-            self._clients[index] = client
+        """A new client whose connection answered a ``Ping`` within ``keepalive_timeout_seconds``.
+
+        The SDK's ``connect`` accepts a connection whose first ping went
+        unanswered after 5 s; a silent network would look connected.
+        """
+        client = self.new_client(self.properties.client_config(index))
+        self._clients[index] = client
+        timeout = self.properties.keepalive_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                await client.connect()  # type: ignore[attr-defined]
+                await client.ping()  # type: ignore[attr-defined]
+        except TimeoutError:
+            raise ConnectionLost(f"KubeMQ at {self.properties.address} did not answer within {timeout} s") from None
         return client
 
-    async def _drop_client(self, index: int) -> None:
+    async def _drop_client(self, index: int, *, reachable: bool) -> None:
         client = self._clients.pop(index, None)
         if client is not None:
             with contextlib.suppress(Exception):
-                await self.close_client(client)
+                await self.close_client(client, reachable=reachable)
 
     async def _consume(self, client: ClientT, index: int) -> None:
-        self._live_streams += 1
-        self.status.connected = True
+        """Serve the subscription's stream until it ends, fails, or the watchdog finds the connection dead."""
+        reading = asyncio.create_task(self._read(client, index))
+        watchdog = asyncio.create_task(self._watch(client))
+        self._subscription_live(index)
         try:
-            async for message in self.open_stream(client, index, self._stopping):
-                # The sender's timeout runs from now, not from when a slot frees up.
-                received = time.monotonic()
-                await self._slots.acquire()
-                task = asyncio.create_task(self._serve(index, message, received))
-                self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
+            done, _ = await asyncio.wait((reading, watchdog), return_when=asyncio.FIRST_COMPLETED)
+            if watchdog in done:
+                reading.cancel()
+                await asyncio.gather(reading, return_exceptions=True)
+                watchdog.result()  # raises ConnectionLost: it ends no other way
+            reading.result()
         finally:
-            self._live_streams -= 1
-            self.status.connected = self._live_streams > 0
+            for task in (reading, watchdog):
+                task.cancel()
+            await asyncio.gather(reading, watchdog, return_exceptions=True)
 
-    async def _backoff(self, failures: int) -> None:
+    async def _read(self, client: ClientT, index: int) -> None:
+        async for message in self.open_stream(client, index, self._stopping):
+            # The sender's timeout runs from now, not from when a slot frees up.
+            received = time.monotonic()
+            await self._slots.acquire()
+            task = asyncio.create_task(self._serve(index, message, received))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def _watch(self, client: ClientT) -> None:
+        """Ping KubeMQ on the subscription's connection; raise ``ConnectionLost`` when it stops answering."""
+        timeout = self.properties.keepalive_timeout_seconds
+        while True:
+            await asyncio.sleep(self.properties.keepalive_interval_seconds)
+            try:
+                async with asyncio.timeout(timeout):
+                    await client.ping()  # type: ignore[attr-defined]
+            except TimeoutError:
+                raise ConnectionLost(f"KubeMQ did not answer a ping within {timeout} s") from None
+            except Exception as exc:
+                raise ConnectionLost(f"KubeMQ ping failed: {describe(exc)}") from exc
+
+    # What /ready and the logs say -------------------------------------------------
+
+    def _subscription_live(self, index: int) -> None:
+        self._down.pop(index, None)
+        if self._down:
+            return
+        self.status.connected = True
+        if self.status.down_since is not None and self._ever_live:
+            log.info("connection to KubeMQ back", binding=self.binding, source=self.kind, address=self.properties.address, down_seconds=round(time.monotonic() - self.status.down_since, 1), attempts=self.status.attempts)
+        self.status.down_since = None
+        self.status.attempts = 0
+        self._ever_live = True
+
+    def _subscription_down(self, index: int, reason: str, failures: int) -> None:
+        """Record a subscription that is not live; the first one of an outage logs a warning, the retries debug lines."""
+        self._down[index] = reason
+        self.status.connected = False
+        self.status.last_error = reason
+        self.status.attempts += 1
+        if self.status.down_since is None:
+            self.status.down_since = time.monotonic()
+            event = "connection to KubeMQ lost; reconnecting" if self._ever_live else "cannot connect to KubeMQ; retrying"
+            log.warning(event, binding=self.binding, source=self.kind, address=self.properties.address, error=reason)
+        else:
+            log.debug("reconnect attempt failed", binding=self.binding, source=self.kind, error=reason, attempt=failures)
+
+    async def _backoff(self, failures: int, attempt_started: float) -> None:
+        """Wait so that attempts start at most once per backoff period: one that timed out has waited already."""
         base = self.properties.reconnect_interval_seconds or 1.0
-        delay = min(max(base, MAX_BACKOFF_SECONDS), base * 2 ** max(failures - 1, 0))
-        delay *= random.uniform(0.8, 1.0)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), delay)
+        cap = max(base, self.properties.reconnect_max_interval_seconds)
+        period = min(cap, base * 2 ** max(failures - 1, 0)) * random.uniform(0.5, 1.0)
+        delay = period - (time.monotonic() - attempt_started)
+        if delay > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
 
     async def _settle_cut_off(self, index: int, message: MessageT) -> None:
         """A request cancelled by the drain timeout still gets an answer (a queue message a reject)."""
@@ -256,6 +346,9 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
             return
         except asyncio.CancelledError:
             raise
+        except (ConnectionLost, *CONNECTION_FAILURES) as exc:
+            self._undelivered(message, exc)
+            return
         except Exception as exc:  # noqa: BLE001 - the sender still gets an answer, the subscription goes on
             reason = describe(exc)
             log.error("could not deliver outcome; answering with an error instead", binding=self.binding, source=self.kind, error=reason)
@@ -264,8 +357,13 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
             await self.answer_instead(index, message, Outcome(Response.failure(error), error, method=outcome.method))
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the transport itself is failing: logged, the subscription goes on
-            log.error("could not deliver outcome", binding=self.binding, source=self.kind, error=describe(exc))
+        except Exception as exc:  # noqa: BLE001 - the transport itself is failing: counted and logged, the subscription goes on
+            self._undelivered(message, exc)
+
+    def _undelivered(self, message: MessageT, exc: Exception) -> None:
+        """A reply that cannot reach KubeMQ: counted and logged once, never retried (its sender has timed out or soon will)."""
+        self.on_undelivered()
+        log.warning("reply not delivered", binding=self.binding, source=self.kind, request_id=self.describe(message)[0], error=describe(exc))
 
     async def answer_instead(self, index: int, message: MessageT, outcome: Outcome) -> None:
         """Deliver an error outcome in place of one whose delivery failed.
@@ -274,5 +372,6 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         answer twice. Kinds that settle a failed delivery themselves override this.
         """
         client = self._clients.get(index)
-        if client is not None:
-            await self.deliver(client, message, outcome)
+        if client is None:
+            raise ConnectionLost("the connection to KubeMQ was lost and is not back yet")
+        await self.deliver(client, message, outcome)

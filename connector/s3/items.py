@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 from urllib.parse import quote, unquote
 
+import aiohttp
+import structlog
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 from pydantic import PrivateAttr, field_validator, model_validator
@@ -26,13 +28,17 @@ from bindings.wire import Request, Response
 from connector.s3.client import S3Client
 from connector.s3.content import Decode, Form, decode_content, expected_form, largest_content, reply_size
 from connector.s3.encryption import Defaults, Encryption
-from connector.s3.errors import reply_too_large
+from connector.s3.errors import CONNECTION_ERRORS, reply_too_large
 from connector.s3.integrity import Digests, stored_checksums
 from connector.s3.metadata import ITEM_NAME, ItemMetadata, ObjectAttributes, VersionMetadata, WaitMetadata
 from connector.s3.options import MIB
 from connector.s3.results import COPY_OBJECT, DELETE_OBJECT, HEAD_OBJECT, rfc3339, to_json
 from connector.s3.tags import Tagging
-from connector.s3.transfer import MAX_PARTS, BodyTooLarge, multipart_upload, part_size_for, read_body
+from connector.s3.transfer import MAX_PARTS, BodyTooLarge, IncompleteBody, multipart_upload, part_size_for, read_body
+
+log = structlog.get_logger("connector.s3")
+# How a body read fails when its connection stalls or breaks: fetching the object again may work.
+BODY_BREAKS = (*CONNECTION_ERRORS, IncompleteBody, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError)
 
 DEFAULT_STORAGE_CLASS = "STANDARD"  # what S3 means when HEAD has no x-amz-storage-class
 COPY_OBJECT_LIMIT = 5 * 1024 * MIB  # the largest source CopyObject takes
@@ -220,16 +226,8 @@ async def get_item(s3: S3Client, metadata: GetItemMetadata, request: Request, co
     since escaping can grow it.
     """
     params = _present(Range=metadata.range, VersionId=metadata.version_id)
-    output = await s3.s3.get_object(Bucket=metadata.bucket_name, Key=metadata.item_name, **params)
-    form = expected_form(output.get("ContentType"), metadata.decode)
     limit = s3.max_reply_data
-    if limit is None:
-        body = await read_body(output)
-    else:
-        try:
-            body = await read_body(output, largest_content(limit, form))
-        except BodyTooLarge as exc:
-            raise _too_large(metadata, exc.length, form, limit) from None
+    output, body = await _whole_object(s3, metadata, params, limit)
     described = _describe(output)
     if metadata.decode is None:
         return Response.ok(body, bucket=metadata.bucket_name, key=metadata.item_name, **described)  # type: ignore[arg-type]
@@ -239,6 +237,37 @@ async def get_item(s3: S3Client, metadata: GetItemMetadata, request: Request, co
         (decoded_as,) = content
         raise _too_large(metadata, len(body), decoded_as, limit, len(data))
     return Response.ok(data, bucket=metadata.bucket_name, key=metadata.item_name, **described)
+
+
+async def _whole_object(s3: S3Client, metadata: GetItemMetadata, params: dict[str, Any], limit: int | None) -> tuple[dict[str, Any], bytearray]:
+    """GetObject and its whole body, within the reply limit.
+
+    botocore retries a call only until its headers arrive. A body that stalls
+    past ``read_timeout_seconds`` or breaks off is fetched again here, on a
+    new connection (the broken one is closed, not pooled), within the same
+    ``max_attempts``.
+    """
+    attempt = 1
+    while True:
+        output = await s3.s3.get_object(Bucket=metadata.bucket_name, Key=metadata.item_name, **params)
+        try:
+            return output, await _body_within(output, metadata, limit)
+        except BODY_BREAKS as exc:
+            if attempt >= s3.properties.max_attempts:
+                raise
+            log.info("object body broke off; fetching it again", bucket=metadata.bucket_name, key=metadata.item_name, attempt=attempt, error=f"{type(exc).__name__}: {exc}")
+            attempt += 1
+
+
+async def _body_within(output: dict[str, Any], metadata: GetItemMetadata, limit: int | None) -> bytearray:
+    """The body of a GetObject output; refused before it fills memory when its reply would exceed ``limit``."""
+    if limit is None:
+        return await read_body(output)
+    form = expected_form(output.get("ContentType"), metadata.decode)
+    try:
+        return await read_body(output, largest_content(limit, form))
+    except BodyTooLarge as exc:
+        raise _too_large(metadata, exc.length, form, limit) from None
 
 
 def _too_large(metadata: GetItemMetadata, length: int | None, form: Form | None, limit: int, reply: int | None = None) -> TargetError:

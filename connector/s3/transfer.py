@@ -97,6 +97,13 @@ async def multipart_upload(client: Any, bucket: str, key: str, request: Request,
     return output, upload_id
 
 
+class IncompleteBody(TargetError):
+    """A body that ended short of, or ran past, its Content-Length: the connection broke, fetching it again may work."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message, code=code, retryable=True)
+
+
 class BodyTooLarge(Exception):
     """A body longer than the reader's bound; ``length`` is its announced size (None when the store announced none)."""
 
@@ -129,9 +136,9 @@ async def read_body(output: dict[str, Any], most: int | None = None) -> bytearra
             async for chunk in body.iter_chunks(READ_CHUNK):
                 end = position + len(chunk)
                 if end > length:
-                    raise TargetError(f"the store sent more than the announced {length} bytes", code="InvalidResponse", retryable=True)
+                    raise IncompleteBody(f"the store sent more than the announced {length} bytes", code="InvalidResponse")
                 view[position:end] = chunk
                 position = end
     if position != length:
-        raise TargetError(f"IncompleteRead: received {position} of {length} bytes", code="IncompleteRead", retryable=True)
+        raise IncompleteBody(f"IncompleteRead: received {position} of {length} bytes", code="IncompleteRead")
     return buffer
