@@ -116,9 +116,15 @@ class ConnectionProperties(Properties):
     channel: str = field(description="Channel to receive requests on.", example="query.aws.s3")
     sources: int = field(1, ge=1, le=1024, description="Parallel subscriptions (each its own client) in this process.", example=1)
     auto_reconnect: bool = field(True, description="Re-subscribe after the connection to KubeMQ is lost.", example=True)
-    reconnect_interval_seconds: float = field(0, ge=0, le=1_000_000, description="First delay before re-subscribing (0 means 1 s); doubles per failure up to `reconnect_max_interval_seconds`, with jitter.", example=1)
+    reconnect_interval_seconds: float = field(
+        0, ge=0, le=1_000_000, description="First delay before re-subscribing (0 means 1 s); doubles per failure up to `reconnect_max_interval_seconds`, with jitter.", example=1
+    )
     reconnect_max_interval_seconds: float = field(
-        5, gt=0, le=1_000_000, description="Longest delay between re-subscribe attempts (at least `reconnect_interval_seconds`): once the network is back, the binding serves again within this plus `keepalive_timeout_seconds`.", example=5
+        5,
+        gt=0,
+        le=1_000_000,
+        description="Longest delay between re-subscribe attempts (at least `reconnect_interval_seconds`): once the network is back, the binding serves again within this plus `keepalive_timeout_seconds`.",
+        example=5,
     )
     keepalive_interval_seconds: int = field(
         10,
@@ -128,7 +134,11 @@ class ConnectionProperties(Properties):
         example=10,
     )
     keepalive_timeout_seconds: int = field(
-        5, ge=1, le=3600, description="Seconds a check (or a new connection) may take before the connection counts as dead: the subscription is dropped, `/ready` answers 503 and a fresh connection is made.", example=5
+        5,
+        ge=1,
+        le=3600,
+        description="Seconds a check (or a new connection) may take before the connection counts as dead: the subscription is dropped, `/ready` answers 503 and a fresh connection is made.",
+        example=5,
     )
     max_reconnects: int = field(0, ge=0, description="Give up after this many consecutive failed re-subscribes (0: never give up).", example=0)
     max_concurrency: int = field(32, ge=1, le=1000, description="Requests handled at once per binding; further messages wait (backpressure) instead of piling up.", example=32)

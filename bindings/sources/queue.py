@@ -209,6 +209,12 @@ class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
         finally:
             message.batch.settle_one()
 
+    def outcome_lost(self, message: Polled, exc: Exception) -> None:
+        """Not a lost reply: the message was never acked, so KubeMQ delivers it again (``max_receive_count`` bounds how often)."""
+        log.warning(
+            "queue message not settled: the connection to KubeMQ was lost; it will be delivered again", binding=self.binding, request_id=message.message.id, error=str(exc) or type(exc).__name__
+        )
+
     async def answer_instead(self, index: int, message: Polled, outcome: Outcome) -> None:
         """Nothing more to do: a delivery that failed has already rejected the message (``deliver``), so it comes back."""
 

@@ -70,6 +70,8 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         self.status.connection = properties.connection
         self._slots = asyncio.Semaphore(properties.max_concurrency)
         self._clients: dict[int, ClientT] = {}
+        # Set when a subscription's current client is dropped, by index.
+        self._lost: dict[int, asyncio.Event] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
         # Subscriptions not live now, by index, with why: the binding is ready only when none is.
@@ -102,11 +104,7 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
 
     async def settle(self, index: int, message: MessageT, outcome: Outcome) -> None:
         """Deliver a handled message's outcome; kinds that track what they handled extend this."""
-        # Reply on the newest connection: the one the message came on may have been replaced.
-        client = self._clients.get(index)
-        if client is None:
-            raise ConnectionLost("the connection to KubeMQ was lost and is not back yet")
-        await self.deliver(client, message, outcome)
+        await self._on_live_connection(index, message, outcome)
 
     async def close_client(self, client: ClientT, *, reachable: bool) -> None:
         """Release a client; kinds whose last messages are still on the wire flush them first when KubeMQ is ``reachable``."""
@@ -193,7 +191,9 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
                 self.status.failed = True
                 log.error("giving up re-subscribing", binding=self.binding, attempts=failures)
                 return
-            await self._backoff(failures, attempt_started)
+            # An attempt that failed (it may have waited for a timeout) counts from its start; after a
+            # subscription that served, the whole delay is waited, jittered, so replicas do not all come back at once.
+            await self._backoff(failures, attempt_started if live_since is None else time.monotonic())
 
     async def _connected_client(self, index: int) -> ClientT:
         """A new client whose connection answered a ``Ping`` within ``keepalive_timeout_seconds``.
@@ -203,6 +203,7 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         """
         client = self.new_client(self.properties.client_config(index))
         self._clients[index] = client
+        self._lost[index] = asyncio.Event()
         timeout = self.properties.keepalive_timeout_seconds
         try:
             async with asyncio.timeout(timeout):
@@ -214,6 +215,8 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
 
     async def _drop_client(self, index: int, *, reachable: bool) -> None:
         client = self._clients.pop(index, None)
+        if index in self._lost:
+            self._lost.pop(index).set()  # deliveries waiting on it give up now
         if client is not None:
             with contextlib.suppress(Exception):
                 await self.close_client(client, reachable=reachable)
@@ -264,8 +267,15 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         if self._down:
             return
         self.status.connected = True
-        if self.status.down_since is not None and self._ever_live:
-            log.info("connection to KubeMQ back", binding=self.binding, source=self.kind, address=self.properties.address, down_seconds=round(time.monotonic() - self.status.down_since, 1), attempts=self.status.attempts)
+        if self.status.down_since is not None:
+            log.info(
+                "connection to KubeMQ back" if self._ever_live else "connected to KubeMQ",
+                binding=self.binding,
+                source=self.kind,
+                address=self.properties.address,
+                down_seconds=round(time.monotonic() - self.status.down_since, 1),
+                attempts=self.status.attempts,
+            )
         self.status.down_since = None
         self.status.attempts = 0
         self._ever_live = True
@@ -283,12 +293,12 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         else:
             log.debug("reconnect attempt failed", binding=self.binding, source=self.kind, error=reason, attempt=failures)
 
-    async def _backoff(self, failures: int, attempt_started: float) -> None:
-        """Wait so that attempts start at most once per backoff period: one that timed out has waited already."""
+    async def _backoff(self, failures: int, since: float) -> None:
+        """Wait until one backoff period after ``since``: attempts start at most once per period."""
         base = self.properties.reconnect_interval_seconds or 1.0
         cap = max(base, self.properties.reconnect_max_interval_seconds)
         period = min(cap, base * 2 ** max(failures - 1, 0)) * random.uniform(0.5, 1.0)
-        delay = period - (time.monotonic() - attempt_started)
+        delay = period - (time.monotonic() - since)
         if delay > 0:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
@@ -347,7 +357,7 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         except asyncio.CancelledError:
             raise
         except (ConnectionLost, *CONNECTION_FAILURES) as exc:
-            self._undelivered(message, exc)
+            self.outcome_lost(message, exc)
             return
         except Exception as exc:  # noqa: BLE001 - the sender still gets an answer, the subscription goes on
             reason = describe(exc)
@@ -358,10 +368,13 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the transport itself is failing: counted and logged, the subscription goes on
-            self._undelivered(message, exc)
+            self.outcome_lost(message, exc)
 
-    def _undelivered(self, message: MessageT, exc: Exception) -> None:
-        """A reply that cannot reach KubeMQ: counted and logged once, never retried (its sender has timed out or soon will)."""
+    def outcome_lost(self, message: MessageT, exc: Exception) -> None:
+        """A reply that cannot reach KubeMQ: counted and logged once, never retried (its sender has timed out or soon will).
+
+        Kinds whose messages come back by themselves (queues) say so instead.
+        """
         self.on_undelivered()
         log.warning("reply not delivered", binding=self.binding, source=self.kind, request_id=self.describe(message)[0], error=describe(exc))
 
@@ -371,7 +384,27 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         KubeMQ keeps the first reply to a request, so a second one cannot
         answer twice. Kinds that settle a failed delivery themselves override this.
         """
-        client = self._clients.get(index)
-        if client is None:
+        await self._on_live_connection(index, message, outcome)
+
+    async def _on_live_connection(self, index: int, message: MessageT, outcome: Outcome) -> None:
+        """Deliver on the subscription's newest connection (the one the message came on may have been replaced).
+
+        A send on a connection that went silent would wait for its own
+        timeout; it is cancelled as soon as the watchdog condemns that
+        connection, and ``ConnectionLost`` raised instead.
+        """
+        client, lost = self._clients.get(index), self._lost.get(index)
+        if client is None or lost is None or lost.is_set():
             raise ConnectionLost("the connection to KubeMQ was lost and is not back yet")
-        await self.deliver(client, message, outcome)
+        delivery = asyncio.ensure_future(self.deliver(client, message, outcome))
+        condemned = asyncio.ensure_future(lost.wait())
+        try:
+            await asyncio.wait((delivery, condemned), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (delivery, condemned):
+                task.cancel()
+            await asyncio.gather(delivery, condemned, return_exceptions=True)
+        if not delivery.cancelled():
+            delivery.result()
+            return
+        raise ConnectionLost("the connection to KubeMQ was lost before the outcome was delivered")
