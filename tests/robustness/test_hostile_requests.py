@@ -140,7 +140,8 @@ def assert_well_formed(outcome: Outcome) -> dict[str, Any]:
 
 
 @pytest_asyncio.fixture(scope="module", params=STYLES)
-async def s3_binding(seaweed: Any, s3_client: Any, request: pytest.FixtureRequest) -> AsyncIterator[tuple[Binding, str]]:
+async def s3_binding(seaweed: Any, s3_client: Any, request: pytest.FixtureRequest) -> AsyncIterator[tuple[Binding, str, str]]:
+    """The binding, the bucket hostile requests may name (and so empty or delete), and a probe bucket they never name."""
     """A binding of the real aws.s3 target on SeaweedFS (not subscribed: requests go straight to ``process``), in each reply style."""
     properties = "\n".join(f'          {key}: "{value}"' for key, value in seaweed_properties(seaweed).items())
     config = parse_config(
@@ -167,9 +168,11 @@ bindings:
     assert binding.target_ready, binding.last_error
     buckets_before = {b["Name"] for b in (await s3_client.list_buckets())["Buckets"]}
     bucket = unique_bucket_name("hostile")
-    await s3_client.create_bucket(Bucket=bucket)
-    await s3_client.put_object(Bucket=bucket, Key="known.txt", Body=b"known")
-    yield binding, bucket
+    probe = unique_bucket_name("probe")
+    for name in (bucket, probe):
+        await s3_client.create_bucket(Bucket=name)
+    await s3_client.put_object(Bucket=probe, Key="known.txt", Body=b"known")
+    yield binding, bucket, probe
     await binding.target.close()
     for name in {b["Name"] for b in (await s3_client.list_buckets())["Buckets"]} - buckets_before:
         async for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=name):
@@ -178,28 +181,28 @@ bindings:
         await s3_client.delete_bucket(Bucket=name)
 
 
-async def served_after(binding: Binding, bucket: str) -> None:
-    """A valid request right after a hostile one is served as usual."""
-    valid = Request(metadata={"method": "get_item", "bucket_name": bucket, "item_name": "known.txt"})
+async def served_after(binding: Binding, probe: str) -> None:
+    """A valid request right after a hostile one is served as usual (on a bucket no hostile request names, which one may empty)."""
+    valid = Request(metadata={"method": "get_item", "bucket_name": probe, "item_name": "known.txt"})
     outcome = await binding.process(valid.to_json(), RequestContext(binding="hostile", request_id="valid"))
     assert (outcome.error, outcome.response.data) == (None, b"known")
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
-async def test_every_hostile_body_gets_one_well_formed_reply(s3_binding: tuple[Binding, str], data: st.DataObject) -> None:
-    binding, bucket = s3_binding
+async def test_every_hostile_body_gets_one_well_formed_reply(s3_binding: tuple[Binding, str, str], data: st.DataObject) -> None:
+    binding, bucket, probe = s3_binding
     body = data.draw(hostile_bodies(bucket))
     outcome = await binding.process(body, RequestContext(binding="hostile", request_id="h"))
     assert_well_formed(outcome)
-    await served_after(binding, bucket)
+    await served_after(binding, probe)
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
-async def test_requests_with_hostile_metadata_are_served_or_refused_by_name(s3_binding: tuple[Binding, str], data: st.DataObject) -> None:
+async def test_requests_with_hostile_metadata_are_served_or_refused_by_name(s3_binding: tuple[Binding, str, str], data: st.DataObject) -> None:
     """Valid JSON with generated metadata: a refusal names the request's problem, never an internal error."""
-    binding, bucket = s3_binding
+    binding, bucket, _ = s3_binding
     metadata = data.draw(metadata_maps(bucket))
     outcome = await binding.process(Request(metadata=metadata, data=data.draw(st.binary(max_size=32))).to_json(), RequestContext(binding="hostile", request_id="m"))
     body = assert_well_formed(outcome)
@@ -242,8 +245,8 @@ def test_invalid_text_becomes_the_replacement_character_as_go_reads_it(body: byt
     assert parse_request(body) == Request(metadata=metadata, data=data)
 
 
-async def test_a_lone_surrogate_in_the_key_is_served_not_an_internal_error(s3_binding: tuple[Binding, str], s3_client: Any) -> None:
-    binding, bucket = s3_binding
+async def test_a_lone_surrogate_in_the_key_is_served_not_an_internal_error(s3_binding: tuple[Binding, str, str], s3_client: Any) -> None:
+    binding, bucket, _ = s3_binding
     body = b'{"metadata":{"method":"upload_item","bucket_name":"' + bucket.encode() + b'","item_name":"odd\\ud800name"},"data":"aGk="}'
     outcome = await binding.process(body, RequestContext(binding="hostile", request_id="s"))
     assert outcome.error is None, outcome.response.error
@@ -251,9 +254,9 @@ async def test_a_lone_surrogate_in_the_key_is_served_not_an_internal_error(s3_bi
     assert await stored["Body"].read() == b"hi"
 
 
-async def test_a_target_that_raises_anything_still_gives_one_error_reply(s3_binding: tuple[Binding, str], monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_target_that_raises_anything_still_gives_one_error_reply(s3_binding: tuple[Binding, str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """By construction, not by case: an exception of any type from anywhere in the chain becomes the error reply."""
-    binding, _ = s3_binding
+    binding, _, _ = s3_binding
 
     async def broken(call: Call, context: RequestContext) -> Response:
         raise UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed")
