@@ -4,7 +4,9 @@ The development broker, SeaweedFS, the connector (default settings: request
 logging, metrics, retry), ``minimal_responder.py`` and kubemq-targets' own
 ``aws.s3`` target behind its ``kubemq.query`` source (built from its Go
 sources in ``../shared/anchors/kubemq-targets-s3`` by its ``build.sh``; left
-out, saying so, where they are absent) each run in their own process; this
+out, saying so, where they are absent) each run in their own process, with
+``floor_responder.py``: the SDK's subscription and reply with no S3 call, the
+floor under any Python responder; this
 process is the sender (the official SDK). Each round sends the same requests
 to each responder in turn (the order rotating), for ``get_item`` and
 ``upload_item`` of 1 KiB at concurrency 1 and 32 and a 1 MiB ``get_item`` at
@@ -143,8 +145,10 @@ async def main(requests: int, rounds: int) -> None:
                     subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "minimal_responder.py"), broker_address, "bench.minimal", s3.endpoint, s3.access_key, s3.secret_key], **quiet),
                 )
                 await wait_until(lambda: _listening(broker_port), 30)
+                sizes = ",".join(f"{name}={size}" for size, name in OBJECTS.items())
+                floor = Responder("floor", "bench.floor", subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "floor_responder.py"), broker_address, "bench.floor", sizes], **quiet))
                 anchor = start_anchor(broker_address, s3, quiet)
-                responders = [connector, minimal] + ([anchor] if anchor else [])
+                responders = [connector, minimal, floor] + ([anchor] if anchor else [])
                 processes += [responder.process for responder in responders]
                 async with AsyncCQClient(address=broker_address, client_id="bench-sender") as client:
                     await wait_until(lambda: _create_bucket(client), 60)

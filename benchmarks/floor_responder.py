@@ -1,12 +1,12 @@
 """The floor under any Python responder: the official SDK's subscription and reply with no S3 call at all.
 
 It answers every request with a reply of the right shape and size, made
-once: the 1 KiB object for a ``get_item``, ``{"result": "ok"}`` for an
-``upload_item``. What this process spends per request is what gRPC, the SDK
+once: for a ``get_item``, the object its ``item_name`` names in SIZES
+(``name=bytes,...``); for anything else, ``{"result": "ok"}``. What this process spends per request is what gRPC, the SDK
 and the event loop cost before any S3 work; ``bench_requests.py`` runs it
 beside the connector and kubemq-targets to show where the connector's floor lies.
 
-    python benchmarks/floor_responder.py BROKER CHANNEL OBJECT_SIZE
+    python benchmarks/floor_responder.py BROKER CHANNEL SIZES
 """
 
 import asyncio
@@ -25,13 +25,15 @@ def reply(data: bytes | None = None) -> bytes:
     return json.dumps({"metadata": {"result": "ok"}, "data": encoded, "is_error": False, "error": ""}).encode()
 
 
-async def main(broker: str, channel: str, object_size: int) -> None:
-    replies = {b"get_item": reply(os.urandom(object_size)), b"upload_item": reply()}
+async def main(broker: str, channel: str, sizes: str) -> None:
+    objects = {name: reply(os.urandom(int(size))) for name, size in (pair.split("=") for pair in sizes.split(","))}
+    done = reply()
     async with AsyncCQClient(address=broker, client_id="floor-responder", max_receive_size=LIMIT, max_send_size=LIMIT) as client:
 
         async def handle(query) -> None:
-            method = json.loads(query.body)["metadata"]["method"].encode()
-            await client.send_response(QueryResponse(query_received=query, is_executed=True, body=replies.get(method, replies[b"upload_item"])))
+            metadata = json.loads(query.body)["metadata"]
+            body = objects[metadata["item_name"]] if metadata["method"] == "get_item" else done
+            await client.send_response(QueryResponse(query_received=query, is_executed=True, body=body))
 
         tasks = set()
         async for query in client.subscribe_to_queries(QueriesSubscription(channel=channel, on_receive_query_callback=lambda _: None)):
@@ -41,4 +43,4 @@ async def main(broker: str, channel: str, object_size: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    asyncio.run(main(*sys.argv[1:4]))
