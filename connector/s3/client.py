@@ -22,6 +22,7 @@ from botocore.handlers import validate_bucket_name
 
 from bindings.errors import TargetError
 from bindings.wire import KUBEMQ_TARGETS, ReplyStyle
+from connector.s3.direct import DirectCalls
 from connector.s3.errors import NO_SUCH_BUCKET, NO_SUCH_KEY, client_error, is_not_found, waiter_error
 from connector.s3.options import S3Properties
 from connector.s3.policy import AccessPolicy
@@ -56,6 +57,8 @@ class S3Client:
         self.region = DEFAULT_REGION
         self._stack = AsyncExitStack()
         self._client: Any = None
+        # GetObject and PutObject without aiobotocore's per-call machinery, when the client allows it.
+        self.direct: DirectCalls | None = None
 
     async def open(self, credentials: Credentials | None, pool_size: int) -> None:
         """Create the client; the region falls back to the default chain's, then us-east-1."""
@@ -79,9 +82,14 @@ class S3Client:
         # Bucket names go to the store as given, as kubemq-targets sends them: the store's refusal
         # (InvalidBucketName, with its status and ids) is the answer, not botocore's own check.
         self._client.meta.events.unregister("before-parameter-build.s3", validate_bucket_name)
+        timeouts = (self.properties.connect_timeout_seconds, self.properties.read_timeout_seconds)
+        self.direct = DirectCalls.create(self._client, verify=self.properties.verify, timeouts=timeouts, pool_size=max(MIN_POOL, pool_size), max_attempts=self.properties.max_attempts)
+        if self.direct is not None:
+            self._stack.push_async_callback(self.direct.close)
 
     async def close(self) -> None:
         self._client = None
+        self.direct = None
         await self._stack.aclose()
 
     @property

@@ -10,7 +10,9 @@ key) or as separate keys, and switches to a multipart copy for huge sources.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 from urllib.parse import quote, unquote
@@ -194,8 +196,17 @@ async def upload_item(s3: S3Client, metadata: UploadItemMetadata, request: Reque
     if request.size > properties.multipart_threshold_mib * MIB:
         output, upload_id = await multipart_upload(s3.s3, bucket, key, request, args, properties.multipart_part_size_mib * MIB, properties.multipart_concurrency)
     else:
-        output = await s3.s3.put_object(Bucket=bucket, Key=key, Body=request.data, **args, **metadata.digest_args())
+        output = await _put(s3, bucket, key, request, args, metadata.digest_args())
     return await finish_upload(s3, metadata, output, upload_id, context)
+
+
+async def _put(s3: S3Client, bucket: str, key: str, request: Request, args: dict[str, Any], digests: dict[str, str]) -> dict[str, Any]:
+    """PutObject: on the direct path (``direct.py``) when nothing but the bytes is asked for."""
+    if s3.direct is not None and not args and not digests:
+        output = await s3.direct.put_object(bucket, key, request.data)
+        if output is not None:
+            return output
+    return await s3.s3.put_object(Bucket=bucket, Key=key, Body=request.data, **args, **digests)  # type: ignore[no-any-return]
 
 
 class Stored(Protocol):
@@ -249,9 +260,9 @@ async def _whole_object(s3: S3Client, metadata: GetItemMetadata, params: dict[st
     """
     attempt = 1
     while True:
-        output = await s3.s3.get_object(Bucket=metadata.bucket_name, Key=metadata.item_name, **params)
+        output, read = await _get_object(s3, metadata, params)
         try:
-            return output, await _body_within(output, metadata, limit)
+            return output, await _body_within(output, read, metadata, limit)
         except BODY_BREAKS as exc:
             if attempt >= s3.properties.max_attempts:
                 raise
@@ -259,13 +270,26 @@ async def _whole_object(s3: S3Client, metadata: GetItemMetadata, params: dict[st
             attempt += 1
 
 
-async def _body_within(output: dict[str, Any], metadata: GetItemMetadata, limit: int | None) -> bytearray:
-    """The body of a GetObject output; refused before it fills memory when its reply would exceed ``limit``."""
+ReadBody = Callable[[int | None], Awaitable[bytearray]]
+
+
+async def _get_object(s3: S3Client, metadata: GetItemMetadata, params: dict[str, Any]) -> tuple[dict[str, Any], ReadBody]:
+    """GetObject's output and what reads its body, ``read(most)``: on the direct path (``direct.py``) where it takes the call."""
+    if s3.direct is not None:
+        opened = await s3.direct.get_object(metadata.bucket_name, metadata.item_name, byte_range=metadata.range, version_id=metadata.version_id)
+        if opened is not None:
+            return opened
+    output = await s3.s3.get_object(Bucket=metadata.bucket_name, Key=metadata.item_name, **params)
+    return output, functools.partial(read_body, output)
+
+
+async def _body_within(output: dict[str, Any], read: ReadBody, metadata: GetItemMetadata, limit: int | None) -> bytearray:
+    """The body of a GetObject; refused before it fills memory when its reply would exceed ``limit``."""
     if limit is None:
-        return await read_body(output)
+        return await read(None)
     form = expected_form(output.get("ContentType"), metadata.decode)
     try:
-        return await read_body(output, largest_content(limit, form))
+        return await read(largest_content(limit, form))
     except BodyTooLarge as exc:
         raise _too_large(metadata, exc.length, form, limit) from None
 
