@@ -1,0 +1,136 @@
+"""The direct path (connector/s3/direct.py) answers exactly as aiobotocore's way, with S3 failing or not.
+
+Two targets on the same SeaweedFS, behind fault-injecting proxies: one with
+its direct calls, one with them switched off. Each request goes to both; the
+replies (or errors) must be the same, and so must what each asked the store.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from bindings import tracing
+from bindings.errors import RequestError
+from connector.s3 import EmbeddedS3, S3Target
+from tests.fixtures.faulty_s3 import FOREVER, FaultyS3
+from tests.fixtures.s3 import seaweed_properties
+from tests.s3.conftest import MakeTarget, StubS3
+from tests.s3.support import call
+
+KEYS = ["plain", "a b/ü+c", "x//double", "~tilde%25", "q?x=1&y", "uni\u2028line"]
+
+
+@dataclass
+class Pair:
+    direct: S3Target
+    botocore: S3Target
+    direct_store: FaultyS3
+    botocore_store: FaultyS3
+
+
+@pytest_asyncio.fixture
+async def pair(seaweed: EmbeddedS3, make_target: MakeTarget) -> AsyncIterator[Pair]:
+    async with FaultyS3(seaweed.endpoint) as direct_store, FaultyS3(seaweed.endpoint) as botocore_store:
+        properties = seaweed_properties(seaweed)
+        direct = await make_target(**{**properties, "endpoint": direct_store.endpoint, "max_attempts": "3"})
+        botocore = await make_target(**{**properties, "endpoint": botocore_store.endpoint, "max_attempts": "3"})
+        assert direct._client is not None and direct._client.direct is not None
+        assert botocore._client is not None
+        botocore._client.direct = None
+        yield Pair(direct, botocore, direct_store, botocore_store)
+
+
+async def outcome(target: S3Target, store: FaultyS3, data: bytes = b"", **metadata: str) -> tuple[Any, ...]:
+    """The reply, or the error's text, code and retryable flag; the store's address and its request and host ids left out."""
+    try:
+        reply = await call(target, data, **metadata)
+    except RequestError as exc:
+        return ("error", re.sub(r"request id: [^,]*, host id: .*", "request id: <id>, host id: <id>", str(exc)), exc.code, exc.retryable)
+    shown = {name: value.replace(store.endpoint, "<store>") for name, value in reply.metadata.items()}
+    return ("reply", shown, (reply.data or b"").replace(store.endpoint.encode(), b"<store>"))
+
+
+async def both(pair: Pair, data: bytes = b"", **metadata: str) -> tuple[Any, ...]:
+    direct = await outcome(pair.direct, pair.direct_store, data, **metadata)
+    botocore = await outcome(pair.botocore, pair.botocore_store, data, **metadata)
+    assert direct == botocore
+    return direct
+
+
+@pytest.mark.parametrize("key", KEYS)
+async def test_uploads_and_downloads_are_the_same_on_both_paths(pair: Pair, bucket: str, key: str) -> None:
+    data = key.encode() * 50
+    assert (await both(pair, data, method="upload_item", bucket_name=bucket, item_name=key))[0] == "reply"
+    got = await both(pair, method="get_item", bucket_name=bucket, item_name=key)
+    assert got[0] == "reply" and got[2] == data
+    ranged = await both(pair, method="get_item", bucket_name=bucket, item_name=key, range="bytes=2-9")
+    assert ranged[2] == data[2:10]
+    # The same requests reached the store, in the same form (the raw path is what was signed).
+    assert pair.direct_store.requests == pair.botocore_store.requests
+    assert pair.direct._client is not None and pair.direct._client.direct is not None
+    assert bucket in pair.direct._client.direct._prefixes, "the direct target's calls went the direct way"
+
+
+async def test_s3_errors_read_the_same_on_both_paths(pair: Pair, bucket: str) -> None:
+    missing = await both(pair, method="get_item", bucket_name=bucket, item_name="missing")
+    assert missing[0] == "error" and missing[2] == "NoSuchKey"
+    no_bucket = await both(pair, method="get_item", bucket_name=f"{bucket}-gone", item_name="k")
+    assert no_bucket[2] == "NoSuchBucket"
+    await both(pair, b"x", method="upload_item", bucket_name=f"{bucket}-gone", item_name="k")
+    await both(pair, b"x", method="upload_item", bucket_name=bucket, item_name="v")
+    # SeaweedFS ignores a version id on a bucket without versioning: both paths must say the same, whatever it is.
+    await both(pair, method="get_item", bucket_name=bucket, item_name="v", version_id="no-such-version")
+    beyond = await both(pair, method="get_item", bucket_name=bucket, item_name="v", range="bytes=50-60")
+    assert beyond[2] == "InvalidRange"
+
+
+@pytest.mark.parametrize("failures", [2, FOREVER], ids=["recovers within max_attempts", "keeps failing"])
+async def test_a_store_in_trouble_is_retried_alike_on_both_paths(pair: Pair, bucket: str, failures: float) -> None:
+    await both(pair, b"v" * 100, method="upload_item", bucket_name=bucket, item_name="k")
+    for store in (pair.direct_store, pair.botocore_store):
+        store.requests.clear()
+        store.fail_next(failures)
+    got = await both(pair, method="get_item", bucket_name=bucket, item_name="k")
+    assert got[0] == ("reply" if failures == 2 else "error")
+    for store in (pair.direct_store, pair.botocore_store):
+        store.fail_next(failures)
+    await both(pair, b"w" * 100, method="upload_item", bucket_name=bucket, item_name="k")
+    assert pair.direct_store.requests == pair.botocore_store.requests
+    # Two calls of three attempts each: two failures then success, or three failures.
+    assert len(pair.direct_store.requests) == 6
+
+
+async def test_an_upload_that_asks_for_more_than_the_bytes_goes_aiobotocores_way(pair: Pair, bucket: str, s3_client: Any) -> None:
+    reply = await both(
+        pair, b"{}", method="upload_item", bucket_name=bucket, item_name="typed", content_type="application/json", checksum_sha256=base64.b64encode(hashlib.sha256(b"{}").digest()).decode()
+    )
+    assert reply[0] == "reply"
+    stored = await s3_client.head_object(Bucket=bucket, Key="typed")
+    assert stored["ContentType"] == "application/json"
+
+
+async def test_with_tracing_on_calls_go_aiobotocores_way(pair: Pair, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert pair.direct._client is not None and pair.direct._client.direct is not None
+    await both(pair, b"v", method="upload_item", bucket_name=bucket, item_name="k")
+    monkeypatch.setattr(tracing, "active", lambda: object())
+    direct = pair.direct._client.direct
+    assert await direct.get_object(bucket, "k", byte_range=None, version_id=None) is None
+    assert await direct.put_object(bucket, "k", b"v") is None
+
+
+async def test_a_redirect_is_left_to_botocores_redirector(stub_s3: StubS3, seaweed: EmbeddedS3, make_target: MakeTarget) -> None:
+    target = await make_target(**{**seaweed_properties(seaweed), "endpoint": stub_s3.endpoint, "max_attempts": "1"})
+    assert target._client is not None and target._client.direct is not None
+    moved = b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>PermanentRedirect</Code><Message>The bucket is in this region: eu-west-1.</Message></Error>'
+    stub_s3.replies = [(301, moved), (200, b"from botocore")]
+    got = await call(target, method="get_item", bucket_name="bucket", item_name="k")
+    assert got.data == b"from botocore"
+    assert [method for method, _, _ in stub_s3.requests] == ["GET", "GET"]
