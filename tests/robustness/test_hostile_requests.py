@@ -171,6 +171,8 @@ bindings:
     probe = unique_bucket_name("probe")
     for name in (bucket, probe):
         await s3_client.create_bucket(Bucket=name)
+        # SeaweedFS learns of a new bucket through its filer, a moment later under load.
+        await s3_client.get_waiter("bucket_exists").wait(Bucket=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     await s3_client.put_object(Bucket=probe, Key="known.txt", Body=b"known")
     yield binding, bucket, probe
     await binding.target.close()
