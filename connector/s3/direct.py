@@ -34,13 +34,15 @@ import functools
 import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from aiobotocore.httpsession import AIOHTTPSession
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ReadTimeoutError
-from botocore.parsers import create_parser
+from botocore.parsers import DEFAULT_TIMESTAMP_PARSER, RestXMLParser
 from botocore.retries.standard import ExponentialBackoff, RetryContext, StandardRetryConditions
 from botocore.utils import get_environ_proxies, percent_encode, percent_encode_sequence
 
@@ -64,7 +66,7 @@ class DirectCalls:
         self._credentials = credentials
         self._http = http
         self._region = client.meta.region_name
-        self._parser = create_parser("rest-xml")
+        self._parser = RestXMLParser(timestamp_parser=parse_timestamp)
         model = client.meta.service_model
         self._get = model.operation_model("GetObject")
         self._put = model.operation_model("PutObject")
@@ -151,8 +153,9 @@ class DirectCalls:
             if response.status_code in _REDIRECTS or (response.status_code == 400 and "x-amz-bucket-region" in response.headers):
                 await response.content  # frees the connection
                 return None
+            received = _Headers(response.headers)
             if response.status_code >= 300:
-                parsed = self._parser.parse({"status_code": response.status_code, "headers": response.headers, "body": await response.content}, operation.output_shape)
+                parsed = self._parser.parse({"status_code": response.status_code, "headers": received, "body": await response.content}, operation.output_shape)
                 if self._retry(attempt, operation, parsed, response, None):
                     await asyncio.sleep(self._backoff.delay_amount(RetryContext(attempt_number=attempt)))
                     attempt += 1
@@ -160,7 +163,7 @@ class DirectCalls:
                 parsed.setdefault("ResponseMetadata", {})["RetryAttempts"] = attempt - 1
                 code = parsed.get("Error", {}).get("Code", "")
                 raise self._client.exceptions.from_code(code)(parsed, operation.name)
-            output = self._parser.parse({"status_code": response.status_code, "headers": response.headers, "body": b""}, operation.output_shape)
+            output = self._parser.parse({"status_code": response.status_code, "headers": received, "body": b""}, operation.output_shape)
             output.pop("Body", None)
             output["ResponseMetadata"]["RetryAttempts"] = attempt - 1
             return output, response
@@ -178,6 +181,41 @@ class DirectCalls:
             request.context["checksum"] = {"request_algorithm": {"in": "header", "name": _CHECKSUM_HEADER}}
         S3SigV4Auth(await self._credentials.get_frozen_credentials(), "s3", self._region).add_auth(request)
         return request
+
+
+class _Headers(dict[str, str]):
+    """A response's headers, names lowercased, looked up in any case.
+
+    botocore's parser asks for each of an output's sixty-odd header members
+    by its canonical name; its own case-insensitive dict answers a tenth as fast.
+    """
+
+    def __init__(self, headers: Any) -> None:
+        super().__init__((name.lower(), value) for name, value in headers.items())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(name.lower())
+
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return super().get(name.lower(), default)
+
+
+def parse_timestamp(value: str) -> datetime:
+    """A header's HTTP date (``Last-Modified``) read by the standard library; anything else as botocore reads it.
+
+    botocore reads every timestamp with dateutil's general parser, the
+    costliest step of reading a GetObject's headers. Both give the same UTC instant.
+    """
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        return DEFAULT_TIMESTAMP_PARSER(value)  # type: ignore[no-any-return]
+    return parsed
 
 
 async def _read(raw: Any, length: str | None, most: int | None = None, *, url: str) -> bytearray:
