@@ -47,7 +47,7 @@ from botocore.retries.standard import ExponentialBackoff, RetryContext, Standard
 from botocore.utils import get_environ_proxies, percent_encode, percent_encode_sequence
 
 from bindings import tracing
-from connector.s3.transfer import READ_CHUNK, BodyTooLarge, IncompleteBody
+from connector.s3.transfer import READ_CHUNK, collect
 
 # The key of the presigned URL a bucket's prefix is read from (nothing is fetched).
 _PROBE_KEY = "kubemq-s3-probe"
@@ -219,20 +219,13 @@ def parse_timestamp(value: str) -> datetime:
 
 
 async def _read(raw: Any, length: str | None, most: int | None = None, *, url: str) -> bytearray:
-    """The whole body of an aiohttp response, refused past ``most`` bytes.
+    """The whole body of an aiohttp response, as ``transfer.collect`` reads one.
 
     A stall past the read timeout is botocore's ``ReadTimeoutError``, as on
     aiobotocore's way; a connection left mid-body is closed, not pooled.
     """
     try:
-        expected = int(length) if length is not None else None
-        if most is not None and expected is not None and expected > most:
-            raise BodyTooLarge(expected)
-        buffer = bytearray()
-        async for chunk in raw.content.iter_chunked(READ_CHUNK):
-            buffer += chunk
-            if most is not None and len(buffer) > most:
-                raise BodyTooLarge(None)
+        return await collect(raw.content.iter_chunked(READ_CHUNK), int(length) if length is not None else None, most)
     except TimeoutError as exc:
         raise ReadTimeoutError(endpoint_url=url, error=exc) from exc
     finally:
@@ -240,6 +233,3 @@ async def _read(raw: Any, length: str | None, most: int | None = None, *, url: s
             raw.release()
         else:
             raw.close()
-    if expected is not None and len(buffer) != expected:
-        raise IncompleteBody(f"IncompleteRead: received {len(buffer)} of {expected} bytes", code="IncompleteRead")
-    return buffer

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import io
 import math
+from collections.abc import AsyncIterator
 from typing import Any
 
 from bindings.errors import TargetError
@@ -113,32 +114,37 @@ class BodyTooLarge(Exception):
 
 
 async def read_body(output: dict[str, Any], most: int | None = None) -> bytearray:
-    """The whole body of a GetObject output, read into a buffer of its Content-Length.
+    """The whole body of a GetObject output (see ``collect``); its connection is released whatever happens."""
+    body = output["Body"]
+    async with body:
+        return await collect(body.iter_chunks(READ_CHUNK), output.get("ContentLength"), most)
+
+
+async def collect(chunks: AsyncIterator[bytes], length: int | None, most: int | None = None) -> bytearray:
+    """A body of ``length`` bytes (None: not announced) read into one buffer of that size, so it is held once.
 
     Raises ``BodyTooLarge`` when the body is longer than ``most`` bytes: before
-    reading anything when Content-Length says so, else as soon as it shows.
+    reading anything when the length says so, else as soon as it shows; and
+    ``IncompleteBody`` when the body ends short of its length or runs past it.
     """
-    length = output.get("ContentLength")
-    body = output["Body"]
-    async with body:  # releases the connection even when reading fails or is refused
-        if most is not None and length is not None and length > most:
-            raise BodyTooLarge(length)
-        if length is None:
-            buffer = bytearray()
-            async for chunk in body.iter_chunks(READ_CHUNK):
-                buffer += chunk
-                if most is not None and len(buffer) > most:
-                    raise BodyTooLarge(None)
-            return buffer
-        buffer = bytearray(length)
-        position = 0
-        with memoryview(buffer) as view:
-            async for chunk in body.iter_chunks(READ_CHUNK):
-                end = position + len(chunk)
-                if end > length:
-                    raise IncompleteBody(f"the store sent more than the announced {length} bytes", code="InvalidResponse")
-                view[position:end] = chunk
-                position = end
+    if most is not None and length is not None and length > most:
+        raise BodyTooLarge(length)
+    if length is None:
+        buffer = bytearray()
+        async for chunk in chunks:
+            buffer += chunk
+            if most is not None and len(buffer) > most:
+                raise BodyTooLarge(None)
+        return buffer
+    buffer = bytearray(length)
+    position = 0
+    with memoryview(buffer) as view:
+        async for chunk in chunks:
+            end = position + len(chunk)
+            if end > length:
+                raise IncompleteBody(f"the store sent more than the announced {length} bytes", code="InvalidResponse")
+            view[position:end] = chunk
+            position = end
     if position != length:
         raise IncompleteBody(f"IncompleteRead: received {position} of {length} bytes", code="IncompleteRead")
     return buffer
