@@ -10,19 +10,12 @@ beside the connector and kubemq-targets to show where the connector's floor lies
 """
 
 import asyncio
-import base64
 import json
 import os
 import sys
 
-from kubemq import AsyncCQClient, QueriesSubscription, QueryResponse
-
-LIMIT = 100 * 1024 * 1024
-
-
-def reply(data: bytes | None = None) -> bytes:
-    encoded = None if data is None else base64.b64encode(data).decode()
-    return json.dumps({"metadata": {"result": "ok"}, "data": encoded, "is_error": False, "error": ""}).encode()
+from kubemq import AsyncCQClient, QueryResponse
+from minimal_responder import LIMIT, reply, serve  # beside this file: run as a script, its folder is on the path
 
 
 async def main(broker: str, channel: str, sizes: str) -> None:
@@ -35,11 +28,7 @@ async def main(broker: str, channel: str, sizes: str) -> None:
             body = objects[metadata["item_name"]] if metadata["method"] == "get_item" else done
             await client.send_response(QueryResponse(query_received=query, is_executed=True, body=body))
 
-        tasks = set()
-        async for query in client.subscribe_to_queries(QueriesSubscription(channel=channel, on_receive_query_callback=lambda _: None)):
-            task = asyncio.create_task(handle(query))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+        await serve(client, channel, handle)
 
 
 if __name__ == "__main__":

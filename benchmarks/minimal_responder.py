@@ -45,11 +45,16 @@ async def main(broker: str, channel: str, endpoint: str, key: str, secret: str) 
                 body = reply(error=str(exc))
             await client.send_response(QueryResponse(query_received=query, is_executed=True, body=body))
 
-        tasks = set()
-        async for query in client.subscribe_to_queries(QueriesSubscription(channel=channel, on_receive_query_callback=lambda _: None)):
-            task = asyncio.create_task(handle(query))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+        await serve(client, channel, handle)
+
+
+async def serve(client, channel: str, handle) -> None:
+    """Run ``handle`` on each query of ``channel`` as it arrives, each in its own task."""
+    tasks = set()
+    async for query in client.subscribe_to_queries(QueriesSubscription(channel=channel, on_receive_query_callback=lambda _: None)):
+        task = asyncio.create_task(handle(query))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
 
 if __name__ == "__main__":
