@@ -45,8 +45,9 @@ ClientT = TypeVar("ClientT")
 SETTLE_ON_SHUTDOWN_SECONDS = 2.0
 
 log = structlog.get_logger("bindings.sources")
-# A reply that fails with one of these failed for the connection, not for what it carried: an error reply cannot go either.
-CONNECTION_FAILURES = (KubeMQConnectionError, KubeMQTimeoutError, KubeMQCancellationError, KubeMQClientClosedError)
+# A reply that fails with one of these failed for the connection, not for what it carried: an error reply cannot go
+# either. The builtin ``ConnectionError`` covers ``ConnectionLost`` and the SDK's closed queue stream.
+CONNECTION_FAILURES = (ConnectionError, KubeMQConnectionError, KubeMQTimeoutError, KubeMQCancellationError, KubeMQClientClosedError)
 
 
 class ConnectionLost(ConnectionError):
@@ -356,7 +357,7 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
             return
         except asyncio.CancelledError:
             raise
-        except (ConnectionLost, *CONNECTION_FAILURES) as exc:
+        except CONNECTION_FAILURES as exc:
             self.outcome_lost(message, exc)
             return
         except Exception as exc:  # noqa: BLE001 - the sender still gets an answer, the subscription goes on

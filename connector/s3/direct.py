@@ -13,7 +13,8 @@ words of a reply stays botocore's, so both paths send and read the same:
   credentials (static keys, or the default chain, refreshed as botocore
   refreshes them) and sent by aiobotocore's HTTP session class, with the
   client's timeouts, TLS verification, proxies and error mapping;
-* a PutObject carries the CRC32 checksum botocore adds by default;
+* a PutObject carries the CRC32 checksum botocore adds by default (in a
+  header; botocore sends it as a trailer of an aws-chunked body over HTTPS);
 * headers and error documents are parsed by botocore's parser for the
   operation, and an error is raised as the client's own modeled
   ``ClientError``;
@@ -123,7 +124,10 @@ class DirectCalls:
         if prefix is not None:
             self._prefixes.move_to_end(bucket)
             return prefix
-        url: str = await self._client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": _PROBE_KEY}, ExpiresIn=60)
+        try:
+            url: str = await self._client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": _PROBE_KEY}, ExpiresIn=60)
+        except Exception:  # noqa: BLE001 - a name botocore cannot address: its own call says why, in its words
+            return None
         base = url.split("?", 1)[0]
         if not base.endswith("/" + _PROBE_KEY):
             return None
@@ -147,8 +151,7 @@ class DirectCalls:
             except Exception as exc:
                 if not self._retry(attempt, operation, None, None, exc):
                     raise
-                await asyncio.sleep(self._backoff.delay_amount(RetryContext(attempt_number=attempt)))
-                attempt += 1
+                attempt = await self._next_attempt(attempt)
                 continue
             if response.status_code in _REDIRECTS or (response.status_code == 400 and "x-amz-bucket-region" in response.headers):
                 await response.content  # frees the connection
@@ -157,8 +160,7 @@ class DirectCalls:
             if response.status_code >= 300:
                 parsed = self._parser.parse({"status_code": response.status_code, "headers": received, "body": await response.content}, operation.output_shape)
                 if self._retry(attempt, operation, parsed, response, None):
-                    await asyncio.sleep(self._backoff.delay_amount(RetryContext(attempt_number=attempt)))
-                    attempt += 1
+                    attempt = await self._next_attempt(attempt)
                     continue
                 parsed.setdefault("ResponseMetadata", {})["RetryAttempts"] = attempt - 1
                 code = parsed.get("Error", {}).get("Code", "")
@@ -167,6 +169,11 @@ class DirectCalls:
             output.pop("Body", None)
             output["ResponseMetadata"]["RetryAttempts"] = attempt - 1
             return output, response
+
+    async def _next_attempt(self, attempt: int) -> int:
+        """Wait botocore's standard backoff after attempt number ``attempt``; the next one's number."""
+        await asyncio.sleep(self._backoff.delay_amount(RetryContext(attempt_number=attempt)))
+        return attempt + 1
 
     def _retry(self, attempt: int, operation: Any, parsed: dict[str, Any] | None, response: Any, exc: Exception | None) -> bool:
         context = RetryContext(attempt_number=attempt, operation_model=operation, parsed_response=parsed, http_response=response, caught_exception=exc)
