@@ -10,6 +10,7 @@ valid request right after it must be served.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -171,8 +173,7 @@ bindings:
     probe = unique_bucket_name("probe")
     for name in (bucket, probe):
         await s3_client.create_bucket(Bucket=name)
-        # SeaweedFS learns of a new bucket through its filer, a moment later under load.
-        await s3_client.get_waiter("bucket_exists").wait(Bucket=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        await writable(s3_client, name)
     await s3_client.put_object(Bucket=probe, Key="known.txt", Body=b"known")
     yield binding, bucket, probe
     await binding.target.close()
@@ -181,6 +182,22 @@ bindings:
             for item in page.get("Contents", []):
                 await s3_client.delete_object(Bucket=name, Key=item["Key"])
         await s3_client.delete_bucket(Bucket=name)
+
+
+async def writable(s3_client: Any, bucket: str) -> None:
+    """Return once ``bucket`` takes writes. A long-running SeaweedFS may refuse writes to a new bucket with NoSuchBucket
+    for a moment after HeadBucket already finds it."""
+    for _ in range(50):
+        try:
+            await s3_client.put_object(Bucket=bucket, Key=".writable", Body=b"")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "NoSuchBucket":
+                raise
+            await asyncio.sleep(0.1)
+            continue
+        await s3_client.delete_object(Bucket=bucket, Key=".writable")
+        return
+    raise AssertionError(f"bucket {bucket} never took a write")
 
 
 async def served_after(binding: Binding, probe: str) -> None:
