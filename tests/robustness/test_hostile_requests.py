@@ -10,7 +10,6 @@ valid request right after it must be served.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
@@ -19,7 +18,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -143,8 +141,11 @@ def assert_well_formed(outcome: Outcome) -> dict[str, Any]:
 
 @pytest_asyncio.fixture(scope="module", params=STYLES)
 async def s3_binding(seaweed: Any, s3_client: Any, request: pytest.FixtureRequest) -> AsyncIterator[tuple[Binding, str, str]]:
-    """The binding, the bucket hostile requests may name (and so empty or delete), and a probe bucket they never name."""
-    """A binding of the real aws.s3 target on SeaweedFS (not subscribed: requests go straight to ``process``), in each reply style."""
+    """A binding of the real aws.s3 target on SeaweedFS (not subscribed: requests go straight to ``process``), in each reply style.
+
+    With it, shared by the module's tests: the bucket hostile requests may name (so they may empty or delete
+    it), and a probe bucket they never name, for what must still be there after them.
+    """
     properties = "\n".join(f'          {key}: "{value}"' for key, value in seaweed_properties(seaweed).items())
     config = parse_config(
         f"""
@@ -173,7 +174,6 @@ bindings:
     probe = unique_bucket_name("probe")
     for name in (bucket, probe):
         await s3_client.create_bucket(Bucket=name)
-        await writable(s3_client, name)
     await s3_client.put_object(Bucket=probe, Key="known.txt", Body=b"known")
     yield binding, bucket, probe
     await binding.target.close()
@@ -182,22 +182,6 @@ bindings:
             for item in page.get("Contents", []):
                 await s3_client.delete_object(Bucket=name, Key=item["Key"])
         await s3_client.delete_bucket(Bucket=name)
-
-
-async def writable(s3_client: Any, bucket: str) -> None:
-    """Return once ``bucket`` takes writes. A long-running SeaweedFS may refuse writes to a new bucket with NoSuchBucket
-    for a moment after HeadBucket already finds it."""
-    for _ in range(50):
-        try:
-            await s3_client.put_object(Bucket=bucket, Key=".writable", Body=b"")
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "NoSuchBucket":
-                raise
-            await asyncio.sleep(0.1)
-            continue
-        await s3_client.delete_object(Bucket=bucket, Key=".writable")
-        return
-    raise AssertionError(f"bucket {bucket} never took a write")
 
 
 async def served_after(binding: Binding, probe: str) -> None:
@@ -265,11 +249,11 @@ def test_invalid_text_becomes_the_replacement_character_as_go_reads_it(body: byt
 
 
 async def test_a_lone_surrogate_in_the_key_is_served_not_an_internal_error(s3_binding: tuple[Binding, str, str], s3_client: Any) -> None:
-    binding, bucket, _ = s3_binding
-    body = b'{"metadata":{"method":"upload_item","bucket_name":"' + bucket.encode() + b'","item_name":"odd\\ud800name"},"data":"aGk="}'
+    binding, _, probe = s3_binding  # hostile requests before may have deleted the other bucket
+    body = b'{"metadata":{"method":"upload_item","bucket_name":"' + probe.encode() + b'","item_name":"odd\\ud800name"},"data":"aGk="}'
     outcome = await binding.process(body, RequestContext(binding="hostile", request_id="s"))
     assert outcome.error is None, outcome.response.error
-    stored = await s3_client.get_object(Bucket=bucket, Key="odd\ufffdname")
+    stored = await s3_client.get_object(Bucket=probe, Key="odd\ufffdname")
     assert await stored["Body"].read() == b"hi"
 
 
