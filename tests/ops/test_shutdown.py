@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from bindings.client import query
 from bindings.wire import Request
 from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import free_port, s3_binding_yaml
-from tests.ops.support import connector_process, eventually, get_json, write_config
+from tests.ops.support import connector_process, eventually, get_json, get_text, write_config
 
 CHANNEL = "ops.shutdown"
 
@@ -44,8 +45,9 @@ async def test_sigterm_answers_every_accepted_request_and_exits_0(broker: Embedd
 
 def _draining(api: str) -> Any:
     async def check() -> tuple[int, Any] | None:
-        status, body = await get_json(f"{api}/ready")
-        return (status, body) if status == 503 else None
+        # Until the signal is handled, /ready still answers 200 with the plain text "ready".
+        status, text = await get_text(f"{api}/ready")
+        return (status, json.loads(text)) if status == 503 else None
 
     return check
 
