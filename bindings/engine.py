@@ -43,6 +43,7 @@ class Binding:
         self.source: Source = registry.sources[spec.source.kind](spec.source.properties, spec.name)
         self.source.on_settled = metrics.settlements(spec.name)
         self.source.on_undelivered = metrics.undelivered_replies.labels(spec.name).inc
+        self.source.item_counts = metrics.item_counts(spec.name)
         self.target: Target = registry.targets[spec.target.kind]()
         self.target_ready = False
         self.last_error: str | None = None

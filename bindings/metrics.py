@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from bindings import logs
 from bindings.context import RequestContext
 from bindings.errors import TargetError
+from bindings.source import ItemCounts
 from bindings.target import Call, CallHandler
 from bindings.wire import Response
 
@@ -64,6 +65,11 @@ class Metrics:
         self.undelivered_replies = Counter(
             f"{prefix}_replies_undelivered", "Replies that could not reach KubeMQ because the connection was lost (their senders time out).", ("binding",), registry=self.registry
         )
+        self.source_items = Counter(
+            f"{prefix}_source_items", "Items a polling source (aws.s3) found, delivered, or failed to deliver (tried again later).", ("binding", "outcome"), registry=self.registry
+        )
+        self.source_pending = Gauge(f"{prefix}_source_pending_items", "Items a polling source found and has not delivered yet.", ("binding",), registry=self.registry)
+        self.source_oldest_pending = Gauge(f"{prefix}_source_oldest_pending_seconds", "How long the oldest undelivered item of a polling source has waited.", ("binding",), registry=self.registry)
         self.registry.register(_DroppedLogLines(prefix))
         self.stats: dict[str, BindingStats] = {}
 
@@ -75,10 +81,15 @@ class Metrics:
 
         return count
 
+    def item_counts(self, binding: str) -> ItemCounts:
+        """What a binding's polling source reports, as this binding's series."""
+        return _BindingItemCounts(self, binding)
+
     def forget(self, binding: str) -> None:
         """Drop a removed binding's readiness series (its counters stay: they are history)."""
-        with contextlib.suppress(KeyError):
-            self.binding_ready.remove(binding)
+        for gauge in (self.binding_ready, self.source_pending, self.source_oldest_pending):
+            with contextlib.suppress(KeyError):
+                gauge.remove(binding)
         self.stats.pop(binding, None)
 
     def _stats(self, labels: dict[str, str]) -> BindingStats:
@@ -137,6 +148,28 @@ class Metrics:
             return handle
 
         return wrap
+
+
+class _BindingItemCounts(ItemCounts):
+    def __init__(self, metrics: Metrics, binding: str) -> None:
+        self._found = metrics.source_items.labels(binding, "found")
+        self._delivered = metrics.source_items.labels(binding, "delivered")
+        self._failed = metrics.source_items.labels(binding, "failed")
+        self._pending = metrics.source_pending.labels(binding)
+        self._oldest = metrics.source_oldest_pending.labels(binding)
+
+    def found(self, count: int) -> None:
+        self._found.inc(count)
+
+    def delivered(self) -> None:
+        self._delivered.inc()
+
+    def failed(self) -> None:
+        self._failed.inc()
+
+    def backlog(self, pending: int, oldest_seconds: float) -> None:
+        self._pending.set(pending)
+        self._oldest.set(oldest_seconds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,26 @@ def _ignore_undelivered() -> None:
     """The default observer of replies that could not be delivered: nothing is counted."""
 
 
+class ItemCounts:
+    """What a polling source (one that looks for items instead of receiving messages) reports about them.
+
+    The engine hands each source one whose methods feed its metrics; this
+    default counts nothing.
+    """
+
+    def found(self, count: int) -> None:
+        """``count`` items seen by one scan."""
+
+    def delivered(self) -> None:
+        """One item's message was confirmed."""
+
+    def failed(self) -> None:
+        """One item's message could not be delivered; it is tried again later."""
+
+    def backlog(self, pending: int, oldest_seconds: float) -> None:
+        """Items waiting to be delivered, and how long the oldest has waited."""
+
+
 @dataclass(slots=True)
 class SourceStatus:
     """What ``/ready`` and ``/bindings`` show about a source."""
@@ -85,6 +105,8 @@ class Source(abc.ABC):
         self.on_settled: Callable[[str, str], None] = _ignore_settlement
         # Told of each reply that could not reach KubeMQ (the connection was lost); the engine counts it.
         self.on_undelivered: Callable[[], None] = _ignore_undelivered
+        # Told what a polling source finds and delivers; the engine counts it.
+        self.item_counts = ItemCounts()
 
     # What the engine needs of every source, declared here with defaults so that a kind
     # which does not have one of these still behaves as documented (never read by name).

@@ -1,11 +1,13 @@
-"""What this connector is made of: the KubeMQ source kinds, the ``aws.s3`` target, and their development services."""
+"""What this connector is made of: the KubeMQ sources and targets, the ``aws.s3`` target and source, and their development services."""
 
 from bindings.registry import Registry
 from bindings.sources import SOURCES
+from bindings.targets import TARGETS
 from connector.embedded_broker import EmbeddedBrokerService
 from connector.product import IDENTITY
 from connector.s3 import SHARED_EMBEDDED_S3, S3Target
+from connector.s3_source import S3Source
 
 
 def registry() -> Registry:
-    return Registry.of(SOURCES, [S3Target], development_services=[EmbeddedBrokerService.offer, lambda _settings: SHARED_EMBEDDED_S3], identity=IDENTITY)
+    return Registry.of([*SOURCES, S3Source], [S3Target, *TARGETS], development_services=[EmbeddedBrokerService.offer, lambda _settings: SHARED_EMBEDDED_S3], identity=IDENTITY)

@@ -14,7 +14,7 @@ import structlog
 from bindings.config import Config
 from bindings.devservices import EMBEDDED, DevelopmentService, PropertiesT
 from bindings.properties import Properties
-from bindings.sources.connection import ConnectionProperties
+from bindings.sources.connection import KubemqClientProperties
 from devbroker import EmbeddedBroker
 
 log = structlog.get_logger("connector.embedded_broker")
@@ -35,7 +35,7 @@ class EmbeddedBrokerService(DevelopmentService):
         return cls(settings.embeddedBrokerPort)
 
     def serves(self, properties: Properties) -> bool:
-        return isinstance(properties, ConnectionProperties) and properties.address == EMBEDDED
+        return isinstance(properties, KubemqClientProperties) and properties.address == EMBEDDED
 
     async def start(self, properties: Any) -> None:
         broker = EmbeddedBroker(host="127.0.0.1", port=self.port)

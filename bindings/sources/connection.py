@@ -104,8 +104,8 @@ def check_not_read_back(properties: Properties, name: str) -> None:
         raise ValueError(f"{name} must differ from channel (the source would read back what it writes there)")
 
 
-class ConnectionProperties(Properties):
-    """How to reach KubeMQ and which channel to read (kubemq-targets names)."""
+class KubemqClientProperties(Properties):
+    """How to reach KubeMQ and as whom: what every component that talks to KubeMQ (a source or a target) has."""
 
     address: str = field(
         description="KubeMQ gRPC address `host:port`, or `embedded` to start the built-in development broker.",
@@ -113,6 +113,53 @@ class ConnectionProperties(Properties):
     )
     client_id: str = field("", description="Client id shown by KubeMQ; empty: the binding's name and a random suffix. With `sources > 1` each gets a `-<n>` suffix.", example="kubemq-s3")
     auth_token: str = field("", description="KubeMQ JWT auth token, sent as the `authorization` metadata.", example="${KUBEMQ_TOKEN}", secret=True)
+    tls: bool = field(False, description="Connect to KubeMQ over TLS. Implied by any other `tls_*` property; `false` together with one of them is refused.", example=True)
+    tls_ca_file: CertificateFile = field("", description="PEM file of the CA(s) that verify the KubeMQ server's certificate; empty: the system's trusted roots.", example="/etc/kubemq-s3/tls/ca.crt")
+    tls_cert_file: CertificateFile = field("", description="PEM client certificate for mutual TLS; needs `tls_key_file`.", example="/etc/kubemq-s3/tls/tls.crt")
+    tls_key_file: KeyFile = field("", description="PEM (unencrypted) private key of `tls_cert_file`; needs `tls_cert_file`. Only its path is ever shown.", example="/etc/kubemq-s3/tls/tls.key")
+    tls_server_name: str = field(
+        "", description="Name checked in the server's certificate instead of the address's host (when KubeMQ is reached by IP or another name).", example="kubemq-cluster-grpc.kubemq"
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, value: str) -> str:
+        if value == EMBEDDED:
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep or not host:
+            raise ValueError("no valid host found (expected host:port)")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("no valid port found (expected host:port)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> KubemqClientProperties:
+        if problem := key_pair_problem(self.tls_cert_file, self.tls_key_file, ("tls_cert_file", "tls_key_file")):
+            raise ValueError(problem)
+        given = [name for name in TLS_OPTIONS if getattr(self, name)]
+        if given and not self.tls:
+            # Certificates with TLS switched off is a contradiction, not a choice: plaintext would be a silent downgrade.
+            if "tls" in self.model_fields_set:
+                raise ValueError(f"tls is false but {', '.join(given)} {'is' if len(given) == 1 else 'are'} set: set tls to true, or remove them")
+            object.__setattr__(self, "tls", True)
+        if self.tls and self.address == EMBEDDED:
+            raise ValueError("address 'embedded' starts a plaintext development broker; for TLS give the address of a KubeMQ server that serves it")
+        return self
+
+    def sdk_options(self) -> dict[str, Any]:
+        """The SDK settings every client of this component shares: where, as whom, TLS."""
+        options: dict[str, Any] = {"address": self.address}
+        if self.auth_token:
+            options["auth_token"] = self.auth_token
+        if self.tls:
+            options["tls"] = sdk_tls(self.tls_ca_file, self.tls_cert_file, self.tls_key_file, self.tls_server_name)
+        return options
+
+
+class ConnectionProperties(KubemqClientProperties):
+    """A source's connection to KubeMQ: the channel it reads and how it subscribes (kubemq-targets names)."""
+
     channel: str = field(description="Channel to receive requests on.", example="query.aws.s3")
     sources: int = field(1, ge=1, le=1024, description="Parallel subscriptions (each its own client) in this process.", example=1)
     auto_reconnect: bool = field(True, description="Re-subscribe after the connection to KubeMQ is lost.", example=True)
@@ -150,51 +197,18 @@ class ConnectionProperties(Properties):
         example=SERVER_MESSAGE_LIMIT,
     )
     do_not_parse_payload: bool = field(False, description="Pass the whole message body to the target as `data`, with empty metadata.", example=False)
-    tls: bool = field(False, description="Connect to KubeMQ over TLS. Implied by any other `tls_*` property; `false` together with one of them is refused.", example=True)
-    tls_ca_file: CertificateFile = field("", description="PEM file of the CA(s) that verify the KubeMQ server's certificate; empty: the system's trusted roots.", example="/etc/kubemq-s3/tls/ca.crt")
-    tls_cert_file: CertificateFile = field("", description="PEM client certificate for mutual TLS; needs `tls_key_file`.", example="/etc/kubemq-s3/tls/tls.crt")
-    tls_key_file: KeyFile = field("", description="PEM (unencrypted) private key of `tls_cert_file`; needs `tls_cert_file`. Only its path is ever shown.", example="/etc/kubemq-s3/tls/tls.key")
-    tls_server_name: str = field(
-        "", description="Name checked in the server's certificate instead of the address's host (when KubeMQ is reached by IP or another name).", example="kubemq-cluster-grpc.kubemq"
-    )
-
-    @field_validator("address")
-    @classmethod
-    def _check_address(cls, value: str) -> str:
-        if value == EMBEDDED:
-            return value
-        host, sep, port = value.rpartition(":")
-        if not sep or not host:
-            raise ValueError("no valid host found (expected host:port)")
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("no valid port found (expected host:port)")
-        return value
 
     @field_validator("channel")
     @classmethod
     def _check_channel(cls, value: str) -> str:
         return check_channel_name(value)
 
-    @model_validator(mode="after")
-    def _check_tls(self) -> ConnectionProperties:
-        if problem := key_pair_problem(self.tls_cert_file, self.tls_key_file, ("tls_cert_file", "tls_key_file")):
-            raise ValueError(problem)
-        given = [name for name in TLS_OPTIONS if getattr(self, name)]
-        if given and not self.tls:
-            # Certificates with TLS switched off is a contradiction, not a choice: plaintext would be a silent downgrade.
-            if "tls" in self.model_fields_set:
-                raise ValueError(f"tls is false but {', '.join(given)} {'is' if len(given) == 1 else 'are'} set: set tls to true, or remove them")
-            object.__setattr__(self, "tls", True)
-        if self.tls and self.address == EMBEDDED:
-            raise ValueError("address 'embedded' starts a plaintext development broker; for TLS give the address of a KubeMQ server that serves it")
-        return self
-
     def client_config(self, index: int) -> ClientConfig:
         """SDK settings for subscription ``index`` (0-based)."""
         # The source names its client after its binding; an empty id lets the SDK make one from the host name.
         client_id = (self.client_id if self.sources == 1 else f"{self.client_id}-{index}") if self.client_id else None
         options: dict[str, Any] = {
-            "address": self.address,
+            **self.sdk_options(),
             "client_id": client_id,
             "max_send_size": self.max_message_size,
             "max_receive_size": RECEIVE_LIMIT,
@@ -208,10 +222,6 @@ class ConnectionProperties(Properties):
             # publish it twice. Query and command sources opt into one retry (see requests.py).
             "retry_policy": RetryPolicy(max_retries=0),
         }
-        if self.auth_token:
-            options["auth_token"] = self.auth_token
-        if self.tls:
-            options["tls"] = sdk_tls(self.tls_ca_file, self.tls_cert_file, self.tls_key_file, self.tls_server_name)
         return ClientConfig(**options)
 
     @property

@@ -22,6 +22,7 @@ from botocore.handlers import validate_bucket_name
 
 from bindings.errors import TargetError
 from bindings.wire import KUBEMQ_TARGETS, ReplyStyle
+from connector.s3.connection import S3ConnectionProperties
 from connector.s3.direct import DirectCalls
 from connector.s3.errors import NO_SUCH_BUCKET, NO_SUCH_KEY, client_error, is_not_found, waiter_error
 from connector.s3.options import S3Properties
@@ -42,23 +43,23 @@ class Credentials:
     token: str | None = None
 
 
-class S3Client:
-    """The target's S3 connection plus the few helpers handlers share (waiters, HEAD, URLs)."""
+def static_credentials(properties: S3ConnectionProperties) -> Credentials | None:
+    """The configured keys, or None for the AWS default credential chain."""
+    if properties.aws_key is None or properties.aws_secret_key is None:
+        return None
+    token = properties.token.get_secret_value() if properties.token is not None else None
+    return Credentials(properties.aws_key.get_secret_value(), properties.aws_secret_key.get_secret_value(), token)
 
-    def __init__(self, properties: S3Properties, endpoint_url: str | None, max_reply_data: int | None = None, reply_style: ReplyStyle = KUBEMQ_TARGETS) -> None:
+
+class S3Connection:
+    """One long-lived aiobotocore client, made from the connection properties both S3 kinds share."""
+
+    def __init__(self, properties: S3ConnectionProperties) -> None:
         self.properties = properties
-        # The binding's reply style: the few errors kubemq-targets words its own way follow it.
-        self.reply_style = reply_style
-        self.endpoint_url = endpoint_url
-        # Largest reply data the binding's source can send (None: no limit); get_item refuses bigger objects unread.
-        self.max_reply_data = max_reply_data
-        # The binding's least privilege: checked before each request; list_buckets also filters by it.
-        self.policy = AccessPolicy.of(properties)
+        self.endpoint_url = properties.endpoint
         self.region = DEFAULT_REGION
         self._stack = AsyncExitStack()
         self._client: Any = None
-        # GetObject and PutObject without aiobotocore's per-call machinery, when the client allows it.
-        self.direct: DirectCalls | None = None
 
     async def open(self, credentials: Credentials | None, pool_size: int) -> None:
         """Create the client; the region falls back to the default chain's, then us-east-1."""
@@ -82,50 +83,17 @@ class S3Client:
         # Bucket names go to the store as given, as kubemq-targets sends them: the store's refusal
         # (InvalidBucketName, with its status and ids) is the answer, not botocore's own check.
         self._client.meta.events.unregister("before-parameter-build.s3", validate_bucket_name)
-        timeouts = (self.properties.connect_timeout_seconds, self.properties.read_timeout_seconds)
-        self.direct = DirectCalls.create(self._client, verify=self.properties.verify, timeouts=timeouts, pool_size=max(MIN_POOL, pool_size), max_attempts=self.properties.max_attempts)
-        if self.direct is not None:
-            self._stack.push_async_callback(self.direct.close)
 
     async def close(self) -> None:
         self._client = None
-        self.direct = None
         await self._stack.aclose()
 
     @property
     def s3(self) -> Any:
         """The aiobotocore client; refuses use after ``close``."""
         if self._client is None:
-            raise TargetError("the aws.s3 target is closed", code="TargetClosed")
+            raise TargetError("the S3 client is closed", code="TargetClosed")
         return self._client
-
-    async def wait(self, waiter: str, what: str, remaining: float | None, **params: Any) -> None:
-        """Run a botocore waiter, bounded by ``waiter_timeout_seconds`` and the request's deadline."""
-        delay = self.properties.waiter_delay_seconds
-        timeout = self.properties.waiter_timeout_seconds
-        if remaining is not None:
-            timeout = max(delay, min(timeout, remaining))
-        try:
-            await self.s3.get_waiter(waiter).wait(**params, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, math.ceil(timeout / delay))})
-        except WaiterError as exc:
-            raise waiter_error(exc, what, timeout) from exc
-
-    async def head_object(self, bucket: str, key: str, **params: Any) -> dict[str, Any]:
-        """HeadObject whose 404 says whether the bucket or the key is missing (a HEAD reply has no body to tell)."""
-        try:
-            return await self.s3.head_object(Bucket=bucket, Key=key, **params)  # type: ignore[no-any-return]
-        except ClientError as exc:
-            if not is_not_found(exc):
-                raise
-            raise client_error(exc, await self._missing(bucket)) from exc
-
-    async def _missing(self, bucket: str) -> str:
-        try:
-            await self.s3.head_bucket(Bucket=bucket)
-        except ClientError as exc:
-            if is_not_found(exc):
-                return NO_SUCH_BUCKET
-        return NO_SUCH_KEY
 
     async def credentials_expiry(self) -> datetime | None:
         """When the client's temporary credentials (web identity / IRSA, container or instance role, SSO) expire.
@@ -156,3 +124,59 @@ class S3Client:
         if self.properties.path_style or "." in bucket:
             return f"https://{host}/{bucket}/{path}"
         return f"https://{bucket}.{host}/{path}"
+
+
+class S3Client(S3Connection):
+    """The target's S3 connection plus the few helpers handlers share (waiters, HEAD, the fast GetObject/PutObject)."""
+
+    properties: S3Properties
+
+    def __init__(self, properties: S3Properties, max_reply_data: int | None = None, reply_style: ReplyStyle = KUBEMQ_TARGETS) -> None:
+        super().__init__(properties)
+        # The binding's reply style: the few errors kubemq-targets words its own way follow it.
+        self.reply_style = reply_style
+        # Largest reply data the binding's source can send (None: no limit); get_item refuses bigger objects unread.
+        self.max_reply_data = max_reply_data
+        # The binding's least privilege: checked before each request; list_buckets also filters by it.
+        self.policy = AccessPolicy.of(properties)
+        # GetObject and PutObject without aiobotocore's per-call machinery, when the client allows it.
+        self.direct: DirectCalls | None = None
+
+    async def open(self, credentials: Credentials | None, pool_size: int) -> None:
+        await super().open(credentials, pool_size)
+        timeouts = (self.properties.connect_timeout_seconds, self.properties.read_timeout_seconds)
+        self.direct = DirectCalls.create(self.s3, verify=self.properties.verify, timeouts=timeouts, pool_size=max(MIN_POOL, pool_size), max_attempts=self.properties.max_attempts)
+        if self.direct is not None:
+            self._stack.push_async_callback(self.direct.close)
+
+    async def close(self) -> None:
+        self.direct = None
+        await super().close()
+
+    async def wait(self, waiter: str, what: str, remaining: float | None, **params: Any) -> None:
+        """Run a botocore waiter, bounded by ``waiter_timeout_seconds`` and the request's deadline."""
+        delay = self.properties.waiter_delay_seconds
+        timeout = self.properties.waiter_timeout_seconds
+        if remaining is not None:
+            timeout = max(delay, min(timeout, remaining))
+        try:
+            await self.s3.get_waiter(waiter).wait(**params, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, math.ceil(timeout / delay))})
+        except WaiterError as exc:
+            raise waiter_error(exc, what, timeout) from exc
+
+    async def head_object(self, bucket: str, key: str, **params: Any) -> dict[str, Any]:
+        """HeadObject whose 404 says whether the bucket or the key is missing (a HEAD reply has no body to tell)."""
+        try:
+            return await self.s3.head_object(Bucket=bucket, Key=key, **params)  # type: ignore[no-any-return]
+        except ClientError as exc:
+            if not is_not_found(exc):
+                raise
+            raise client_error(exc, await self._missing(bucket)) from exc
+
+    async def _missing(self, bucket: str) -> str:
+        try:
+            await self.s3.head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            if is_not_found(exc):
+                return NO_SUCH_BUCKET
+        return NO_SUCH_KEY

@@ -43,7 +43,7 @@ from pydantic import SecretStr
 
 from bindings.devservices import DevelopmentService, PropertiesT
 from bindings.properties import Properties
-from connector.s3.options import S3Properties
+from connector.s3.connection import S3ConnectionProperties
 
 log = structlog.get_logger(__name__)
 
@@ -329,9 +329,9 @@ class SharedEmbeddedS3(DevelopmentService):
         return self._instance
 
     def serves(self, properties: Properties) -> bool:
-        return isinstance(properties, S3Properties) and properties.embedded
+        return isinstance(properties, S3ConnectionProperties) and properties.embedded
 
-    async def start(self, properties: S3Properties) -> None:
+    async def start(self, properties: S3ConnectionProperties) -> None:
         access_key, secret_key = _keys(properties)
         instance = EmbeddedS3(access_key=access_key, secret_key=secret_key, data_dir=properties.embedded_data_dir)
         await instance.start()
@@ -342,7 +342,7 @@ class SharedEmbeddedS3(DevelopmentService):
         if instance is not None:
             await instance.stop()
 
-    def check_joins(self, properties: S3Properties) -> None:
+    def check_joins(self, properties: S3ConnectionProperties) -> None:
         instance = self._running()
         access_key, secret_key = _keys(properties)
         if access_key is not None and (access_key, secret_key) != (instance.access_key, instance.secret_key):
@@ -362,7 +362,7 @@ class SharedEmbeddedS3(DevelopmentService):
         return self._instance
 
 
-def _keys(properties: S3Properties) -> tuple[str | None, str | None]:
+def _keys(properties: S3ConnectionProperties) -> tuple[str | None, str | None]:
     if properties.aws_key is None or properties.aws_secret_key is None:
         return None, None
     return properties.aws_key.get_secret_value(), properties.aws_secret_key.get_secret_value()

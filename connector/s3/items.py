@@ -28,12 +28,12 @@ from bindings.errors import TargetError
 from bindings.properties import field
 from bindings.wire import Request, Response
 from connector.s3.client import S3Client
+from connector.s3.connection import MIB
 from connector.s3.content import Decode, Form, decode_content, expected_form, largest_content, reply_size
 from connector.s3.encryption import Defaults, Encryption
 from connector.s3.errors import CONNECTION_ERRORS, reply_too_large
 from connector.s3.integrity import Digests, stored_checksums
 from connector.s3.metadata import ITEM_NAME, ItemMetadata, ObjectAttributes, VersionMetadata, WaitMetadata
-from connector.s3.options import MIB
 from connector.s3.results import COPY_OBJECT, DELETE_OBJECT, HEAD_OBJECT, rfc3339, to_json
 from connector.s3.tags import Tagging
 from connector.s3.transfer import MAX_PARTS, BodyTooLarge, IncompleteBody, multipart_upload, part_size_for, read_body

@@ -16,7 +16,7 @@ from bindings.errors import RequestError, TargetError
 from bindings.target import Call, KubemqTargetsReply, MethodTable, Target
 from bindings.wire import KUBEMQ_TARGETS, ReplyStyle, Request, Response
 from connector.s3 import batch_delete, buckets, items, listing, multipart, policy, tags
-from connector.s3.client import Credentials, S3Client
+from connector.s3.client import S3Client, static_credentials
 from connector.s3.errors import translate
 from connector.s3.options import S3Properties
 from connector.s3.policy import Reaches
@@ -150,9 +150,9 @@ class S3Target(Target):
         await self.close()
         if properties.embedded:
             raise RuntimeError("endpoint 'embedded' is served by the embedded SeaweedFS development service, which a connector runtime starts")
-        credentials = _credentials(properties)
+        credentials = static_credentials(properties)
         endpoint = properties.endpoint
-        client = S3Client(properties, endpoint, context.max_reply_data, context.reply_style)
+        client = S3Client(properties, context.max_reply_data, context.reply_style)
         try:
             await client.open(credentials, context.max_concurrency)
         except BaseException:
@@ -198,10 +198,3 @@ class S3Target(Target):
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.close()
-
-
-def _credentials(properties: S3Properties) -> Credentials | None:
-    if properties.aws_key is None or properties.aws_secret_key is None:
-        return None
-    token = properties.token.get_secret_value() if properties.token is not None else None
-    return Credentials(properties.aws_key.get_secret_value(), properties.aws_secret_key.get_secret_value(), token)

@@ -26,7 +26,7 @@ from connector.s3.results import rfc3339
 )
 def test_object_url_follows_the_addressing_style(properties: dict[str, str], region: str, bucket: str, url: str) -> None:
     props = S3Properties(**properties)
-    client = S3Client(props, props.endpoint)
+    client = S3Client(props)
     client.region = region
     assert client.object_url(bucket, "a b/ü.txt") == url
 
