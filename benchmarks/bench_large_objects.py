@@ -47,7 +47,7 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 import aioboto3  # noqa: E402
 
-from benchmarks.support import connector_config  # noqa: E402
+from benchmarks.support import connector_config, memory_kib, reset_high_water  # noqa: E402
 from bindings.client import query  # noqa: E402
 from bindings.wire import Request, Response  # noqa: E402
 from connector.s3.embedded import EmbeddedS3  # noqa: E402
@@ -61,18 +61,6 @@ CONNECTOR, MINIMAL, GRPC = "connector", "minimal responder", "gRPC alone"
 # An operation, who served it, its object's size in MiB, and each round's (seconds, peak RSS growth in MiB).
 Row = tuple[str, str, int, list[tuple[float, float]]]
 _channels = itertools.count(1)
-
-
-def memory_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not found for pid {pid}")
-
-
-def reset_high_water(pid: int) -> None:
-    # Writing 5 to clear_refs resets VmHWM to the current RSS (Linux >= 4.0).
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 class Responder:

@@ -42,7 +42,7 @@ from kubemq import AsyncCQClient, QueryMessage  # noqa: E402
 
 logging.getLogger("kubemq").setLevel(logging.ERROR)  # one TLS-is-off warning per connection
 
-from benchmarks.support import connector_config, free_port  # noqa: E402
+from benchmarks.support import connector_config, cpu_seconds, free_port  # noqa: E402
 from bindings.wire import Request, Response  # noqa: E402
 from connector.s3.embedded import EmbeddedS3  # noqa: E402
 from tests.fixtures.anchor import ANCHOR_SOURCES, build_anchor  # noqa: E402
@@ -53,13 +53,6 @@ PAYLOADS = {KIB: os.urandom(KIB), MIB: os.urandom(MIB)}
 OBJECTS = {KIB: "small", MIB: "large"}
 # (method, object size, requests in flight)
 CASES = [("get_item", KIB, 1), ("get_item", KIB, 32), ("upload_item", KIB, 1), ("upload_item", KIB, 32), ("get_item", MIB, 8)]
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 @dataclass

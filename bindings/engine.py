@@ -45,6 +45,7 @@ class Binding:
         self.source.on_undelivered = metrics.undelivered_replies.labels(spec.name).inc
         self.source.item_counts = metrics.item_counts(spec.name)
         self.target: Target = registry.targets[spec.target.kind]()
+        self.source.target_answers = self.target.answers
         self.target_ready = False
         self.last_error: str | None = None
         self._starter: asyncio.Task[None] | None = None

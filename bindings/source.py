@@ -107,6 +107,8 @@ class Source(abc.ABC):
         self.on_undelivered: Callable[[], None] = _ignore_undelivered
         # Told what a polling source finds and delivers; the engine counts it.
         self.item_counts = ItemCounts()
+        # Whether the binding's target brings the destination's answers back (``Target.answers``); set by the engine.
+        self.target_answers = True
 
     # What the engine needs of every source, declared here with defaults so that a kind
     # which does not have one of these still behaves as documented (never read by name).

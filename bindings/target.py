@@ -39,6 +39,8 @@ class Target(abc.ABC):
     summary: ClassVar[str] = ""
     # The target's operations, when it dispatches with a table (used for generated docs).
     methods: ClassVar[MethodTable | None] = None
+    # Whether a response carries what the destination answered (a reply's metadata and data), not only that it took the message.
+    answers: ClassVar[bool] = True
 
     @abc.abstractmethod
     async def init(self, properties: Any, context: TargetContext) -> None:

@@ -92,6 +92,8 @@ class KubemqTarget(Target):
     """What the five KubeMQ target kinds share: one client, made on first use and after a lost connection."""
 
     properties_model: ClassVar[type[KubemqTargetProperties]] = KubemqTargetProperties
+    # Only a query brings the far side's reply back; the other patterns confirm receipt at most.
+    answers: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.properties: Any = None
@@ -247,6 +249,7 @@ class CommandTarget(KubemqTarget):
 class QueryTarget(KubemqTarget):
     kind = "kubemq.query"
     properties_model = RequestTargetProperties
+    answers = True
     summary = (
         "Send each request's data as a KubeMQ query (kubemq-sources' `kubemq.query`); done when the far side executed it "
         "and, if it answers with a kubemq-targets Response, that says `is_error: false`."

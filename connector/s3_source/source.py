@@ -327,13 +327,15 @@ class S3Source(Source):
         limit = f"the object ({found.size} bytes) is larger than max_object_size_mib ({properties.max_object_size_mib} MiB)"
         if properties.target_type != "aws":
             return f"{limit}; only target_type 'aws' can send it in parts (or use payload 'reference')"
+        if not self.target_answers:
+            return f"{limit}; sending it in parts needs the far side's replies (a kubemq.query target), or use payload 'reference'"
         where = {"bucket_name": properties.addressed_bucket, "item_name": found.key}
         created = await self._outcome(targets_request({"method": "create_multipart_upload", **where}, b""), found, "#create")
         if created.failed:
             return f"create_multipart_upload: {created.response.last_error}"
         upload_id = created.response.metadata.get("upload_id")
         if not upload_id:
-            return f"{limit}; sending it in parts needs the far side's replies (a kubemq.query target), or use payload 'reference'"
+            return f"create_multipart_upload: the reply names no upload_id ({created.response.metadata})"
         part_size = properties.part_size_mib * MIB
         for number, start in enumerate(range(0, found.size, part_size), start=1):
             end = min(start + part_size, found.size) - 1

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import config
-from tests.s3_source.support import carried, keys_in, put_objects, source_binding, take_queue
 from tests.fixtures.kubemq import StartConnector
+from tests.s3_source.support import carried, eventually, keys_in, nothing_more, put_objects, source_binding, take_queue
 
 
 async def test_every_object_is_sent_as_kubemq_sources_shapes_it_then_deleted(start_connector: StartConnector, broker: EmbeddedBroker, seaweed: Any, s3_client: Any, bucket: str) -> None:
@@ -22,3 +23,25 @@ async def test_every_object_is_sent_as_kubemq_sources_shapes_it_then_deleted(sta
         received[metadata["item_name"]] = data
     assert received == objects
     assert await keys_in(s3_client, bucket) == []
+
+
+async def test_every_page_is_scanned_and_1500_objects_are_each_delivered_once(start_connector: StartConnector, broker: EmbeddedBroker, seaweed: Any, s3_client: Any, bucket: str) -> None:
+    objects = {f"batch/{n:05d}": f"object {n}".encode() for n in range(1500)}
+    await put_objects(s3_client, bucket, objects)
+    await start_connector(config(source_binding("many", seaweed, bucket, "kubemq.queue", "s3.many", {"concurrency": 16})))
+    messages = await take_queue(broker, "s3.many", len(objects), timeout=120)
+    delivered = [carried(message.body) for message in messages]
+    assert sorted(metadata["item_name"] for metadata, _ in delivered) == sorted(objects)
+    assert all(objects[metadata["item_name"]] == data for metadata, data in delivered)
+    await eventually(lambda: keys_in(s3_client, bucket), expect=[])
+    assert await nothing_more(broker, "s3.many", seconds=2) == []
+
+
+async def test_a_new_object_is_sent_within_two_seconds_with_a_one_second_scan(start_connector: StartConnector, broker: EmbeddedBroker, seaweed: Any, s3_client: Any, bucket: str) -> None:
+    running = await start_connector(config(source_binding("quick", seaweed, bucket, "kubemq.queue", "s3.quick")))
+    await eventually(lambda: running.runtime.engine.readiness()[0], expect=True)
+    await s3_client.put_object(Bucket=bucket, Key="late.txt", Body=b"late")
+    landed = asyncio.get_running_loop().time()
+    [message] = await take_queue(broker, "s3.quick", 1, timeout=10)
+    assert asyncio.get_running_loop().time() - landed < 2
+    assert carried(message.body) == ({"bucket_name": bucket, "item_name": "late.txt", "method": "upload_item"}, b"late")
