@@ -23,10 +23,11 @@ Per case: objects/s and MiB/s over that time (takeover included, as a user
 would see it; objects/s also from the takeover on), the connector's CPU
 seconds per 1,000 objects (``utime`` + ``stime``), its peak RSS growth over
 idle (``VmHWM`` minus idle ``VmRSS``), and the messages that came twice while
-the reader waited for the last one. SeaweedFS, the broker and the reader
-share the machine with the connector.
+the reader waited for the last one: medians of ``--rounds`` rounds, the
+cases alternating. SeaweedFS, the broker and the reader share the machine
+with the connector.
 
-    .venv/bin/python benchmarks/bench_bucket_source.py [--small 2000] [--large 200] [--concurrency 8] [--json]
+    .venv/bin/python benchmarks/bench_bucket_source.py [--small 2000] [--large 200] [--concurrency 8] [--rounds 3] [--json]
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ import json
 import logging
 import os
 import re
+import statistics
 import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +53,13 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 import aioboto3  # noqa: E402
+import structlog  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
 from kubemq import AsyncQueuesClient  # noqa: E402
 
 logging.getLogger("kubemq").setLevel(logging.ERROR)  # one TLS-is-off warning per connection
+structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # SeaweedFS's and the broker's lines: stdout is for the figures
 
 from benchmarks.support import cpu_seconds, free_port, memory_kib, reset_high_water  # noqa: E402
 from bindings.sources.connection import SERVER_MESSAGE_LIMIT  # noqa: E402
@@ -192,28 +196,39 @@ async def run_case(name: str, count: int, size: int, concurrency: int, broker: E
     )
 
 
-def report(results: list[Result], concurrency: int) -> None:
-    print(f"aws.s3 source -> kubemq.queue, concurrency {concurrency}, scan_interval 1 s, {os.cpu_count()} CPUs; CPU and RSS are the connector process's")
-    print("| case | time s | takeover s | objects/s | objects/s after takeover | MiB/s | CPU s / 1,000 objects | idle RSS MiB | peak RSS growth MiB | duplicates |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in results:
+def median_of(rounds: list[Result]) -> Result:
+    """Each figure's median over the rounds; duplicates summed (one is one too many)."""
+    medians = {f.name: statistics.median(getattr(r, f.name) for r in rounds) for f in fields(Result) if f.type == "float"}
+    return replace(rounds[0], **medians, duplicates=sum(r.duplicates for r in rounds))
+
+
+def report(results: dict[str, list[Result]], concurrency: int) -> None:
+    rounds = len(next(iter(results.values()), []))
+    print(f"aws.s3 source -> kubemq.queue, concurrency {concurrency}, scan_interval 1 s, {os.cpu_count()} CPUs; medians of {rounds} rounds; CPU and RSS are the connector process's")
+    print("| case | time s | takeover s | objects/s | objects/s after takeover | MiB/s | CPU s / 1,000 objects | idle RSS MiB | peak RSS growth MiB | duplicates | objects/s per round |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for each in results.values():
+        r = median_of(each)
+        per_round = ", ".join(f"{one.objects_per_second:.0f}" for one in each)
         print(
-            f"| {r.case} | {r.seconds:.2f} | {r.takeover_seconds:.2f} | {r.objects_per_second:.0f} | {r.objects_per_second_after_takeover:.0f} | {r.mib_per_second:.2f} | {r.cpu_seconds_per_1000:.2f} | {r.idle_rss_mib:.0f} | {r.peak_rss_growth_mib:.0f} | {r.duplicates} |"
+            f"| {r.case} | {r.seconds:.2f} | {r.takeover_seconds:.2f} | {r.objects_per_second:.0f} | {r.objects_per_second_after_takeover:.0f} | {r.mib_per_second:.2f} "
+            f"| {r.cpu_seconds_per_1000:.2f} | {r.idle_rss_mib:.0f} | {r.peak_rss_growth_mib:.0f} | {r.duplicates} | {per_round} |"
         )
 
 
-async def main(small: int, large: int, concurrency: int, as_json: bool) -> None:
-    cases = [(f"{small} x 1 KiB", small, KIB), (f"{large} x 1 MiB", large, MIB)]
-    results: list[Result] = []
+async def main(small: int, large: int, concurrency: int, rounds: int, as_json: bool) -> None:
+    cases = [(f"{count} x {unit}", count, size) for count, size, unit in ((small, KIB, "1 KiB"), (large, MIB, "1 MiB")) if count > 0]
+    results: dict[str, list[Result]] = {name: [] for name, _, _ in cases}
     async with EmbeddedS3() as s3, EmbeddedBroker(host="127.0.0.1", port=0) as broker:
         session = aioboto3.Session(aws_access_key_id=s3.access_key, aws_secret_access_key=s3.secret_key, region_name="us-east-1")
         async with session.client("s3", endpoint_url=s3.endpoint, config=Config(max_pool_connections=64)) as store:
             with tempfile.TemporaryDirectory() as directory:
-                for name, count, size in cases:
-                    if count > 0:
-                        results.append(await run_case(name, count, size, concurrency, broker, s3, store, Path(directory)))
+                for _ in range(rounds):  # the cases alternate, so that a slow spell of the machine is spread over both
+                    for name, count, size in cases:
+                        results[name].append(await run_case(name, count, size, concurrency, broker, s3, store, Path(directory)))
     if as_json:
-        print(json.dumps({"concurrency": concurrency, "scan_interval": 1, "cpus": os.cpu_count(), "cases": [asdict(r) for r in results]}, indent=2))
+        summary = [{**asdict(median_of(each)), "rounds": [asdict(r) for r in each]} for each in results.values()]
+        print(json.dumps({"concurrency": concurrency, "scan_interval": 1, "cpus": os.cpu_count(), "rounds": rounds, "cases": summary}, indent=2))
     else:
         report(results, concurrency)
 
@@ -223,6 +238,7 @@ if __name__ == "__main__":
     parser.add_argument("--small", type=int, default=2000, metavar="N", help="1 KiB objects; 0 skips the case (default: %(default)s)")
     parser.add_argument("--large", type=int, default=200, metavar="M", help="1 MiB objects; 0 skips the case (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=8, help="the source's concurrency: objects sent at once (default: %(default)s)")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements of each case, each with a fresh connector; medians are reported (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON (medians, and each round) instead of a table")
     args = parser.parse_args()
-    asyncio.run(main(args.small, args.large, args.concurrency, args.json))
+    asyncio.run(main(args.small, args.large, args.concurrency, args.rounds, args.json))
