@@ -115,6 +115,7 @@ ALERT_CONCERNS: dict[str, Callable[[str], bool]] = {
     "dead letters": lambda expr: "kubemq_s3_queue_outcomes_total" in promql.metric_names(expr) and 'outcome="dead_lettered"' in expr,
     "dropped log lines": lambda expr: "kubemq_s3_log_lines_dropped_total" in promql.metric_names(expr),
     "undelivered replies": lambda expr: "kubemq_s3_replies_undelivered_total" in promql.metric_names(expr),
+    "objects a bucket source cannot send": lambda expr: "kubemq_s3_source_oldest_pending_seconds" in promql.metric_names(expr),
 }
 
 

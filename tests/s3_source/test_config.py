@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +102,14 @@ def test_a_secret_is_never_echoed_in_a_problem() -> None:
 def test_a_key_keeps_every_character_in_the_names_kubemq_sources_derives() -> None:
     found = Found("a//b/./c d+é.txt", '"e"', 1, None)  # type: ignore[arg-type]
     assert (found.folder, found.file_name) == ("a//b/.", "c d+é.txt")
+
+
+@pytest.mark.parametrize("block", range(2))
+def test_the_configs_in_the_bucket_source_guide_are_valid(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "SITE_A_KEY", "SITE_A_SECRET"):
+        monkeypatch.setenv(name, "from-the-environment")
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "bucket-source.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", guide, re.DOTALL)
+    assert len(blocks) == 2
+    resolved = parse_config(blocks[block], registry())
+    assert "aws.s3" in {binding.source.kind for binding in resolved.bindings}

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
+
+import aiohttp
 
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import config
@@ -14,7 +17,7 @@ from tests.s3_source.support import carried, eventually, keys_in, nothing_more, 
 async def test_every_object_is_sent_as_kubemq_sources_shapes_it_then_deleted(start_connector: StartConnector, broker: EmbeddedBroker, seaweed: Any, s3_client: Any, bucket: str) -> None:
     objects = {"a.txt": b"first", "folder/b c+d.bin": bytes(range(256)), "deep/er/ünï code.json": b'{"x": 1}', "empty": b""}
     await put_objects(s3_client, bucket, objects)
-    await start_connector(config(source_binding("watch", seaweed, bucket, "kubemq.queue", "s3.delivery")))
+    running = await start_connector(config(source_binding("watch", seaweed, bucket, "kubemq.queue", "s3.delivery")))
     messages = await take_queue(broker, "s3.delivery", len(objects))
     received = {}
     for message in messages:
@@ -22,7 +25,16 @@ async def test_every_object_is_sent_as_kubemq_sources_shapes_it_then_deleted(sta
         assert metadata["method"] == "upload_item" and metadata["bucket_name"] == bucket
         received[metadata["item_name"]] = data
     assert received == objects
-    assert await keys_in(s3_client, bucket) == []
+    await eventually(lambda: keys_in(s3_client, bucket), expect=[])
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{running.api_url}/bindings") as response:
+            [status] = await response.json()
+        async with http.get(f"{running.api_url}/metrics") as response:
+            metrics = await response.text()
+    assert seaweed.secret_key not in json.dumps(status)
+    assert (status["source_type"], status["target_type"], status["ready"]) == ("aws.s3", "kubemq.queue", True)
+    assert f'kubemq_s3_source_items_total{{binding="watch",outcome="delivered"}} {float(len(objects))}' in metrics
+    assert 'kubemq_s3_source_pending_items{binding="watch"} 0.0' in metrics
 
 
 async def test_every_page_is_scanned_and_1500_objects_are_each_delivered_once(start_connector: StartConnector, broker: EmbeddedBroker, seaweed: Any, s3_client: Any, bucket: str) -> None:
