@@ -81,10 +81,11 @@ docs: install
 broker: install
 	$(BIN)/kubemq-s3 broker --port 50000
 
-## The benchmarks: small requests against a minimal responder, then large objects.
+## The benchmarks: small requests against a minimal responder, then large objects, then the aws.s3 source draining a bucket.
 bench: install
 	$(BIN)/python benchmarks/bench_requests.py
 	$(BIN)/python benchmarks/bench_large_objects.py
+	$(BIN)/python benchmarks/bench_bucket_source.py
 
 clean:
 	rm -rf $(VENV) $(SCANNERS) .pytest_cache build *.egg-info .data
