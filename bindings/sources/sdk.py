@@ -51,10 +51,13 @@ from google.protobuf.message import Message
 from kubemq import (
     CommandMessage,
     CommandResponse,
+    EventMessage,
+    EventStoreMessage,
     KubeMQTimeoutError,
     KubeMQValidationError,
     QueryMessage,
     QueryResponse,
+    QueueMessage,
     QueueSendResult,
     from_grpc_error,
 )
@@ -86,6 +89,8 @@ _REQUESTS: dict[type[Any], tuple[str, Any]] = {QueryMessage: ("SendQuery", Query
 
 # A received message's type: a command or query, or an event (live or stored).
 ReceivedT = TypeVar("ReceivedT", pb.Request, pb.EventReceive)
+# The SDK's outgoing messages whose body is joined into their serialized form.
+HeadedT = TypeVar("HeadedT", bound=QueryMessage | CommandMessage | QueueMessage | EventMessage | EventStoreMessage)
 
 
 @dataclass(slots=True)
@@ -291,11 +296,23 @@ async def send_serialized_request(client: Any, message: QueryMessage | CommandMe
             client._instrumentor._metrics.record_operation_duration(time.perf_counter() - start, "send", channel, error_type)
 
 
-def _without_body(message: QueryMessage | CommandMessage) -> QueryMessage | CommandMessage:
+def _without_body(message: HeadedT) -> HeadedT:
     """A copy of ``message`` with an empty body, for the SDK's own ``encode`` (its validation would refuse one made so)."""
     headless = copy.copy(message)
     object.__setattr__(headless, "body", b"")  # frozen dataclass
     return headless
+
+
+async def send_queue_message(client: Any, message: QueueMessage) -> QueueSendResult:
+    """Send ``message`` as ``client.send_queue_message_simple`` does, its body joined once, straight into the serialized message."""
+    header = _without_body(message).encode_message(client.config.client_id or "")
+    return await send_serialized_queue_message(client, Serialized(serialized_response(header, [message.body]), len(message.body)))
+
+
+async def send_event(client: Any, message: EventMessage | EventStoreMessage) -> pb.Result:
+    """Send an event (or an events-store message) as ``send_serialized_event`` does, its body joined once; the caller reads the result."""
+    header = _without_body(message).encode(client.config.client_id or "")
+    return await send_serialized_event(client, Serialized(serialized_response(header, [message.body]), len(message.body)))
 
 
 async def _send_once(client: Any, method: str, message: Serialized) -> Any:

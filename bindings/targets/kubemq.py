@@ -43,7 +43,7 @@ from bindings.context import RequestContext, TargetContext
 from bindings.errors import TargetError
 from bindings.properties import field
 from bindings.sources.connection import SERVER_MESSAGE_LIMIT, KubemqClientProperties, OutputChannel
-from bindings.sources.sdk import send_serialized_request
+from bindings.sources.sdk import send_event, send_queue_message, send_serialized_request
 from bindings.sources.subscription import CONNECTION_FAILURES
 from bindings.target import Call, Method, RequestMetadata, Target
 from bindings.wire import Request, Response
@@ -195,7 +195,7 @@ class QueueTarget(KubemqTarget):
             max_receive_count=properties.max_receive_count,
             max_receive_queue=properties.dead_letter_queue,
         )
-        result = await client.send_queue_message_simple(message)
+        result = await send_queue_message(client, message)
         if result.is_error:
             raise TargetError(f"queue send refused: {result.error}", code="QueueSendRefused")
         return Response.ok(message_id=result.id or "")
@@ -210,7 +210,9 @@ class EventsTarget(KubemqTarget):
 
     async def send(self, client: AsyncPubSubClient, request: Request) -> Response:
         event = EventMessage(channel=self.properties.channel, metadata=_metadata(request), body=request.data)
-        await client.send_event_unary(event)
+        result = await send_event(client, event)
+        if not result.Sent and result.Error:  # as the SDK's send_event_unary judges a plain event
+            raise TargetError(f"event send refused: {result.Error}", code="EventSendRefused")
         return Response.ok(message_id=event.id)
 
 
@@ -223,9 +225,9 @@ class EventsStoreTarget(KubemqTarget):
 
     async def send(self, client: AsyncPubSubClient, request: Request) -> Response:
         message = EventStoreMessage(channel=self.properties.channel, metadata=_metadata(request), body=request.data)
-        result = await client.send_event_store(message)
-        if not result.sent:
-            raise TargetError(f"events-store send refused: {result.error}", code="EventsStoreSendRefused")
+        result = await send_event(client, message)
+        if not result.Sent:
+            raise TargetError(f"events-store send refused: {result.Error}", code="EventsStoreSendRefused")
         return Response.ok(message_id=message.id)
 
 

@@ -53,7 +53,7 @@ class S3SourceProperties(S3ConnectionProperties):
     payload: Payload = field(
         "content",
         description="`content`: the message carries the object's bytes (shaped by `target_type`). `reference`: it carries the bucket, key, size, "
-        "ETag, last-modified time and a presigned GET URL instead, for objects of any size.",
+        "ETag, last-modified time and a presigned GET URL instead, for objects of any size (with `after_send: keep`: the URL points at the object).",
         example="content",
     )
     destination_bucket: str = field("", description="The bucket named in `aws`, `minio` and `gcp` requests; default: `bucket_name`, as kubemq-sources does.", example="archive")
@@ -114,6 +114,8 @@ class S3SourceProperties(S3ConnectionProperties):
             raise ValueError("target_type is required with payload 'content': one of aws, minio, gcp, azure, filesystem, hdfs, pass-through")
         if self.payload == "reference" and self.target_type is not None:
             raise ValueError("target_type shapes the object's content, which payload 'reference' does not send: remove target_type, or use payload 'content'")
+        if self.payload == "reference" and self.after_send != "keep":
+            raise ValueError("payload 'reference' needs after_send 'keep': the message points at the object, so it must stay where it is")
         if self.after_send == "move" and not self.move_prefix:
             raise ValueError("after_send 'move' needs move_prefix (where in the bucket sent objects go)")
         if self.after_send != "move" and self.move_prefix:

@@ -291,9 +291,9 @@ class S3Source(Source):
             return await self._confirmed(reference(found, properties.bucket_name, url, expires), found, "")
         if found.size > properties.max_object_size_mib * MIB:
             return await self._send_in_parts(s3, found)
-        data = await self._read(s3, found)
         metadata = request_metadata(str(properties.target_type), found, properties.addressed_bucket, properties.bucket_name)
-        return await self._confirmed(targets_request(metadata, data), found, "")
+        # The bytes read are dropped once encoded: only the message body stays while it is sent.
+        return await self._confirmed(targets_request(metadata, await self._read(s3, found)), found, "")
 
     async def _confirmed(self, body: bytes, found: Found, step: str) -> str | None:
         """Hand one message to the binding; None when the target confirmed it."""

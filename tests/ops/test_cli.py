@@ -171,8 +171,7 @@ def test_validate_lists_top_level_and_binding_problems_together_sorted_by_line(t
     assert result.stderr.splitlines() == [
         f"{path}: 7 problems",
         "  line 1: apiPort: Input should be a valid integer, unable to parse string as an integer",
-        "  line 5: bindings[0].source.kind: invalid kind 'kubemq.qeury' for source; did you mean 'kubemq.query'? valid kinds: "
-        f"{', '.join(registry().source_kinds())} (binding 's3')",
+        f"  line 5: bindings[0].source.kind: invalid kind 'kubemq.qeury' for source; did you mean 'kubemq.query'? valid kinds: {', '.join(registry().source_kinds())} (binding 's3')",
         f"  line 10: bindings[0].target.kind: invalid kind 'aws.s33' for target; did you mean 'aws.s3'? valid kinds: {', '.join(registry().targets)} (binding 's3')",
         f"  line 20: bindings[1].target.properties.regoin: unknown property; did you mean 'region'? valid properties: {', '.join(S3Target.properties_model.model_fields)} (binding 's3-second')",
         "  line 21: bindings[1].target.properties.verify_ssl: invalid boolean; accepted values: true, false, 1, 0, yes, no, on, off, t, f, y, n (any letter case) (binding 's3-second')",

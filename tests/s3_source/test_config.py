@@ -63,6 +63,7 @@ def test_a_nested_folder_matches_the_objects_below_it_which_kubemq_sources_never
         ({"target_type": "ftp"}, "target_type"),
         ({"target_type": None}, "target_type is required with payload 'content'"),
         ({"payload": "reference"}, "target_type shapes the object's content"),
+        ({"payload": "reference", "target_type": None}, "payload 'reference' needs after_send 'keep'"),
         ({"after_send": "move"}, "after_send 'move' needs move_prefix"),
         ({"move_prefix": "done/"}, "move_prefix applies only to after_send 'move'"),
         ({"scan_interval": 0}, "scan_interval"),
