@@ -49,10 +49,11 @@ async def watched_connector(path: Path, registry: Registry, broker: EmbeddedBrok
 
 
 async def wait_subscribed(runtime: Runtime, broker: EmbeddedBroker) -> None:
-    """Until the broker knows every binding's subscriptions (ready flips a moment before)."""
+    """Until the broker knows every query binding's subscriptions (ready flips a moment before)."""
     for binding in runtime.engine.bindings.values():
-        properties = binding.spec.source.properties
-        await broker.wait_for_subscribers(properties.channel, properties.sources, kind="queries")
+        if binding.spec.source.kind == "kubemq.query":
+            properties = binding.spec.source.properties
+            await broker.wait_for_subscribers(properties.channel, properties.sources, kind="queries")
 
 
 async def eventually(check: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:

@@ -17,10 +17,10 @@ from tests.fixtures.configs import scalar
 def source_binding(name: str, seaweed: Any, bucket: str, target_kind: str, channel: str, source: dict[str, Any] | None = None, target: dict[str, Any] | None = None) -> str:
     """One binding from an aws.s3 source (every value quoted, as kubemq-sources configs are) to a KubeMQ target."""
     source_properties = {
-        "aws_key": seaweed.access_key,
-        "aws_secret_key": seaweed.secret_key,
+        "aws_key": seaweed and seaweed.access_key,
+        "aws_secret_key": seaweed and seaweed.secret_key,
         "region": "us-east-1",
-        "endpoint": seaweed.endpoint,
+        "endpoint": seaweed and seaweed.endpoint,
         "bucket_name": bucket,
         "folders": "/",
         "target_type": "aws",
