@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bindings.devservices import ServiceFactory
+from bindings.internals import PrivateParts
 from bindings.source import Source
 from bindings.target import Target
 
@@ -30,14 +31,23 @@ class Registry:
     targets: dict[str, type[Target]] = field(default_factory=dict)
     # Made once per runtime from the top-level settings; see ``bindings.devservices``.
     development_services: tuple[ServiceFactory, ...] = ()
+    # The private library parts the product's own adapters use, checked at start-up with the engine's (``bindings.internals``).
+    private_parts: tuple[PrivateParts, ...] = ()
 
     @classmethod
-    def of(cls, sources: Iterable[type[Source]], targets: Iterable[type[Target]], development_services: Iterable[ServiceFactory] = (), identity: Identity = Identity()) -> Registry:
+    def of(
+        cls,
+        sources: Iterable[type[Source]],
+        targets: Iterable[type[Target]],
+        development_services: Iterable[ServiceFactory] = (),
+        identity: Identity = Identity(),
+        private_parts: Iterable[PrivateParts] = (),
+    ) -> Registry:
         source_kinds: dict[str, type[Source]] = {}
         for source in sources:
             for name in (source.kind, *source.aliases):
                 source_kinds[name] = source
-        return cls(identity, source_kinds, {target.kind: target for target in targets}, tuple(development_services))
+        return cls(identity, source_kinds, {target.kind: target for target in targets}, tuple(development_services), tuple(private_parts))
 
     def source_kinds(self) -> list[str]:
         """Canonical kinds only, in registration order."""

@@ -27,10 +27,12 @@ from bindings.api import start_api
 from bindings.config import Config, ResolvedConfig, load_config
 from bindings.engine import Engine
 from bindings.errors import ConfigError
+from bindings.internals import check_all
 from bindings.metrics import Metrics
 from bindings.redaction import MASK, redact
 from bindings.registry import Registry
 from bindings.reload import ConfigStatus, ConfigWatcher, file_digest
+from bindings.sources.sdk import KUBEMQ_PARTS
 
 if TYPE_CHECKING:
     from bindings.otel import Tracing  # imported only when tracing is on
@@ -62,7 +64,8 @@ class Runtime:
         self._reload_lock = asyncio.Lock()
 
     async def start(self) -> None:
-        """Load and validate the config (``ConfigError`` if invalid), then start everything."""
+        """Check the libraries' private parts (``IncompatibleLibrary``), load and validate the config (``ConfigError`` if invalid), then start everything."""
+        check_all((KUBEMQ_PARTS, *self.registry.private_parts))
         # Hashed before reading: an edit in between is seen as a change later, never missed.
         digest = file_digest(self.config_path)
         self.config = load_config(self.config_path, self.registry)

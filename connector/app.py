@@ -6,8 +6,11 @@ from bindings.targets import TARGETS
 from connector.embedded_broker import EmbeddedBrokerService
 from connector.product import IDENTITY
 from connector.s3 import SHARED_EMBEDDED_S3, S3Target
+from connector.s3.internals import BOTOCORE_PARTS
 from connector.s3_source import S3Source
 
 
 def registry() -> Registry:
-    return Registry.of([*SOURCES, S3Source], [S3Target, *TARGETS], development_services=[EmbeddedBrokerService.offer, lambda _settings: SHARED_EMBEDDED_S3], identity=IDENTITY)
+    return Registry.of(
+        [*SOURCES, S3Source], [S3Target, *TARGETS], development_services=[EmbeddedBrokerService.offer, lambda _settings: SHARED_EMBEDDED_S3], identity=IDENTITY, private_parts=[BOTOCORE_PARTS]
+    )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bindings.errors import ConfigError
+from bindings.internals import IncompatibleLibrary
 from connector.files.sizes import message_size, part_size
 from connector.product import NAME, SEND_CLIENT_ID, default_channel
 
@@ -212,6 +213,9 @@ def _run(args: argparse.Namespace) -> int:
             return runner.run(Runtime(args.config, _registry(), watch=args.watch).run())
     except ConfigError as exc:
         _print_problems(args.config, exc)
+        return 1
+    except IncompatibleLibrary as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # the API port is taken, the embedded broker cannot bind ...
         print(f"error: {exc}", file=sys.stderr)

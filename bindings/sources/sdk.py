@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import importlib
 import time
 import uuid
 import weakref
@@ -49,6 +50,9 @@ from typing import Any, Generic, NamedTuple, TypeVar, overload
 import grpc
 from google.protobuf.message import Message
 from kubemq import (
+    AsyncCQClient,
+    AsyncQueuesClient,
+    ClientConfig,
     CommandMessage,
     CommandResponse,
     EventMessage,
@@ -61,12 +65,17 @@ from kubemq import (
     QueueSendResult,
     from_grpc_error,
 )
-from kubemq._internal.semconv import MESSAGING_MESSAGE_BODY_SIZE, MESSAGING_MESSAGE_ID
-from kubemq._internal.telemetry import KubeMQTagsCarrier, error_code_to_error_type, serialize_span_to_bytes
 from kubemq.grpc import kubemq_pb2 as pb
 from kubemq.transport.async_transport import AsyncTransport
 
+from bindings.internals import Part, PrivateParts, attribute
 from bindings.sources.connection import SubscriptionProperties
+
+try:
+    from kubemq._internal.semconv import MESSAGING_MESSAGE_BODY_SIZE, MESSAGING_MESSAGE_ID
+    from kubemq._internal.telemetry import KubeMQTagsCarrier, error_code_to_error_type, serialize_span_to_bytes
+except ImportError:  # another SDK version: KUBEMQ_PARTS says what is missing, and start-up stops there
+    MESSAGING_MESSAGE_BODY_SIZE = MESSAGING_MESSAGE_ID = ""
 from bindings.wire import LARGE_BODY, Body, Response
 
 _REQUEST_TYPES = (pb.Subscribe.Commands, pb.Subscribe.Queries)
@@ -393,10 +402,8 @@ OWN_CONNECTION = ("grpc.use_local_subchannel_pool", 1)
 def own_connections() -> None:
     """Give every channel the SDK opens from now on its own TCP connection (see the module's docstring); idempotent."""
     build = getattr(AsyncTransport, "_build_channel_options", None)
-    if not callable(build):
-        raise ImportError("kubemq's AsyncTransport no longer has _build_channel_options: bindings/sources/sdk.py must be updated for this SDK version")
-    if getattr(build, "adds_own_connection", False):
-        return
+    if not callable(build) or getattr(build, "adds_own_connection", False):
+        return  # missing: KUBEMQ_PARTS stops start-up with the reason
 
     def with_own_connection(transport: AsyncTransport) -> list[tuple[str, Any]]:
         return [*build(transport), OWN_CONNECTION]
@@ -406,3 +413,61 @@ def own_connections() -> None:
 
 
 own_connections()
+
+
+def _sample_client() -> AsyncCQClient:
+    """A client that is never connected (nothing opens): the instance attributes the SDK sets in its constructor."""
+    return AsyncCQClient(address="127.0.0.1:1")
+
+
+def _sample_transport() -> AsyncTransport:
+    return AsyncTransport(ClientConfig(address="127.0.0.1:1"))
+
+
+def _has_path(make: Any, path: str) -> bool:
+    """Whether ``make()`` has the dotted attribute ``path``."""
+    value = make()
+    for name in path.split("."):
+        if not hasattr(value, name):
+            return False
+        value = getattr(value, name)
+    return True
+
+
+def _instance(make: Any, label: str, path: str) -> Part:
+    return Part(f"{label}.{path}", lambda: _has_path(make, path))
+
+
+def _module_has(module: str, name: str) -> Part:
+    return Part(f"{module}.{name}", lambda: hasattr(importlib.import_module(module), name))
+
+
+# Every private part of the kubemq SDK this module uses; checked before the runtime starts anything.
+KUBEMQ_PARTS = PrivateParts(
+    library="kubemq",
+    supported="==4.1.5",
+    adapter="bindings/sources/sdk.py",
+    parts=(
+        *(attribute(AsyncTransport, name) for name in ("_ensure_connected", "_register_stream", "_unregister_stream", "_is_connection_error", "_on_connection_lost", "_build_channel_options")),
+        *(_instance(_sample_transport, "AsyncTransport()", path) for path in ("_channel", "_closing", "_config.default_timeout_seconds")),
+        *(
+            _instance(_sample_client, "AsyncCQClient()", path)
+            for path in (
+                "_transport",
+                "_config.client_id",
+                "_retry_executor.execute",
+                "_instrumentor.start_span",
+                "_instrumentor.record_error",
+                "_instrumentor._metrics.record_sent_message",
+                "_instrumentor._metrics.record_operation_duration",
+                "_ensure_connected",
+                "_validate_message_size",
+                "_pick_pool_transport",
+            )
+        ),
+        _instance(lambda: AsyncQueuesClient(address="127.0.0.1:1"), "AsyncQueuesClient()", "_downstream_receiver"),
+        _module_has("kubemq._internal.semconv", "MESSAGING_MESSAGE_BODY_SIZE"),
+        _module_has("kubemq._internal.semconv", "MESSAGING_MESSAGE_ID"),
+        *(_module_has("kubemq._internal.telemetry", name) for name in ("KubeMQTagsCarrier", "error_code_to_error_type", "serialize_span_to_bytes")),
+    ),
+)

@@ -25,6 +25,7 @@ from bindings.wire import KUBEMQ_TARGETS, ReplyStyle
 from connector.s3.connection import S3ConnectionProperties
 from connector.s3.direct import DirectCalls
 from connector.s3.errors import NO_SUCH_BUCKET, NO_SUCH_KEY, client_error, is_not_found, waiter_error
+from connector.s3.internals import client_credentials, credentials_expiry
 from connector.s3.options import S3Properties
 from connector.s3.policy import AccessPolicy
 from connector.s3.tracing import trace_s3_calls
@@ -99,17 +100,13 @@ class S3Connection:
         """When the client's temporary credentials (web identity / IRSA, container or instance role, SSO) expire.
 
         None for static keys (a static ``token``'s expiry is not known either)
-        or when it cannot be told. botocore keeps the expiry private
-        (``_expiry_time`` of refreshable credentials, read after loading them);
-        its versions are pinned, and anything unexpected reads as unknown.
+        or when it cannot be told (botocore keeps it private: see internals.py).
         """
-        get_credentials = getattr(self.s3, "_get_credentials", None)
-        credentials = get_credentials() if get_credentials is not None else None
+        credentials = client_credentials(self.s3)
         if credentials is None:
             return None
         await credentials.get_frozen_credentials()  # loads deferred credentials, renews ones about to expire
-        expiry = getattr(credentials, "_expiry_time", None)
-        return expiry if isinstance(expiry, datetime) and expiry.tzinfo is not None else None
+        return credentials_expiry(credentials)
 
     def object_url(self, bucket: str, key: str) -> str:
         """The object's URL as this client addresses it (path style, or the bucket's virtual host)."""

@@ -48,6 +48,7 @@ from botocore.retries.standard import ExponentialBackoff, RetryContext, Standard
 from botocore.utils import get_environ_proxies, percent_encode, percent_encode_sequence
 
 from bindings import tracing
+from connector.s3.internals import client_credentials
 from connector.s3.transfer import READ_CHUNK, collect
 
 # The key of the presigned URL a bucket's prefix is read from (nothing is fetched).
@@ -78,8 +79,7 @@ class DirectCalls:
     @classmethod
     def create(cls, client: Any, *, verify: bool | str, timeouts: tuple[float, float], pool_size: int, max_attempts: int) -> DirectCalls | None:
         """The direct calls of ``client``, or None when its credentials cannot be reached (then every call takes aiobotocore's way)."""
-        get_credentials = getattr(client, "_get_credentials", None)
-        credentials = get_credentials() if callable(get_credentials) else None
+        credentials = client_credentials(client)
         if credentials is None or not hasattr(credentials, "get_frozen_credentials"):
             return None
         endpoint = client.meta.endpoint_url

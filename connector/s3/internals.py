@@ -1,0 +1,49 @@
+"""The private parts of botocore the S3 kinds use, reached only through here and checked at start-up.
+
+botocore keeps two things private that the connector needs: a client's
+credentials object (``_get_credentials``), which the direct GetObject and
+PutObject calls sign with, and a refreshable credential's expiry
+(``_expiry_time``), which the health of temporary credentials reports.
+``BOTOCORE_PARTS`` declares both; the runtime checks them before it starts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiobotocore.credentials import AioRefreshableCredentials
+from botocore.client import BaseClient
+
+from bindings.internals import Part, PrivateParts, attribute
+
+
+def client_credentials(client: Any) -> Any:
+    """The credentials object ``client`` signs with (loaded lazily by botocore), or None."""
+    get_credentials = getattr(client, "_get_credentials", None)
+    return get_credentials() if callable(get_credentials) else None
+
+
+def credentials_expiry(credentials: Any) -> datetime | None:
+    """When refreshable credentials expire; None for static ones or when it cannot be told."""
+    expiry = getattr(credentials, "_expiry_time", None)
+    return expiry if isinstance(expiry, datetime) and expiry.tzinfo is not None else None
+
+
+def _sample_refreshable() -> AioRefreshableCredentials:
+    return AioRefreshableCredentials("key", "secret", None, datetime.now(UTC), _no_refresh, "check")
+
+
+async def _no_refresh() -> dict[str, str]:
+    return {}
+
+
+BOTOCORE_PARTS = PrivateParts(
+    library="botocore",
+    supported=">=1.40.46,<1.40.62",
+    adapter="connector/s3/internals.py",
+    parts=(
+        attribute(BaseClient, "_get_credentials"),
+        Part("AioRefreshableCredentials()._expiry_time", lambda: hasattr(_sample_refreshable(), "_expiry_time")),
+    ),
+)
