@@ -62,7 +62,7 @@ logging.getLogger("kubemq").setLevel(logging.ERROR)  # one TLS-is-off warning pe
 structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # SeaweedFS's and the broker's lines: stdout is for the figures
 
 from benchmarks.support import cpu_seconds, free_port, memory_kib, reset_high_water  # noqa: E402
-from bindings.sources.connection import SERVER_MESSAGE_LIMIT  # noqa: E402
+from bindings.limits import SERVER_MESSAGE_LIMIT  # noqa: E402
 from connector.s3.embedded import EmbeddedS3  # noqa: E402
 from connector.s3_source.state import Lease  # noqa: E402
 from devbroker import EmbeddedBroker  # noqa: E402

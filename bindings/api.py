@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bindings.context import RequestContext
 from bindings.engine import Engine
-from bindings.sources.connection import SERVER_MESSAGE_LIMIT
+from bindings.limits import SERVER_MESSAGE_LIMIT
 
 ENGINE_KEY = web.AppKey("engine", Engine)
 CONFIG_STATUS_KEY: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("config_status")

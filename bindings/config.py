@@ -158,6 +158,8 @@ def _resolve_component(component: ComponentConfig, kinds: dict[str, Any], locati
         found.append(ConfigProblem(f"{location}.kind", f"invalid kind {component.kind!r} for {role}; {valid}"))
         return None
     properties = _validate(cls.properties_model, component.properties, f"{location}.properties", found)
+    if properties is not None and role == "target":
+        found.extend(ConfigProblem(f"{location}.properties.{name}", message) for name, message in cls.properties_problems(properties).items())
     return ResolvedComponent(cls.kind, component.name, properties)
 
 

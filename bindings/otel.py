@@ -28,7 +28,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
 
-from bindings import tracing
 from bindings.context import RequestContext
 from bindings.errors import TargetError
 from bindings.registry import Identity
@@ -52,6 +51,7 @@ class Tracing:
 
     def __init__(self, provider: TracerProvider, identity: Identity, exporters: Sequence[SpanExporter] = ()) -> None:
         self.provider = provider
+        self.identity = identity
         self.exporters = exporters  # stopped at once if the last spans take too long to export
         self.tracer = provider.get_tracer(identity.name)
         self.prefix = identity.metric_prefix
@@ -78,9 +78,7 @@ class Tracing:
         self._closers.append(callback)
 
     async def close(self) -> None:
-        """Stop tracing: off for new requests, instrumentations undone, spans still buffered exported (for a bounded time)."""
-        if tracing.active() is self:
-            tracing.install(None)
+        """Stop tracing (``tracing.stop`` first turns it off for new requests): instrumentations undone, spans still buffered exported (for a bounded time)."""
         for callback in reversed(self._closers):
             callback()
         self._closers.clear()
@@ -136,7 +134,7 @@ class Tracing:
             span.set_attributes(attributes)
 
 
-class SpanTrace(tracing.RequestTrace):
+class SpanTrace:
     """A traced message: its span covers handling and settling; it is current only while the handler runs (``Tracing.run``)."""
 
     def __init__(self, span: Span, prefix: str) -> None:

@@ -31,7 +31,7 @@ class Registry:
     targets: dict[str, type[Target]] = field(default_factory=dict)
     # Made once per runtime from the top-level settings; see ``bindings.devservices``.
     development_services: tuple[ServiceFactory, ...] = ()
-    # The private library parts the product's own adapters use, checked at start-up with the engine's (``bindings.internals``).
+    # The private library parts the adapters of the product's components use (the KubeMQ kinds' ``bindings.sources.sdk`` among them), checked at start-up (``bindings.internals``).
     private_parts: tuple[PrivateParts, ...] = ()
 
     @classmethod

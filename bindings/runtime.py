@@ -32,7 +32,6 @@ from bindings.metrics import Metrics
 from bindings.redaction import MASK, redact
 from bindings.registry import Registry
 from bindings.reload import ConfigStatus, ConfigWatcher, file_digest
-from bindings.sources.sdk import KUBEMQ_PARTS
 
 if TYPE_CHECKING:
     from bindings.otel import Tracing  # imported only when tracing is on
@@ -65,7 +64,7 @@ class Runtime:
 
     async def start(self) -> None:
         """Check the libraries' private parts (``IncompatibleLibrary``), load and validate the config (``ConfigError`` if invalid), then start everything."""
-        check_all((KUBEMQ_PARTS, *self.registry.private_parts))
+        check_all(self.registry.private_parts)
         # Hashed before reading: an edit in between is seen as a change later, never missed.
         digest = file_digest(self.config_path)
         self.config = load_config(self.config_path, self.registry)
@@ -141,7 +140,7 @@ class Runtime:
             await self._api.cleanup()
             self._api, self._api_address, self.api_port = None, None, None
         if self._tracing is not None:  # last: the drained requests' spans are exported
-            await self._tracing.close()
+            await tracing.stop(self._tracing)
             self._tracing = None
         if self.config is not None:
             log.info("connector stopped")

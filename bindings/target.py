@@ -42,6 +42,14 @@ class Target(abc.ABC):
     # Whether a response carries what the destination answered (a reply's metadata and data), not only that it took the message.
     answers: ClassVar[bool] = True
 
+    @classmethod
+    def properties_problems(cls, properties: Any) -> dict[str, str]:
+        """Problems with valid-looking ``properties`` that only the kind's own declarations can tell, by property name; none by default.
+
+        The config check reports each at its property's line, as it reports a field's own validation.
+        """
+        return {}
+
     @abc.abstractmethod
     async def init(self, properties: Any, context: TargetContext) -> None:
         """Connect and prepare; raise to fail the binding's start."""

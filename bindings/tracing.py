@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
@@ -83,8 +83,8 @@ def wanted_exporters(settings: TracingSettings, environ: Mapping[str, str] = os.
     return chosen
 
 
-class RequestTrace:
-    """One message's trace, as a source uses it; this base is the untraced one, doing nothing.
+class RequestTrace(Protocol):
+    """One message's trace, as a source uses it.
 
     A source wraps its handling of a message in it::
 
@@ -94,17 +94,28 @@ class RequestTrace:
             await self.settle(...)  # reply, ack, publish: the SDK sends with no span current
     """
 
-    def __enter__(self) -> RequestTrace:
+    def __enter__(self) -> RequestTrace: ...
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None) -> None: ...
+
+    def record(self, outcome: Outcome) -> None:
+        """Note how the request ended (method, success or error code) on its span."""
+
+
+class Untraced:
+    """The trace of a message while tracing is off: it does nothing."""
+
+    def __enter__(self) -> Untraced:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None) -> None:
         return None
 
     def record(self, outcome: Outcome) -> None:
-        """Note how the request ended (method, success or error code) on its span."""
+        """Nothing to note."""
 
 
-UNTRACED = RequestTrace()
+UNTRACED = Untraced()
 _active: Tracing | None = None
 
 
@@ -143,6 +154,13 @@ def install(tracing: Tracing | None) -> Tracing | None:
     global _active
     previous, _active = _active, tracing
     return previous
+
+
+async def stop(running: Tracing) -> None:
+    """Turn ``running`` off for new requests (if it is the one installed) and close it: the spans still buffered are exported."""
+    if _active is running:
+        install(None)
+    await running.close()
 
 
 def start(settings: TracingSettings, identity: Identity, environ: Mapping[str, str] = os.environ) -> Tracing | None:

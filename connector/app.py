@@ -2,6 +2,7 @@
 
 from bindings.registry import Registry
 from bindings.sources import SOURCES
+from bindings.sources.sdk import KUBEMQ_PARTS
 from bindings.targets import TARGETS
 from connector.embedded_broker import EmbeddedBrokerService
 from connector.product import IDENTITY
@@ -12,5 +13,9 @@ from connector.s3_source import S3Source
 
 def registry() -> Registry:
     return Registry.of(
-        [*SOURCES, S3Source], [S3Target, *TARGETS], development_services=[EmbeddedBrokerService.offer, lambda _settings: SHARED_EMBEDDED_S3], identity=IDENTITY, private_parts=[BOTOCORE_PARTS]
+        [*SOURCES, S3Source],
+        [S3Target, *TARGETS],
+        development_services=[EmbeddedBrokerService.offer, lambda _settings: SHARED_EMBEDDED_S3],
+        identity=IDENTITY,
+        private_parts=[KUBEMQ_PARTS, BOTOCORE_PARTS],
     )

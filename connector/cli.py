@@ -278,7 +278,7 @@ def _broker(args: argparse.Namespace) -> int:
 
 
 def _send(args: argparse.Namespace) -> int:
-    from bindings.client import send_request
+    from bindings.sources.client import send_request
     from bindings.sources.connection import sdk_tls
 
     _check_key_pair(args)
@@ -317,8 +317,8 @@ def _send(args: argparse.Namespace) -> int:
 
 def _move_file(args: argparse.Namespace, metadata: dict[str, str], channel: str, tls: TLSConfig | None) -> int | None:
     """upload_item of a --data-file and get_item to an --output, which switch to parts when one message is too small; None otherwise."""
-    from bindings.client import Connection
-    from bindings.sources.connection import SERVER_MESSAGE_LIMIT
+    from bindings.limits import SERVER_MESSAGE_LIMIT
+    from bindings.sources.client import Connection
     from connector.files.command import Destination, download_file, upload_file
     from connector.files.plan import Options
     from connector.files.steps import TransferError

@@ -41,8 +41,9 @@ from kubemq import (
 
 from bindings.context import RequestContext, TargetContext
 from bindings.errors import TargetError
+from bindings.limits import SERVER_MESSAGE_LIMIT
 from bindings.properties import field
-from bindings.sources.connection import SERVER_MESSAGE_LIMIT, KubemqClientProperties, OutputChannel
+from bindings.sources.connection import KubemqClientProperties, OutputChannel
 from bindings.sources.sdk import send_event, send_queue_message, send_serialized_request
 from bindings.sources.subscription import CONNECTION_FAILURES
 from bindings.target import Call, Method, RequestMetadata, Target

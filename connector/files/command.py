@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bindings.client import FAILURES, Connection, Pattern, Session, exchange, explain_failure, report
+from bindings.sources.client import FAILURES, Connection, Pattern, Session, exchange, explain_failure, report
 from bindings.wire import Request
 from connector.files.download import Download
 from connector.files.plan import Options, request_size

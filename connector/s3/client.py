@@ -27,7 +27,6 @@ from connector.s3.direct import DirectCalls
 from connector.s3.errors import NO_SUCH_BUCKET, NO_SUCH_KEY, client_error, is_not_found, waiter_error
 from connector.s3.internals import client_credentials, credentials_expiry
 from connector.s3.options import S3Properties
-from connector.s3.policy import AccessPolicy
 from connector.s3.tracing import trace_s3_calls
 
 DEFAULT_REGION = "us-east-1"
@@ -135,7 +134,7 @@ class S3Client(S3Connection):
         # Largest reply data the binding's source can send (None: no limit); get_item refuses bigger objects unread.
         self.max_reply_data = max_reply_data
         # The binding's least privilege: checked before each request; list_buckets also filters by it.
-        self.policy = AccessPolicy.of(properties)
+        self.policy = properties.access_policy()
         # GetObject and PutObject without aiobotocore's per-call machinery, when the client allows it.
         self.direct: DirectCalls | None = None
 

@@ -14,7 +14,7 @@ from pydantic import field_validator, model_validator
 from bindings.properties import StringList, field
 from connector.s3.connection import S3ConnectionProperties
 from connector.s3.encryption import ALGORITHM_DESCRIPTION, KEY_EXAMPLE, Algorithm, check_pair
-from connector.s3.policy import Patterns, check_bucket_patterns, check_method_names
+from connector.s3.policy import AccessPolicy, Patterns, check_bucket_patterns
 
 
 class S3Properties(S3ConnectionProperties):
@@ -90,15 +90,6 @@ class S3Properties(S3ConnectionProperties):
         example=True,
     )
 
-    @field_validator("allowed_methods")
-    @classmethod
-    def _known_methods(cls, names: list[str] | None) -> list[str] | None:
-        if names is not None:
-            from connector.s3.target import METHODS  # imported here: the method table imports this module
-
-            check_method_names(names, [method.name for method in METHODS])
-        return names
-
     @field_validator("allowed_buckets")
     @classmethod
     def _bucket_patterns(cls, patterns: list[str] | None) -> list[str] | None:
@@ -114,3 +105,12 @@ class S3Properties(S3ConnectionProperties):
         if self.multipart_part_size_mib > self.multipart_threshold_mib:
             raise ValueError("multipart_part_size_mib cannot be larger than multipart_threshold_mib")
         return self
+
+    def access_policy(self) -> AccessPolicy:
+        """The least privilege these properties ask for (``allowed_*``, ``read_only``)."""
+        return AccessPolicy(
+            frozenset(self.allowed_methods) if self.allowed_methods is not None else None,
+            Patterns(self.allowed_buckets) if self.allowed_buckets is not None else None,
+            Patterns(self.allowed_keys) if self.allowed_keys is not None else None,
+            self.read_only,
+        )

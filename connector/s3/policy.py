@@ -17,13 +17,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bindings.errors import TargetError
 from bindings.hints import did_you_mean
-
-if TYPE_CHECKING:
-    from connector.s3.options import S3Properties
 
 POLICY_DENIED = "PolicyDenied"  # the error code, as the errors metric counts it
 WILDCARD = "*"
@@ -135,15 +132,6 @@ class AccessPolicy:
     buckets: Patterns | None = None
     keys: Patterns | None = None
     read_only: bool = False
-
-    @classmethod
-    def of(cls, properties: S3Properties) -> AccessPolicy:
-        return cls(
-            frozenset(properties.allowed_methods) if properties.allowed_methods is not None else None,
-            Patterns(properties.allowed_buckets) if properties.allowed_buckets is not None else None,
-            Patterns(properties.allowed_keys) if properties.allowed_keys is not None else None,
-            properties.read_only,
-        )
 
     @property
     def restricts(self) -> bool:

@@ -19,7 +19,7 @@ from connector.s3 import batch_delete, buckets, items, listing, multipart, polic
 from connector.s3.client import S3Client, static_credentials
 from connector.s3.errors import translate
 from connector.s3.options import S3Properties
-from connector.s3.policy import Reaches
+from connector.s3.policy import Reaches, check_method_names
 
 
 @dataclass(frozen=True)
@@ -145,9 +145,20 @@ class S3Target(Target):
         self._binding = ""
         self._style: ReplyStyle = KUBEMQ_TARGETS
 
+    @classmethod
+    def properties_problems(cls, properties: S3Properties) -> dict[str, str]:
+        """``allowed_methods`` must name methods of this target: a typo would quietly deny the method meant."""
+        try:
+            check_method_names(properties.allowed_methods or (), [method.name for method in METHODS])
+        except ValueError as exc:
+            return {"allowed_methods": str(exc)}
+        return {}
+
     async def init(self, properties: S3Properties, context: TargetContext) -> None:
         """Open the client. ``endpoint: embedded`` arrives already pointed at the running SeaweedFS (``SHARED``, a development service)."""
         await self.close()
+        if problems := self.properties_problems(properties):
+            raise ValueError("; ".join(f"{name}: {message}" for name, message in problems.items()))
         if properties.embedded:
             raise RuntimeError("endpoint 'embedded' is served by the embedded SeaweedFS development service, which a connector runtime starts")
         credentials = static_credentials(properties)

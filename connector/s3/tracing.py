@@ -18,7 +18,6 @@ from typing import Any
 import structlog
 
 from bindings import tracing
-from connector.product import NAME
 
 log = structlog.get_logger("connector.s3")
 
@@ -36,7 +35,7 @@ def trace_s3_calls() -> None:
     try:
         from opentelemetry.instrumentation.botocore import AiobotocoreInstrumentor
     except ImportError as exc:
-        log.warning("tracing is on but the botocore instrumentation is missing; no S3 spans", error=str(exc), hint=f"pip install '{NAME}[tracing]'")
+        log.warning("tracing is on but the botocore instrumentation is missing; no S3 spans", error=str(exc), hint=f"pip install '{running.identity.name}[tracing]'")
         return
     instrumentor = AiobotocoreInstrumentor()  # type: ignore[no-untyped-call]  # a singleton: the same one everywhere
     if instrumentor.is_instrumented_by_opentelemetry:

@@ -15,7 +15,7 @@ import json
 
 from kubemq import AsyncQueuesClient, QueueMessage
 
-from bindings.sources.connection import MIB
+from bindings.limits import MIB
 from bindings.wire import Response
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config

@@ -247,7 +247,7 @@ def test_an_unknown_allowed_method_fails_validation_with_a_suggestion() -> None:
         parse_config(config_with('\n        allowed_methods: "get_item, delete_buckets"'), registry())
     (problem,) = caught.value.problems
     assert (problem.line, problem.location, problem.binding) == (13, "bindings[0].target.properties.allowed_methods", "reports")
-    assert problem.message.startswith("Value error, unknown method 'delete_buckets' (did you mean 'delete_bucket'?); methods: list_buckets, ")
+    assert problem.message.startswith("unknown method 'delete_buckets' (did you mean 'delete_bucket'?); methods: list_buckets, ")
 
 
 @pytest.mark.parametrize(

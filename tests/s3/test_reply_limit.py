@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bindings.client import query
 from bindings.errors import TargetError
+from bindings.sources.client import query
 from bindings.wire import Request
 from connector.s3 import S3Target
 from connector.s3.transfer import BodyTooLarge, read_body

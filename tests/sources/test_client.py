@@ -9,7 +9,7 @@ import sys
 import pytest
 import pytest_asyncio
 
-from bindings.client import send_request
+from bindings.sources.client import send_request
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import RunningConnector, StartConnector

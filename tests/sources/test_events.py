@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from kubemq import AsyncPubSubClient, EventMessage, EventStoreMessage
 
+from bindings.limits import MIB
 from bindings.source import REPLY_ENVELOPE_ALLOWANCE
-from bindings.sources.connection import MIB
 from bindings.sources.events import EventsSource, EventsStoreProperties, EventsStoreSource
 from bindings.wire import Request
 from devbroker import EmbeddedBroker

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from kubemq import AsyncCQClient, QueryMessage, RetryPolicy
 
-from bindings.client import query
+from bindings.sources.client import query
 from bindings.wire import Request, Response
 from devbroker import EmbeddedBroker
 from tests.fixtures.echo_target import EchoTarget

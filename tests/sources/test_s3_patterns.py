@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bindings.client import Connection, exchange
+from bindings.sources.client import Connection, exchange
 from bindings.wire import Request
 from connector.s3 import S3Target
 from devbroker import EmbeddedBroker

@@ -21,9 +21,9 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from bindings import otel, tracing
+from bindings.limits import MIB
 from bindings.source import Outcome
 from bindings.sources import sdk
-from bindings.sources.connection import MIB
 from bindings.sources.events import EventsProperties, EventsSource, EventsStoreProperties, EventsStoreSource
 from bindings.sources.queue import Batch, Polled, QueueProperties, QueueSource
 from bindings.wire import Response

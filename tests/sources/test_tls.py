@@ -23,10 +23,10 @@ import pytest
 import pytest_asyncio
 from kubemq import AsyncCQClient, KubeMQError
 
-from bindings.client import send_request
 from bindings.config import ResolvedConfig, parse_config
 from bindings.errors import ConfigError
 from bindings.runtime import Runtime
+from bindings.sources.client import send_request
 from bindings.sources.connection import sdk_tls
 from connector.cli import main
 from devbroker import EmbeddedBroker

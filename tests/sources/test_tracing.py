@@ -76,7 +76,7 @@ async def spans() -> AsyncIterator[InMemorySpanExporter]:
     running = otel.Tracing(provider, IDENTITY)
     assert tracing.install(running) is None
     yield exporter
-    await running.close()
+    await tracing.stop(running)
 
 
 def context_tags(span: trace.Span) -> dict[str, str]:
@@ -346,7 +346,7 @@ async def test_console_exporter_prints_one_json_line_per_span(capsys: pytest.Cap
         with tracing.consume(source, as_received(pb.Request(RequestID="r-1"))) as request_trace:
             request_trace.record(await tracing.run(_echo, b"{}", context))
     finally:
-        await running.close()
+        await tracing.stop(running)
     assert tracing.active() is None
     [line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith('{"name"')]
     span = json.loads(line)
@@ -361,7 +361,7 @@ async def test_a_collector_that_is_down_does_not_hold_up_the_stop() -> None:
     with tracing.consume(source, as_received(pb.Request(RequestID="r-1"))) as request_trace:
         request_trace.record(await tracing.run(_echo, b"{}", RequestContext(binding="down", request_id="r-1")))
     started = time.monotonic()
-    await running.close()
+    await tracing.stop(running)
     assert time.monotonic() - started < otel.FLUSH_ON_CLOSE_SECONDS + 1.5
 
 

@@ -47,7 +47,7 @@ from kubemq import (
 )
 from kubemq.pubsub.events_store_subscription import EventStoreStartPosition
 
-from bindings.sources.connection import SERVER_MESSAGE_LIMIT
+from bindings.limits import SERVER_MESSAGE_LIMIT
 from bindings.sources.sdk import flush_downstream, send_serialized_request
 from bindings.wire import Request, Response
 
