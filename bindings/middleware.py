@@ -31,8 +31,7 @@ from bindings.properties import Properties, field
 from bindings.target import Call, CallHandler
 from bindings.wire import KUBEMQ_TARGETS, ReplyStyle, Response
 
-Handler = CallHandler
-Middleware = Callable[[Handler], Handler]
+Middleware = Callable[[CallHandler], CallHandler]
 
 log = structlog.get_logger("bindings.requests")
 
@@ -67,14 +66,14 @@ class MiddlewareProperties(Properties):
     )
 
 
-def chain(handler: Handler, *middleware: Middleware) -> Handler:
+def chain(handler: CallHandler, *middleware: Middleware) -> CallHandler:
     """Wrap ``handler`` so the first middleware given is the outermost."""
     for wrap in reversed(middleware):
         handler = wrap(handler)
     return handler
 
 
-def build(target: Handler, props: MiddlewareProperties, metrics: Metrics, labels: dict[str, str], request_log: RequestLog) -> Handler:
+def build(target: CallHandler, props: MiddlewareProperties, metrics: Metrics, labels: dict[str, str], request_log: RequestLog) -> CallHandler:
     """The binding's full chain around ``target``."""
     layers: list[Middleware] = [logging_middleware(request_log), metrics.middleware(labels), deadline_middleware()]
     if props.retry_attempts > 1:
@@ -116,7 +115,7 @@ class RequestLog:
 def logging_middleware(request_log: RequestLog) -> Middleware:
     """Log each request once, when it is done or has failed."""
 
-    def wrap(call_next: Handler) -> Handler:
+    def wrap(call_next: CallHandler) -> CallHandler:
         async def handle(call: Call, context: RequestContext) -> Response:
             try:
                 response = await call_next(call, context)
@@ -142,7 +141,7 @@ def deadline_middleware() -> Middleware:
     runs under ``asyncio.timeout`` in the request's own task.
     """
 
-    def wrap(call_next: Handler) -> Handler:
+    def wrap(call_next: CallHandler) -> CallHandler:
         async def handle(call: Call, context: RequestContext) -> Response:
             remaining = context.remaining()
             if remaining is None:
@@ -176,7 +175,7 @@ def retry_middleware(props: MiddlewareProperties) -> Middleware:
     before it (``earlier_attempts``) for the reply style that lists them all.
     """
 
-    def wrap(call_next: Handler) -> Handler:
+    def wrap(call_next: CallHandler) -> CallHandler:
         async def handle(call: Call, context: RequestContext) -> Response:
             failed: list[str] = []
             for attempt in range(1, props.retry_attempts + 1):
@@ -216,7 +215,7 @@ def rate_limit_middleware(rate_per_second: float) -> Middleware:
     lock = asyncio.Lock()
     next_slot = 0.0
 
-    def wrap(call_next: Handler) -> Handler:
+    def wrap(call_next: CallHandler) -> CallHandler:
         async def handle(call: Call, context: RequestContext) -> Response:
             nonlocal next_slot
             async with lock:

@@ -14,7 +14,7 @@ parsing strings itself.
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -98,7 +98,8 @@ class RequestMetadata(BaseModel):
 
 
 MetadataT = TypeVar("MetadataT", bound=RequestMetadata)
-Handler = Callable[[Any, Any, Request, RequestContext], Awaitable[Response]]
+# What a method's handler is: ``handler(owner, metadata, request, context)``, ``owner`` being what the target hands its handlers.
+MethodHandler = Callable[[Any, MetadataT, Request, RequestContext], Awaitable[Response]]
 
 
 @dataclass(frozen=True)
@@ -117,18 +118,21 @@ class KubemqTargetsReply:
         return Response(metadata={key: value for key, value in response.metadata.items() if key in kept}, data=response.data if self.data else None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Method(Generic[MetadataT]):
-    """One operation: its name, its metadata declaration and its handler.
+    """One operation, declared once: its name, its metadata declaration and its handler, checked against each other by mypy.
 
-    ``kubemq_targets`` is set for the operations kubemq-targets has too: how
-    it answers them. A success of a method it lacks is the same in every
-    style; errors follow the style for every method.
+    ``read_only`` operations change nothing, so they may be cancelled when
+    the sender gives up; writes always run to the end. ``kubemq_targets`` is
+    set for the operations kubemq-targets has too: how it answers them. A
+    success of a method it lacks is the same in every style; errors follow the
+    style for every method. A target kind may extend the declaration with
+    what its own machinery needs (the S3 target: what a request reaches).
     """
 
     name: str
     metadata: type[MetadataT]
-    handler: Handler
+    handler: MethodHandler[MetadataT]
     summary: str
     read_only: bool = False
     kubemq_targets: KubemqTargetsReply | None = None
@@ -176,27 +180,31 @@ class MethodTable:
     list compatibility methods first and additions after them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, methods: Iterable[Method[Any]] = ()) -> None:
         self._methods: dict[str, Method[Any]] = {}
+        for method in methods:
+            self.add(method)
 
-    def method(self, name: str, metadata: type[RequestMetadata], summary: str, *, read_only: bool = False, kubemq_targets: KubemqTargetsReply | None = None) -> Callable[[Handler], Handler]:
-        """Decorator registering ``handler(target, metadata, request, context)`` as ``name``.
+    def add(self, method: Method[Any]) -> None:
+        """Register a declared method, after those already there."""
+        if method.name in self._methods:
+            raise ValueError(f"method {method.name!r} registered twice")
+        self._methods[method.name] = method
 
-        ``read_only`` methods change nothing, so they may be cancelled when the
-        sender gives up; writes always run to the end. ``kubemq_targets`` says
-        how kubemq-targets answers the method, when it has it.
-        """
+    def method(self, name: str, metadata: type[MetadataT], summary: str, *, read_only: bool = False) -> Callable[[MethodHandler[MetadataT]], MethodHandler[MetadataT]]:
+        """Decorator declaring ``handler(owner, metadata, request, context)`` as the method ``name`` (for small targets)."""
 
-        def register(handler: Handler) -> Handler:
-            if name in self._methods:
-                raise ValueError(f"method {name!r} registered twice")
-            self._methods[name] = Method(name, metadata, handler, summary, read_only, kubemq_targets)
+        def register(handler: MethodHandler[MetadataT]) -> MethodHandler[MetadataT]:
+            self.add(Method(name=name, metadata=metadata, handler=handler, summary=summary, read_only=read_only))
             return handler
 
         return register
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Method[Any]]:
         return iter(self._methods.values())
+
+    def __getitem__(self, name: str) -> Method[Any]:
+        return self._methods[name]
 
     def resolve(self, request: Request, defaults: Mapping[str, str] | None = None, style: ReplyStyle = KUBEMQ_TARGETS) -> Call:
         """Find the request's method and parse its metadata, or say exactly what is wrong.

@@ -86,7 +86,7 @@ async def _no_handler(owner: Any, metadata: Any, request: Request, context: Requ
     raise NotImplementedError  # a KubeMQ target's ``handle`` sends; the method only names the operation
 
 
-SEND = Method("send", SendMetadata, _no_handler, "Send the request's data as one message.")
+SEND = Method(name="send", metadata=SendMetadata, handler=_no_handler, summary="Send the request's data as one message.")
 
 
 class KubemqTarget(Target):

@@ -18,8 +18,11 @@ from botocore.exceptions import ClientError
 
 from bindings.context import RequestContext
 from bindings.properties import field
+from bindings.target import KubemqTargetsReply
 from bindings.wire import KUBEMQ_TARGETS, Request, Response
+from connector.s3 import policy
 from connector.s3.client import DEFAULT_REGION, S3Client
+from connector.s3.declaration import KUBEMQ_TARGETS_REPLY, S3Method
 from connector.s3.errors import DeleteRefused, ListingFailed, client_error
 from connector.s3.metadata import BucketMetadata, WaitMetadata
 from connector.s3.results import CREATE_BUCKET, to_json
@@ -120,3 +123,38 @@ async def _versions(s3: S3Client, bucket: str) -> AsyncGenerator[list[dict[str, 
     async for page in paginator.paginate(Bucket=bucket, PaginationConfig={"PageSize": DELETE_BATCH}):
         entries = page.get("Versions", []) + page.get("DeleteMarkers", [])
         yield [{"Key": item["Key"], "VersionId": item["VersionId"]} for item in entries]
+
+
+# The methods of this module, declared once (see declaration.py); the target's table lists them in this order.
+CREATE_BUCKET_METHOD = S3Method(
+    name="create_bucket",
+    metadata=CreateBucketMetadata,
+    handler=create_bucket,
+    summary="Create a bucket in the target's region.",
+    reaches=policy.writes_bucket,
+    kubemq_targets=KUBEMQ_TARGETS_REPLY,
+    example={"bucket_name": "demo"},
+)
+DELETE_BUCKET_METHOD = S3Method(
+    name="delete_bucket",
+    metadata=DeleteBucketMetadata,
+    handler=delete_bucket,
+    summary="Delete a bucket (with force=true, empty it first).",
+    reaches=policy.deletes_bucket,
+    kubemq_targets=KUBEMQ_TARGETS_REPLY,
+    example={"bucket_name": "demo-2", "force": "true"},
+)
+DELETE_ALL_ITEMS_FROM_BUCKET_METHOD = S3Method(
+    name="delete_all_items_from_bucket",
+    metadata=DeleteAllItemsMetadata,
+    handler=delete_all_items_from_bucket,
+    summary="Delete every object (under a prefix).",
+    reaches=policy.writes_prefix,
+    kubemq_targets=KubemqTargetsReply(data=False),
+    example={"bucket_name": "demo", "prefix": "tmp/"},
+)
+DECLARED = (
+    CREATE_BUCKET_METHOD,
+    DELETE_BUCKET_METHOD,
+    DELETE_ALL_ITEMS_FROM_BUCKET_METHOD,
+)

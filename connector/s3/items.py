@@ -26,10 +26,13 @@ from pydantic import PrivateAttr, field_validator, model_validator
 from bindings.context import RequestContext
 from bindings.errors import TargetError
 from bindings.properties import field
+from bindings.target import KubemqTargetsReply
 from bindings.wire import Request, Response
+from connector.s3 import policy
 from connector.s3.client import S3Client
 from connector.s3.connection import MIB
 from connector.s3.content import Decode, Form, decode_content, expected_form, largest_content, reply_size
+from connector.s3.declaration import KUBEMQ_TARGETS_REPLY, S3Method
 from connector.s3.encryption import Defaults, Encryption
 from connector.s3.errors import CONNECTION_ERRORS, reply_too_large
 from connector.s3.integrity import Digests, stored_checksums
@@ -444,3 +447,70 @@ def _url_decoded(text: str) -> str:
 
 def _present(**values: Any) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
+
+
+# The methods of this module, declared once (see declaration.py); the target's table lists them in this order.
+UPLOAD_ITEM_METHOD = S3Method(
+    name="upload_item",
+    metadata=UploadItemMetadata,
+    handler=upload_item,
+    summary="Store the request data as an object.",
+    reaches=policy.writes_item,
+    kubemq_targets=KUBEMQ_TARGETS_REPLY,
+    example={"bucket_name": "demo", "item_name": "hello.txt"},
+    example_data=b"hello",
+)
+GET_ITEM_METHOD = S3Method(
+    name="get_item",
+    metadata=GetItemMetadata,
+    handler=get_item,
+    summary="Return an object's bytes (or its decoded content).",
+    read_only=True,
+    reaches=policy.reads_item,
+    kubemq_targets=KubemqTargetsReply(metadata=("bucket", "key")),
+    example={"bucket_name": "demo", "item_name": "hello.txt"},
+)
+DELETE_ITEM_FROM_BUCKET_METHOD = S3Method(
+    name="delete_item_from_bucket",
+    metadata=DeleteItemMetadata,
+    handler=delete_item_from_bucket,
+    summary="Delete one object.",
+    reaches=policy.writes_item,
+    kubemq_targets=KUBEMQ_TARGETS_REPLY,
+    example={"bucket_name": "demo", "item_name": "once.txt"},
+)
+COPY_ITEM_METHOD = S3Method(
+    name="copy_item",
+    metadata=CopyItemMetadata,
+    handler=copy_item,
+    summary="Copy an object, within or across buckets.",
+    reaches=policy.copies,
+    kubemq_targets=KUBEMQ_TARGETS_REPLY,
+    example={"bucket_name": "demo", "item_name": "backup/hello.txt", "copy_source": "demo/hello.txt"},
+)
+HEAD_ITEM_METHOD = S3Method(
+    name="head_item",
+    metadata=HeadItemMetadata,
+    handler=head_item,
+    summary="Describe an object without its body.",
+    read_only=True,
+    reaches=policy.reads_item,
+    example={"bucket_name": "demo", "item_name": "hello.txt"},
+)
+PRESIGN_URL_METHOD = S3Method(
+    name="presign_url",
+    metadata=PresignUrlMetadata,
+    handler=presign_url,
+    summary="Make a time-limited URL to get, put or delete an object, or put a part.",
+    read_only=True,
+    reaches=policy.presigns,
+    example={"bucket_name": "demo", "item_name": "hello.txt", "expires_seconds": "3600"},
+)
+DECLARED = (
+    UPLOAD_ITEM_METHOD,
+    GET_ITEM_METHOD,
+    DELETE_ITEM_FROM_BUCKET_METHOD,
+    COPY_ITEM_METHOD,
+    HEAD_ITEM_METHOD,
+    PRESIGN_URL_METHOD,
+)

@@ -19,7 +19,9 @@ from bindings.errors import InvalidRequestError
 from bindings.properties import field
 from bindings.target import RequestMetadata
 from bindings.wire import Request, Response
+from connector.s3 import policy
 from connector.s3.client import S3Client
+from connector.s3.declaration import KUBEMQ_TARGETS_REPLY, S3Method
 from connector.s3.metadata import BucketMetadata
 from connector.s3.results import LIST_BUCKETS, LIST_OBJECTS, to_json
 
@@ -167,3 +169,30 @@ def _cut(page: dict[str, Any], search: str | None, wanted: int) -> int:
             if found == wanted:
                 return position
     return len(names)
+
+
+# The methods of this module, declared once (see declaration.py); the target's table lists them in this order.
+LIST_BUCKETS_METHOD = S3Method(
+    name="list_buckets",
+    metadata=ListBucketsMetadata,
+    handler=list_buckets,
+    summary="List every bucket of the account.",
+    read_only=True,
+    reaches=policy.reaches_nothing,
+    kubemq_targets=KUBEMQ_TARGETS_REPLY,
+    example={},
+)
+LIST_BUCKET_ITEMS_METHOD = S3Method(
+    name="list_bucket_items",
+    metadata=ListItemsMetadata,
+    handler=list_bucket_items,
+    summary="List a bucket's objects: every page up to a cap, or one page.",
+    read_only=True,
+    reaches=policy.reads_prefix,
+    kubemq_targets=KUBEMQ_TARGETS_REPLY,
+    example={"bucket_name": "demo"},
+)
+DECLARED = (
+    LIST_BUCKETS_METHOD,
+    LIST_BUCKET_ITEMS_METHOD,
+)

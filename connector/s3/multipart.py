@@ -26,7 +26,9 @@ from bindings.errors import InvalidRequestError, TargetError
 from bindings.properties import field
 from bindings.target import RequestMetadata
 from bindings.wire import Request, Response
+from connector.s3 import policy
 from connector.s3.client import S3Client
+from connector.s3.declaration import S3Method
 from connector.s3.integrity import Digests, stored_checksums
 from connector.s3.items import NewObject, finish_upload
 from connector.s3.metadata import BucketMetadata, ItemMetadata, WaitMetadata
@@ -262,3 +264,64 @@ def _given_parts(data: bytes) -> list[dict[str, Any]]:
     if repeated:
         raise InvalidRequestError(f"error parsing data, part {repeated[0]} is listed more than once")
     return [part.model_dump(exclude_none=True) for part in sorted(parts, key=lambda part: part.PartNumber)]
+
+
+# The methods of this module, declared once (see declaration.py); the target's table lists them in this order.
+CREATE_MULTIPART_UPLOAD_METHOD = S3Method(
+    name="create_multipart_upload",
+    metadata=CreateMultipartMetadata,
+    handler=create_multipart_upload,
+    summary="Start a multipart upload; its upload_id names it in the next steps.",
+    reaches=policy.writes_item,
+    example={"bucket_name": "demo", "item_name": "dropped.bin"},
+)
+UPLOAD_PART_METHOD = S3Method(
+    name="upload_part",
+    metadata=UploadPartMetadata,
+    handler=upload_part,
+    summary="Store the request data as one part of a multipart upload.",
+    reaches=policy.writes_item,
+    example={"bucket_name": "demo", "item_name": "big.bin", "upload_id": "$UPLOAD_ID", "part_number": "2"},
+)
+COMPLETE_MULTIPART_UPLOAD_METHOD = S3Method(
+    name="complete_multipart_upload",
+    metadata=CompleteMetadata,
+    handler=complete_multipart_upload,
+    summary="Join the parts into the object (the parts given, or every uploaded part).",
+    reaches=policy.writes_item,
+    example={"bucket_name": "demo", "item_name": "big.bin", "upload_id": "$UPLOAD_ID"},
+)
+ABORT_MULTIPART_UPLOAD_METHOD = S3Method(
+    name="abort_multipart_upload",
+    metadata=AbortMetadata,
+    handler=abort_multipart_upload,
+    summary="Drop a multipart upload and its parts.",
+    reaches=policy.writes_item,
+    example={"bucket_name": "demo", "item_name": "dropped.bin", "upload_id": "$DROPPED"},
+)
+LIST_PARTS_METHOD = S3Method(
+    name="list_parts",
+    metadata=ListPartsMetadata,
+    handler=list_parts,
+    summary="List the parts of a multipart upload.",
+    read_only=True,
+    reaches=policy.reads_item,
+    example={"bucket_name": "demo", "item_name": "big.bin", "upload_id": "$UPLOAD_ID", "max_parts": "100"},
+)
+LIST_MULTIPART_UPLOADS_METHOD = S3Method(
+    name="list_multipart_uploads",
+    metadata=ListUploadsMetadata,
+    handler=list_multipart_uploads,
+    summary="List a bucket's multipart uploads in progress.",
+    read_only=True,
+    reaches=policy.reads_prefix,
+    example={"bucket_name": "demo", "prefix": "big"},
+)
+DECLARED = (
+    CREATE_MULTIPART_UPLOAD_METHOD,
+    UPLOAD_PART_METHOD,
+    COMPLETE_MULTIPART_UPLOAD_METHOD,
+    ABORT_MULTIPART_UPLOAD_METHOD,
+    LIST_PARTS_METHOD,
+    LIST_MULTIPART_UPLOADS_METHOD,
+)

@@ -15,12 +15,13 @@ and case-sensitive (``[`` included: it is an ordinary key character).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bindings.errors import TargetError
 from bindings.hints import did_you_mean
+from bindings.wire import Request
 
 POLICY_DENIED = "PolicyDenied"  # the error code, as the errors metric counts it
 WILDCARD = "*"
@@ -46,46 +47,42 @@ class Access:
         return f"{self.role} {noun}" if self.role else noun
 
 
-# A method's declaration: the request's parsed metadata -> everything the request reaches.
-Reaches = Callable[[Any], tuple[Access, ...]]
-
-
-def reaches_nothing(metadata: Any) -> tuple[Access, ...]:
+def reaches_nothing(metadata: Any, request: Request) -> tuple[Access, ...]:
     return ()
 
 
-def reads_item(metadata: Any) -> tuple[Access, ...]:
+def reads_item(metadata: Any, request: Request) -> tuple[Access, ...]:
     return (Access(writes=False, bucket=metadata.bucket_name, key=metadata.item_name),)
 
 
-def writes_item(metadata: Any) -> tuple[Access, ...]:
+def writes_item(metadata: Any, request: Request) -> tuple[Access, ...]:
     return (Access(writes=True, bucket=metadata.bucket_name, key=metadata.item_name),)
 
 
-def writes_bucket(metadata: Any) -> tuple[Access, ...]:
+def writes_bucket(metadata: Any, request: Request) -> tuple[Access, ...]:
     return (Access(writes=True, bucket=metadata.bucket_name),)
 
 
-def reads_prefix(metadata: Any) -> tuple[Access, ...]:
+def reads_prefix(metadata: Any, request: Request) -> tuple[Access, ...]:
     return (Access(writes=False, bucket=metadata.bucket_name, prefix=metadata.prefix or ""),)
 
 
-def writes_prefix(metadata: Any) -> tuple[Access, ...]:
+def writes_prefix(metadata: Any, request: Request) -> tuple[Access, ...]:
     return (Access(writes=True, bucket=metadata.bucket_name, prefix=metadata.prefix or ""),)
 
 
-def deletes_bucket(metadata: Any) -> tuple[Access, ...]:
+def deletes_bucket(metadata: Any, request: Request) -> tuple[Access, ...]:
     """The bucket; with ``force`` also every object in it."""
     return (Access(writes=True, bucket=metadata.bucket_name, prefix="" if metadata.force else None),)
 
 
-def copies(metadata: Any) -> tuple[Access, ...]:
+def copies(metadata: Any, request: Request) -> tuple[Access, ...]:
     """A copy reads its source and writes its destination; both are checked."""
     source = metadata.source
-    return (Access(writes=False, bucket=source["Bucket"], key=source["Key"], role="source"), *writes_item(metadata))
+    return (Access(writes=False, bucket=source["Bucket"], key=source["Key"], role="source"), *writes_item(metadata, request))
 
 
-def presigns(metadata: Any) -> tuple[Access, ...]:
+def presigns(metadata: Any, request: Request) -> tuple[Access, ...]:
     """A URL allows what its operation does: a put or delete URL is a write, though signing it changes nothing."""
     operation = metadata.operation
     return (Access(writes=operation != "get", bucket=metadata.bucket_name, key=metadata.item_name, via=f" with operation={operation}"),)

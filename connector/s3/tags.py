@@ -21,7 +21,9 @@ from bindings.errors import InvalidRequestError
 from bindings.properties import field
 from bindings.target import RequestMetadata
 from bindings.wire import Request, Response
+from connector.s3 import policy
 from connector.s3.client import S3Client
+from connector.s3.declaration import S3Method
 from connector.s3.metadata import ItemMetadata, VersionMetadata
 from connector.s3.results import GET_TAGGING, VERSION_ONLY, to_json
 
@@ -164,3 +166,36 @@ def _object(metadata: GetTagsMetadata | PutTagsMetadata | DeleteTagsMetadata) ->
 def _reply(metadata: Any, shaped: dict[str, Any], output: dict[str, Any], **extra: str) -> Response:
     version = {"version_id": output["VersionId"]} if output.get("VersionId") else {}
     return Response.ok(to_json(shaped), bucket=metadata.bucket_name, key=metadata.item_name, **extra, **version)
+
+
+# The methods of this module, declared once (see declaration.py); the target's table lists them in this order.
+GET_ITEM_TAGS_METHOD = S3Method(
+    name="get_item_tags",
+    metadata=GetTagsMetadata,
+    handler=get_item_tags,
+    summary="Return an object's tags.",
+    read_only=True,
+    reaches=policy.reads_item,
+    example={"bucket_name": "demo", "item_name": "signed.txt"},
+)
+PUT_ITEM_TAGS_METHOD = S3Method(
+    name="put_item_tags",
+    metadata=PutTagsMetadata,
+    handler=put_item_tags,
+    summary="Replace an object's tags.",
+    reaches=policy.writes_item,
+    example={"bucket_name": "demo", "item_name": "signed.txt", "tags": "team=billing,year=2025"},
+)
+DELETE_ITEM_TAGS_METHOD = S3Method(
+    name="delete_item_tags",
+    metadata=DeleteTagsMetadata,
+    handler=delete_item_tags,
+    summary="Remove every tag of an object.",
+    reaches=policy.writes_item,
+    example={"bucket_name": "demo", "item_name": "signed.txt"},
+)
+DECLARED = (
+    GET_ITEM_TAGS_METHOD,
+    PUT_ITEM_TAGS_METHOD,
+    DELETE_ITEM_TAGS_METHOD,
+)

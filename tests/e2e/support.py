@@ -16,6 +16,7 @@ import aiohttp
 from kubemq import AsyncCQClient, QueryMessage, RetryPolicy
 
 from bindings.wire import Response
+from connector.s3 import METHODS
 from tests.fixtures.kubemq import S3_CHANNEL
 from tests.fixtures.s3 import empty_bucket
 from tests.s3.support import keys_in, put_many
@@ -26,12 +27,7 @@ Send = Callable[..., Awaitable[Response]]
 
 MIB = 1024 * 1024
 # The methods as the unknown-method error lists them: kubemq-targets' nine first, in its order, then the additions.
-METHOD_LIST = (
-    "list_buckets, list_bucket_items, create_bucket, delete_bucket, upload_item, get_item, "
-    "delete_item_from_bucket, delete_all_items_from_bucket, copy_item, head_item, presign_url, "
-    "create_multipart_upload, upload_part, complete_multipart_upload, abort_multipart_upload, list_parts, list_multipart_uploads, "
-    "get_item_tags, put_item_tags, delete_item_tags, delete_items"
-)
+METHOD_LIST = ", ".join(method.name for method in METHODS)
 UNKNOWN_METHOD = f"invalid method type, method type should be one of the following: {METHOD_LIST}"
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 # aws-sdk-go's layout of an S3 error, as kubemq-targets senders match on it.

@@ -19,27 +19,12 @@ from bindings.wire import Request
 from connector.app import registry
 from connector.s3 import METHODS, S3Target
 from connector.s3.policy import POLICY_DENIED, Patterns, PolicyDenied
-from connector.s3.target import REACHES
+from connector.s3.target import DECLARATIONS, REACHES
 from tests.fixtures.s3 import unique_bucket_name
 from tests.s3.conftest import MakeTarget, StubS3
 from tests.s3.support import body, call, keys_in
 
 KEY = "incoming/a.txt"
-WRITE_METHODS = {
-    "create_bucket",
-    "delete_bucket",
-    "upload_item",
-    "delete_item_from_bucket",
-    "delete_all_items_from_bucket",
-    "copy_item",
-    "create_multipart_upload",
-    "upload_part",
-    "complete_multipart_upload",
-    "abort_multipart_upload",
-    "put_item_tags",
-    "delete_item_tags",
-    "delete_items",
-}
 OPERATIONS_OF_PRESIGN = (("put", {}), ("delete", {}), ("upload_part", {"upload_id": "sample-upload", "part_number": "1"}))
 SAMPLE_UPLOAD = "sample-upload"  # replaced by a real upload where a read needs one
 
@@ -53,10 +38,15 @@ def sample(method: str, bucket: str, **extra: str) -> dict[str, str]:
     return {"method": method, **{key: values[key] for key in required}, **extra}
 
 
+def example_data(method: str) -> bytes:
+    """The data of the method's declared example (``delete_items`` reads its keys there)."""
+    return next(declared for declared in DECLARATIONS if declared.name == method).example_data
+
+
 def writes(request: dict[str, str]) -> bool:
     """Whether the request writes, by the method table's own declaration."""
-    call = METHODS.resolve(Request(metadata=request))
-    return any(access.writes for access in REACHES[call.name](call.metadata))
+    call = METHODS.resolve(Request(metadata=request, data=example_data(request["method"])))
+    return any(access.writes for access in REACHES[call.name](call.metadata, call.request))
 
 
 # One request per method, and presign_url once more per writing operation.
@@ -73,7 +63,7 @@ def case_id(case: tuple[str, dict[str, str]]) -> str:
 
 async def refusal(target: S3Target, request: dict[str, str]) -> PolicyDenied:
     with pytest.raises(PolicyDenied) as caught:
-        await call(target, **request)
+        await call(target, data=example_data(request["method"]), **request)
     assert caught.value.code == POLICY_DENIED and caught.value.retryable is False
     return caught.value
 
@@ -85,7 +75,8 @@ async def state(s3_client: Any, bucket: str) -> list[tuple[str, str]]:
 
 
 def test_the_method_table_declares_the_writes() -> None:
-    assert {name for name, extra in WRITES if not extra} == WRITE_METHODS
+    # What writes is each method's own declaration (its reach, see test_declarations.py); presign_url writes by its operation.
+    assert {name for name, extra in WRITES if not extra} == {method.name for method in DECLARATIONS if not method.read_only}
     assert [extra["operation"] for name, extra in WRITES if name == "presign_url"] == [operation for operation, _ in OPERATIONS_OF_PRESIGN]
     assert set(REACHES) == {method.name for method in METHODS}
 
@@ -108,7 +99,7 @@ async def test_read_only_serves_every_read_and_changes_nothing(make_target: Make
     target = await make_target(read_only="true")
     name, extra = case
     request = sample(name, bucket, **extra)
-    reply = await call(target, **{**request, **({"upload_id": upload["UploadId"]} if "upload_id" in request else {})})
+    reply = await call(target, data=example_data(name), **{**request, **({"upload_id": upload["UploadId"]} if "upload_id" in request else {})})
     assert reply.metadata["result"] == "ok"
     assert await state(s3_client, bucket) == before
 
