@@ -130,6 +130,8 @@ def parse_config(text: str, registry: Registry) -> ResolvedConfig:
         seen.add(binding.name)
         source = _resolve_component(binding.source, registry.sources, f"{location}.source", "source", found)
         target = _resolve_component(binding.target, registry.targets, f"{location}.target", "target", found)
+        if source is not None and target is not None and (mismatch := registry.sources[source.kind].target_problem(registry.targets[target.kind])):
+            found.append(ConfigProblem(f"{location}.target.kind", mismatch))
         middleware = _validate(MiddlewareProperties, binding.properties, f"{location}.properties", found)
         problems.extend(_locate(p, lines, binding.name) for p in found)
         if not found:

@@ -66,7 +66,10 @@ class Metrics:
             f"{prefix}_replies_undelivered", "Replies that could not reach KubeMQ because the connection was lost (their senders time out).", ("binding",), registry=self.registry
         )
         self.source_items = Counter(
-            f"{prefix}_source_items", "Items a polling source (aws.s3) found, delivered, or failed to deliver (tried again later).", ("binding", "outcome"), registry=self.registry
+            f"{prefix}_source_items",
+            "Items a polling source found (new), delivered, failed to deliver (tried again later), found gone, or whose after-delivery step failed.",
+            ("binding", "outcome"),
+            registry=self.registry,
         )
         self.source_pending = Gauge(f"{prefix}_source_pending_items", "Items a polling source found and has not delivered yet.", ("binding",), registry=self.registry)
         self.source_oldest_pending = Gauge(f"{prefix}_source_oldest_pending_seconds", "How long the oldest undelivered item of a polling source has waited.", ("binding",), registry=self.registry)
@@ -151,25 +154,31 @@ class Metrics:
 
 
 class _BindingItemCounts(ItemCounts):
+    """A binding's item series; the gauges are looked up at each report, so a binding replaced by a reload keeps them."""
+
     def __init__(self, metrics: Metrics, binding: str) -> None:
-        self._found = metrics.source_items.labels(binding, "found")
-        self._delivered = metrics.source_items.labels(binding, "delivered")
-        self._failed = metrics.source_items.labels(binding, "failed")
-        self._pending = metrics.source_pending.labels(binding)
-        self._oldest = metrics.source_oldest_pending.labels(binding)
+        self._metrics, self._binding = metrics, binding
+        self._outcomes = {outcome: metrics.source_items.labels(binding, outcome) for outcome in ("found", "delivered", "failed", "gone", "after_send_failed")}
 
     def found(self, count: int) -> None:
-        self._found.inc(count)
+        self._outcomes["found"].inc(count)
 
     def delivered(self) -> None:
-        self._delivered.inc()
+        self._outcomes["delivered"].inc()
 
     def failed(self) -> None:
-        self._failed.inc()
+        self._outcomes["failed"].inc()
 
-    def backlog(self, pending: int, oldest_seconds: float) -> None:
-        self._pending.set(pending)
-        self._oldest.set(oldest_seconds)
+    def gone(self) -> None:
+        self._outcomes["gone"].inc()
+
+    def after_send_failed(self) -> None:
+        self._outcomes["after_send_failed"].inc()
+
+    def backlog(self, pending: int, oldest_since: float | None) -> None:
+        self._metrics.source_pending.labels(self._binding).set(pending)
+        # The age grows between scans: computed when scraped.
+        self._metrics.source_oldest_pending.labels(self._binding).set_function(lambda: 0.0 if oldest_since is None else max(0.0, time.time() - oldest_since))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from bindings.context import RequestContext
 from bindings.errors import RequestError
 from bindings.properties import Properties
+from bindings.target import Target
 from bindings.wire import Body, Response
 
 
@@ -64,8 +65,14 @@ class ItemCounts:
     def failed(self) -> None:
         """One item's message could not be delivered; it is tried again later."""
 
-    def backlog(self, pending: int, oldest_seconds: float) -> None:
-        """Items waiting to be delivered, and how long the oldest has waited."""
+    def gone(self) -> None:
+        """One item changed or disappeared before it could be delivered; the next scan sees what is there."""
+
+    def after_send_failed(self) -> None:
+        """What follows a confirmed delivery (deleting, moving, recording the item) failed; that step is tried again later."""
+
+    def backlog(self, pending: int, oldest_since: float | None) -> None:
+        """Items waiting to be delivered, and since when (epoch seconds) the oldest has waited; None when none waits."""
 
 
 @dataclass(slots=True)
@@ -109,6 +116,11 @@ class Source(abc.ABC):
         self.item_counts = ItemCounts()
         # Whether the binding's target brings the destination's answers back (``Target.answers``); set by the engine.
         self.target_answers = True
+
+    @classmethod
+    def target_problem(cls, target: type[Target]) -> str | None:
+        """Why this source kind cannot feed ``target`` (checked with the config), or None: any target by default."""
+        return None
 
     # What the engine needs of every source, declared here with defaults so that a kind
     # which does not have one of these still behaves as documented (never read by name).

@@ -34,6 +34,7 @@ from kubemq import (
     EventMessage,
     EventStoreMessage,
     KubeMQError,
+    KubeMQTimeoutError,
     QueryMessage,
     QueueMessage,
     RetryPolicy,
@@ -114,11 +115,16 @@ class KubemqTarget(Target):
         return Call(request, SEND, SendMetadata())
 
     async def handle(self, call: Call, context: RequestContext) -> Response:
-        client = await self._connected()
+        client = None
         try:
+            client = await self._connected()
             return await self.send(client, call.request)
+        except KubeMQTimeoutError as exc:
+            # Slow, not gone: the connection stays (a dropped one would cancel the other sends on it).
+            raise TargetError(f"KubeMQ at {self.properties.address}: no answer in time: {_first_line(exc)}", code="Timeout", retryable=True) from exc
         except CONNECTION_FAILURES as exc:
-            await self._drop(client)
+            if client is not None:
+                await self._drop(client)
             raise TargetError(f"KubeMQ at {self.properties.address} did not take the message: {_first_line(exc)}", code="ConnectionLost", retryable=True) from exc
         except KubeMQError as exc:
             raise TargetError(f"KubeMQ refused the message: {_first_line(exc)}", code=type(exc).__name__) from exc

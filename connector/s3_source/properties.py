@@ -120,6 +120,11 @@ class S3SourceProperties(S3ConnectionProperties):
             raise ValueError("after_send 'move' needs move_prefix (where in the bucket sent objects go)")
         if self.after_send != "move" and self.move_prefix:
             raise ValueError("move_prefix applies only to after_send 'move'")
+        for name in ("state_prefix", "move_prefix"):
+            prefix = getattr(self, name)
+            hidden = [folder for folder in self.folders if prefix and folder != WHOLE_BUCKET and folder.startswith(prefix)]
+            if hidden:
+                raise ValueError(f"{name} {prefix!r} holds the watched folder {hidden[0]!r}: nothing there would ever be scanned")
         if self.part_size_mib > self.max_object_size_mib:
             raise ValueError("part_size_mib cannot be larger than max_object_size_mib (a part goes in one message)")
         return self

@@ -5,22 +5,22 @@ what it sent on restart, deletes an object after a query whose far side
 answered ``is_error: true``, and lets two replicas both send everything.
 Here:
 
-* every page of every folder is listed;
+* every page of every folder is listed, and objects are sent page by page;
 * an object counts as sent only when the binding's target confirmed it (the
   engine's ``Outcome`` is not failed); otherwise it stays where it is and is
   tried again on a later scan, with a doubling wait per object;
-* ``after_send`` decides what happens next: ``delete`` (the default),
-  ``keep`` (the version is recorded in the bucket, so only a changed object
-  is sent again, across restarts), or ``move`` under ``move_prefix``;
+* ``after_send`` decides what happens next (``delivery.py``): ``delete`` (the
+  default), ``keep`` (the version is recorded in the bucket, so only a changed
+  object is sent again, across restarts), or ``move`` under ``move_prefix``;
+  when that step fails, only that step is tried again, not the send;
 * replicas send only while they hold the binding's lease in the bucket
-  (``state.Lease``); the others stand by, ready, and take over when it lapses;
-* an object larger than ``max_object_size_mib`` is never loaded whole: it
-  goes as a multipart upload over the bus when the target brings replies back
-  (``kubemq.query``), else it stays in the bucket and is reported.
+  (``state.Lease``); the others stand by, ready, and take over when it lapses.
 
-Delivery is at least once: a message confirmed just before the process dies,
-before its object was deleted, moved or recorded, is sent again after the
-restart. Nothing is deleted unconfirmed.
+Every object a scan finds ends in one outcome: delivered, failed (tried again
+later), or gone (changed or deleted since the listing; the next scan sees what
+is there). Delivery is at least once: a message confirmed just before the
+process dies, before its object was deleted, moved or recorded, is sent again
+after the restart. Nothing is deleted unconfirmed.
 """
 
 from __future__ import annotations
@@ -30,30 +30,26 @@ import contextlib
 import random
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
-from botocore.exceptions import ClientError
 
 from bindings.context import RequestContext
 from bindings.errors import RequestError
 from bindings.source import Outcome, RequestHandler, Source
+from bindings.target import Target
+from bindings.targets.kubemq import KubemqTarget
 from connector.s3.client import MIN_POOL, S3Connection, static_credentials
-from connector.s3.connection import MIB
-from connector.s3.errors import is_not_found, translate
-from connector.s3_source.messages import Found, reference, request_metadata, targets_request
+from connector.s3.errors import translate
+from connector.s3_source.delivery import Delivery, Gone
+from connector.s3_source.messages import Found
 from connector.s3_source.properties import WHOLE_BUCKET, S3SourceProperties
 from connector.s3_source.state import Lease, Ledger, version_digest
 
 log = structlog.get_logger("connector.s3_source")
-# CopyObject's own limit; a larger object is moved with a managed (multipart) copy.
-COPY_OBJECT_LIMIT = 5 * 1024 * MIB
 FIRST_RETRY_SECONDS = 1.0
-
-
-class Gone(Exception):
-    """The object was deleted or replaced between the listing and the read: nothing to send now."""
+# Clean-up at a stop (the lease given up, the client closed) must not outlast the drain by much.
+STOP_STEP_SECONDS = 5.0
 
 
 class S3Source(Source):
@@ -62,6 +58,7 @@ class S3Source(Source):
     kind = "aws.s3"
     properties_model = S3SourceProperties
     summary = "Objects landing in an S3 bucket become messages (kubemq-sources' `aws.s3` source): every page scanned, confirmed before deleted, durable `keep` mode, replicas coordinated."
+    targets_hint: ClassVar[str] = "kubemq.queue, kubemq.events, kubemq.events-store, kubemq.command, kubemq.query"
 
     properties: S3SourceProperties
 
@@ -72,12 +69,22 @@ class S3Source(Source):
         self._stopping = asyncio.Event()
         self._connection: S3Connection | None = None
         self._lease: Lease | None = None
-        self._ledger: Ledger | None = None
+        self._delivery: Delivery | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
         # Per key: the version that failed, when it may be tried again, and how many times it failed.
         self._retry: dict[str, tuple[str, float, int]] = {}
-        # Per key: since when (monotonic) it waits to be delivered.
+        # Per key: a version whose message was confirmed while its after_send step failed: only that step is due.
+        self._sent_pending_after: dict[str, str] = {}
+        # Per key: since when (epoch seconds) it waits to be delivered.
         self._waiting_since: dict[str, float] = {}
+        self._ledger_fresh = False  # keep mode: the ledger is read again when the lease was (re)taken
+
+    @classmethod
+    def target_problem(cls, target: type[Target]) -> str | None:
+        """The source sends whole messages: only a KubeMQ target kind can carry them."""
+        if issubclass(target, KubemqTarget):
+            return None
+        return f"the aws.s3 source sends each object as one message: its target must be a KubeMQ kind ({cls.targets_hint}), not {target.kind}"
 
     @property
     def max_concurrency(self) -> int:
@@ -97,6 +104,7 @@ class S3Source(Source):
         self._stopping.clear()
         self.status.connection = f"s3://{self.properties.bucket_name}"
         self._runner = asyncio.create_task(self._run(), name=f"{self.binding}-aws.s3")
+        self._runner.add_done_callback(self._runner_ended)
 
     async def stop(self, drain_timeout: float) -> None:
         self._stopping.set()
@@ -114,11 +122,22 @@ class S3Source(Source):
             self._runner = None
         if self._lease is not None:
             with contextlib.suppress(Exception):
-                await self._lease.release()
+                async with asyncio.timeout(STOP_STEP_SECONDS):
+                    await self._lease.release()
         connection, self._connection = self._connection, None
         if connection is not None:
-            await connection.close()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(STOP_STEP_SECONDS):
+                    await connection.close()
         self.status.connected = False
+
+    def _runner_ended(self, task: asyncio.Task[None]) -> None:
+        """A scan loop that ended while nobody stopped it is a bug: the binding says so instead of looking ready."""
+        if self._stopping.is_set():
+            return
+        reason = "the scan loop ended" if task.cancelled() else f"the scan loop ended: {task.exception()!r}"
+        self.status.failed, self.status.last_error = True, reason
+        log.error("aws.s3 source stopped scanning", binding=self.binding, reason=reason)
 
     # The scanning loop ----------------------------------------------------------
 
@@ -130,7 +149,12 @@ class S3Source(Source):
                 failures = 0
                 pause: float = self.properties.scan_interval
             except asyncio.CancelledError:
-                raise
+                current = asyncio.current_task()
+                if current is None or current.cancelling():
+                    raise
+                failures += 1  # a cancellation leaked by a library, not ours: one failed round
+                self._down("a scan was cancelled")
+                pause = self.properties.scan_interval
             except Exception as exc:  # noqa: BLE001 - reported on /ready, tried again
                 failures += 1
                 self._down(_reason(exc))
@@ -141,22 +165,28 @@ class S3Source(Source):
     async def _round(self) -> None:
         """Check the bucket, hold the lease, scan once and send what is due."""
         s3, lease = await self._client()
-        await s3.head_bucket(Bucket=self.properties.bucket_name)
-        if not await lease.refresh():
+        await _step(f"bucket s3://{self.properties.bucket_name}", s3.head_bucket(Bucket=self.properties.bucket_name))
+        if not await _step(f"lease s3://{self.properties.bucket_name}/{lease.key}", lease.refresh()):
+            self._ledger_fresh = False  # another replica sends meanwhile: read the ledger again when the lease comes back
+            self._waiting_since.clear()
+            self.item_counts.backlog(0, None)
             self._up("standby: another replica holds the lease")
             return
-        self._up("")
-        renewer = asyncio.create_task(self._keep_lease(lease))
+        self._up("" if lease.conditional else "the store ignores conditional writes: run one replica only")
+        renewing = asyncio.Event()
+        renewer = asyncio.create_task(self._keep_lease(lease, renewing))
         try:
             await self._scan(s3, lease)
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            renewing.set()  # the renewer stops between writes, never in the middle of one
+            with contextlib.suppress(Exception):
                 await renewer
 
-    async def _keep_lease(self, lease: Lease) -> None:
-        while True:
-            await asyncio.sleep(lease.seconds / 3)
+    async def _keep_lease(self, lease: Lease, done: asyncio.Event) -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), timeout=lease.seconds / 3)
+                return
             try:
                 await lease.refresh()
             except Exception as exc:  # noqa: BLE001 - the lease lapses on its own; sends stop when it does
@@ -171,7 +201,8 @@ class S3Source(Source):
             self._connection = connection
             state = f"{properties.state_prefix}{self.binding}/"
             self._lease = Lease(connection.s3, properties.bucket_name, state + "lease", properties.lease_seconds)
-            self._ledger = Ledger(connection.s3, properties.bucket_name, state + "sent/") if properties.after_send == "keep" else None
+            ledger = Ledger(connection.s3, properties.bucket_name, state + "sent/") if properties.after_send == "keep" else None
+            self._delivery = Delivery(connection.s3, properties, ledger, self._send, target_answers=self.target_answers, credentials_expiry=connection.credentials_expiry)
         return self._connection.s3, self._lease
 
     def _up(self, note: str) -> None:
@@ -192,28 +223,51 @@ class S3Source(Source):
     # One scan -------------------------------------------------------------------
 
     async def _scan(self, s3: Any, lease: Lease) -> None:
-        if self._ledger is not None:
-            await self._ledger.load()
-        listed: list[Found] = [found async for found in self._listing(s3)]
-        self.item_counts.found(len(listed))
-        due = self._due(listed)
-        self._report_backlog()
+        """List page by page and send what is due as it comes, ``concurrency`` at once; then forget what is gone."""
+        delivery = self._delivery
+        if delivery is None:
+            return
+        ledger = delivery.ledger
+        if ledger is not None and not self._ledger_fresh:
+            await _step("ledger", ledger.load())
+            self._ledger_fresh = True
         slots = asyncio.Semaphore(self.properties.concurrency)
         batch: list[asyncio.Task[None]] = []
-        for found in due:
+        present: set[str] = set()
+        listed_versions: set[str] = set()
+        new = 0
+        complete = True
+        async for found in self._listing(s3):
+            present.add(found.key)
+            if ledger is not None:
+                listed_versions.add(version_digest(found.key, found.etag))
+                if ledger.has(found.key, found.etag):
+                    continue
+            if found.key not in self._waiting_since:
+                self._waiting_since[found.key] = time.time()
+                new += 1
+            if not self._due(found):
+                continue
             await slots.acquire()
             if self._stopping.is_set() or not lease.held:
                 slots.release()
+                complete = False
                 break
-            task = asyncio.create_task(self._deliver(s3, found))
+            task = asyncio.create_task(self._deliver(delivery, found))
             task.add_done_callback(self._deliveries.discard)
             task.add_done_callback(lambda _: slots.release())
             self._deliveries.add(task)
             batch.append(task)
         await asyncio.gather(*batch, return_exceptions=True)
+        self.item_counts.found(new)
+        if complete:
+            # What the listing no longer shows waits no more (deleted by someone else, or delivered).
+            for state in (self._waiting_since, self._retry, self._sent_pending_after):
+                for key in set(state) - present:
+                    del state[key]
         self._report_backlog()
-        if self._ledger is not None and not self._stopping.is_set():
-            await self._ledger.prune({version_digest(found.key, found.etag) for found in listed})
+        if ledger is not None and complete and not self._stopping.is_set():
+            await _step("ledger", ledger.prune(listed_versions))
 
     async def _listing(self, s3: Any) -> AsyncIterator[Found]:
         """Every object of the watched folders that the filters let through, every page."""
@@ -222,7 +276,11 @@ class S3Source(Source):
         roots = [""] if properties.folders == [WHOLE_BUCKET] else properties.folders
         paginator = s3.get_paginator("list_objects_v2")
         for root in roots:
-            async for page in paginator.paginate(Bucket=properties.bucket_name, Prefix=root + properties.prefix):
+            pages = aiter(paginator.paginate(Bucket=properties.bucket_name, Prefix=root + properties.prefix))
+            while True:
+                page = await _step(f"listing s3://{properties.bucket_name}/{root + properties.prefix}", anext(pages, None))
+                if page is None:
+                    break
                 for item in page.get("Contents", ()):
                     key: str = item["Key"]
                     if key.startswith(excluded) or (key.endswith("/") and item["Size"] == 0):
@@ -233,155 +291,100 @@ class S3Source(Source):
                         continue
                     yield Found(key, item["ETag"], item["Size"], item["LastModified"])
 
-    def _due(self, listed: list[Found]) -> list[Found]:
-        """What to send now: not sent yet (``keep``: this version), not waiting out a failure."""
-        now = time.monotonic()
-        due = []
-        present = set()
-        for found in listed:
-            if self._ledger is not None and self._ledger.has(found.key, found.etag):
-                continue
-            present.add(found.key)
-            self._waiting_since.setdefault(found.key, now)
-            failed = self._retry.get(found.key)
-            if failed is not None and failed[0] == found.etag and failed[1] > now:
-                continue
-            due.append(found)
-        # Keys gone from the listing wait no more (deleted by someone else, or sent and recorded).
-        for key in set(self._waiting_since) - present:
-            del self._waiting_since[key]
-        for key in set(self._retry) - present:
-            del self._retry[key]
-        return due
+    def _due(self, found: Found) -> bool:
+        """Whether to act on ``found`` now: not waiting out a failure of this version."""
+        failed = self._retry.get(found.key)
+        return failed is None or failed[0] != found.etag or failed[1] <= time.monotonic()
 
     def _report_backlog(self) -> None:
-        oldest = min(self._waiting_since.values(), default=None)
-        self.item_counts.backlog(len(self._waiting_since), 0.0 if oldest is None else time.monotonic() - oldest)
+        self.item_counts.backlog(len(self._waiting_since), min(self._waiting_since.values(), default=None))
 
     # One object -----------------------------------------------------------------
 
-    async def _deliver(self, s3: Any, found: Found) -> None:
-        """Send one object and act on it; every path ends in delivered, failed (tried again later) or gone."""
+    async def _deliver(self, delivery: Delivery, found: Found) -> None:
+        """Send one object (or finish its after_send); every path ends in delivered, failed (tried again later) or gone."""
+        sent_before = self._sent_pending_after.get(found.key) == found.etag
+        step = "after_send" if sent_before else "send"
         try:
-            error = await self._send(s3, found)
-            if error is None:
-                await self._after_send(s3, found)
+            if not sent_before:
+                error = await delivery.send(found)
+                if error is not None:
+                    self.item_counts.failed()
+                    self._failed(found, error, "object not sent; trying again later")
+                    return
+                self.item_counts.delivered()
+                self._sent_pending_after[found.key] = found.etag
+                step = "after_send"
+            await delivery.after_send(found)
         except Gone:
-            log.debug("object changed or deleted before it was read; skipped", binding=self.binding, key=found.key)
+            await self._gone(delivery, found, step)
             return
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - one object's failure must not stop the scan
-            error = _reason(exc)
-        if error is not None:
-            self._failed(found, error)
+            if step == "send":
+                self.item_counts.failed()
+                self._failed(found, _reason(exc), "object not sent; trying again later")
+            else:
+                self.item_counts.after_send_failed()
+                self._failed(found, _reason(exc), f"object sent, but its after_send ({self.properties.after_send}) failed; trying that step again later")
             return
-        self._retry.pop(found.key, None)
-        self._waiting_since.pop(found.key, None)
-        self.item_counts.delivered()
-        log.info("object sent", binding=self.binding, key=found.key, size=found.size, after_send=self.properties.after_send)
+        self._done(found)
+        log.info("object sent" if not sent_before else "after_send done", binding=self.binding, key=found.key, size=found.size, after_send=self.properties.after_send)
 
-    async def _send(self, s3: Any, found: Found) -> str | None:
-        """Send ``found``'s message; None when confirmed, else why not."""
-        properties = self.properties
-        if properties.payload == "reference":
-            expires = datetime.now(UTC) + timedelta(seconds=properties.reference_url_seconds)
-            params = {"Bucket": properties.bucket_name, "Key": found.key}
-            url = await s3.generate_presigned_url("get_object", Params=params, ExpiresIn=properties.reference_url_seconds)
-            return await self._confirmed(reference(found, properties.bucket_name, url, expires), found, "")
-        if found.size > properties.max_object_size_mib * MIB:
-            return await self._send_in_parts(s3, found)
-        metadata = request_metadata(str(properties.target_type), found, properties.addressed_bucket, properties.bucket_name)
-        # The bytes read are dropped once encoded: only the message body stays while it is sent.
-        return await self._confirmed(targets_request(metadata, await self._read(s3, found)), found, "")
-
-    async def _confirmed(self, body: bytes, found: Found, step: str) -> str | None:
-        """Hand one message to the binding; None when the target confirmed it."""
-        outcome = await self._outcome(body, found, step)
-        return outcome.response.last_error or "not delivered" if outcome.failed else None
-
-    async def _outcome(self, body: bytes, found: Found, step: str) -> Outcome:
+    async def _send(self, body: bytes, found: Found, step: str) -> Outcome:
+        """One message to the binding's chain (its middleware, metrics and target)."""
         handler = self._handler
         if handler is None:
             raise RuntimeError("the aws.s3 source was not started")
         context = RequestContext(self.binding, request_id=f"{found.key}@{found.etag}{step}", source_kind=self.kind)
         return await handler(body, context)
 
-    async def _read(self, s3: Any, found: Found, byte_range: str | None = None) -> bytes:
-        """The object's bytes (or a range of them), as long as it is still the version listed."""
-        params: dict[str, Any] = {"Bucket": self.properties.bucket_name, "Key": found.key, "IfMatch": found.etag}
-        if byte_range is not None:
-            params["Range"] = byte_range
+    async def _gone(self, delivery: Delivery, found: Found, step: str) -> None:
+        """The version listed is no longer there (the next scan sees the new one); unless the store says it is, which is a failure."""
         try:
-            answer = await s3.get_object(**params)
-            async with answer["Body"] as stream:
-                return bytes(await stream.read())
-        except ClientError as exc:
-            if is_not_found(exc) or exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
-                raise Gone from exc
-            raise
-
-    async def _send_in_parts(self, s3: Any, found: Found) -> str | None:
-        """A multipart upload over the bus: the object a part at a time, never whole in memory."""
-        properties = self.properties
-        limit = f"the object ({found.size} bytes) is larger than max_object_size_mib ({properties.max_object_size_mib} MiB)"
-        if properties.target_type != "aws":
-            return f"{limit}; only target_type 'aws' can send it in parts (or use payload 'reference')"
-        if not self.target_answers:
-            return f"{limit}; sending it in parts needs the far side's replies (a kubemq.query target), or use payload 'reference'"
-        where = {"bucket_name": properties.addressed_bucket, "item_name": found.key}
-        created = await self._outcome(targets_request({"method": "create_multipart_upload", **where}, b""), found, "#create")
-        if created.failed:
-            return f"create_multipart_upload: {created.response.last_error}"
-        upload_id = created.response.metadata.get("upload_id")
-        if not upload_id:
-            return f"create_multipart_upload: the reply names no upload_id ({created.response.metadata})"
-        part_size = properties.part_size_mib * MIB
-        for number, start in enumerate(range(0, found.size, part_size), start=1):
-            end = min(start + part_size, found.size) - 1
-            try:
-                data = await self._read(s3, found, f"bytes={start}-{end}")
-            except BaseException:
-                await self._abort(where, upload_id, found)
-                raise
-            error = await self._confirmed(targets_request({"method": "upload_part", **where, "upload_id": upload_id, "part_number": str(number)}, data), found, f"#part{number}")
-            if error is not None:
-                await self._abort(where, upload_id, found)
-                return f"upload_part {number}: {error}"
-        error = await self._confirmed(targets_request({"method": "complete_multipart_upload", **where, "upload_id": upload_id}, b""), found, "#complete")
-        if error is not None:
-            await self._abort(where, upload_id, found)
-            return f"complete_multipart_upload: {error}"
-        return None
-
-    async def _abort(self, where: dict[str, str], upload_id: str, found: Found) -> None:
-        with contextlib.suppress(Exception):
-            await self._outcome(targets_request({"method": "abort_multipart_upload", **where, "upload_id": upload_id}, b""), found, "#abort")
-
-    async def _after_send(self, s3: Any, found: Found) -> None:
-        properties = self.properties
-        bucket = properties.bucket_name
-        if self._ledger is not None:  # keep mode
-            await self._ledger.record(found.key, found.etag)
+            still_there = await delivery.is_still_there(found)
+        except Exception as exc:  # noqa: BLE001 - cannot tell: tried again later
+            self.item_counts.failed()
+            self._failed(found, _reason(exc), "object could not be read; trying again later")
             return
-        if properties.after_send == "move":
-            source = {"Bucket": bucket, "Key": found.key}
-            if found.size <= COPY_OBJECT_LIMIT:
-                await s3.copy_object(Bucket=bucket, Key=properties.move_prefix + found.key, CopySource=source, CopySourceIfMatch=found.etag)
-            else:
-                await s3.copy(source, bucket, properties.move_prefix + found.key)
-        await s3.delete_object(Bucket=bucket, Key=found.key)
+        if still_there:
+            self.item_counts.failed()
+            self._failed(found, "the store refuses the version it lists (If-Match on its own ETag)", "object could not be read; trying again later")
+            return
+        self._done(found)
+        self.item_counts.gone()
+        log.info("object changed or deleted since it was listed; the next scan sees what is there", binding=self.binding, key=found.key, step=step)
 
-    def _failed(self, found: Found, error: str) -> None:
+    def _done(self, found: Found) -> None:
+        for state in (self._retry, self._sent_pending_after, self._waiting_since):
+            state.pop(found.key, None)
+
+    def _failed(self, found: Found, error: str, event: str) -> None:
         previous = self._retry.get(found.key)
         failures = previous[2] + 1 if previous is not None and previous[0] == found.etag else 1
         wait = min(self.properties.retry_max_interval_seconds, FIRST_RETRY_SECONDS * 2 ** min(failures - 1, 20)) * random.uniform(0.8, 1.2)
         self._retry[found.key] = (found.etag, time.monotonic() + wait, failures)
-        self.item_counts.failed()
-        log.warning("object not sent; trying again later", binding=self.binding, key=found.key, reason=error, failures=failures, retry_in_seconds=round(wait, 1))
+        log.warning(event, binding=self.binding, key=found.key, reason=error, failures=failures, retry_in_seconds=round(wait, 1))
+
+
+async def _step(what: str, awaitable: Any) -> Any:
+    """Await one S3 step of a round; a failure says which step it was."""
+    try:
+        return await awaitable
+    except RequestError:
+        raise
+    except Exception as exc:
+        raise StepFailed(f"{what}: {_reason(exc)}") from exc
+
+
+class StepFailed(Exception):
+    """A round's S3 step failed; the message names the step and S3's reason."""
 
 
 def _reason(exc: BaseException) -> str:
     """One line saying what failed, S3's code and status included; never a credential."""
+    if isinstance(exc, StepFailed):
+        return str(exc)
     error = exc if isinstance(exc, RequestError) else translate(exc) if isinstance(exc, Exception) else exc
     return " ".join(str(error).split()) or type(exc).__name__

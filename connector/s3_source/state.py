@@ -45,6 +45,8 @@ class Lease:
     def __init__(self, s3: Any, bucket: str, key: str, seconds: int) -> None:
         self.s3, self.bucket, self.key, self.seconds = s3, bucket, key, seconds
         self.owner = uuid.uuid4().hex
+        # False once a second conditional create succeeded: the store ignores If-None-Match, and replicas cannot share the lease.
+        self.conditional = True
         self._etag: str | None = None
         self._valid_until = 0.0  # monotonic; a margin before the lease really expires for the others
 
@@ -53,22 +55,41 @@ class Lease:
         return self._etag is not None and time.monotonic() < self._valid_until
 
     async def refresh(self) -> bool:
-        """Renew the lease if held, else take it if free or expired; whether it is held now."""
+        """Renew the lease if held, else take it if free, expired or ours; whether it is held now."""
         if self._etag is not None and await self._write(IfMatch=self._etag):
             return True
         self._etag = None
         if await self._write(IfNoneMatch="*"):
+            await self._probe_conditional_writes()
             return True
         current = await self._current()
         if current is None:  # released between the two calls: the next refresh takes it
             return False
-        etag, expires = current
-        return expires < time.time() and await self._write(IfMatch=etag)
+        etag, owner, expires = current
+        # Ours: a renewal the store applied while its answer was lost (a cancel, a retried timeout) left us its old ETag.
+        if owner == self.owner or expires < time.time():
+            return await self._write(IfMatch=etag)
+        return False
+
+    async def _probe_conditional_writes(self) -> None:
+        """A second create of the lease must be refused; a store that takes it ignores conditional writes."""
+        try:
+            await self.s3.put_object(Bucket=self.bucket, Key=self.key + ".probe", Body=b"", IfNoneMatch="*")
+            await self.s3.put_object(Bucket=self.bucket, Key=self.key + ".probe", Body=b"", IfNoneMatch="*")
+        except ClientError as exc:
+            if not _lost_race(exc):
+                raise
+            self.conditional = True
+        else:
+            self.conditional = False
+        finally:
+            with contextlib.suppress(ClientError):
+                await self.s3.delete_object(Bucket=self.bucket, Key=self.key + ".probe")
 
     async def release(self) -> None:
-        """Give the lease up at once (a clean stop), so a standby need not wait for it to expire."""
-        etag, self._etag = self._etag, None
-        if etag is not None:
+        """Give the lease up at once (a clean stop), so a standby need not wait for it to expire; only a lease still held."""
+        etag, held, self._etag = self._etag, self.held, None
+        if etag is not None and held:
             with contextlib.suppress(ClientError):  # taken over meanwhile, or gone: nothing to give up
                 await self.s3.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
 
@@ -86,7 +107,8 @@ class Lease:
         self._valid_until = started + self.seconds * 2 / 3
         return True
 
-    async def _current(self) -> tuple[str, float] | None:
+    async def _current(self) -> tuple[str, str, float] | None:
+        """The lease as stored: its ETag, owner and expiry (epoch seconds); None when there is none."""
         try:
             found = await self.s3.get_object(Bucket=self.bucket, Key=self.key)
             async with found["Body"] as body:
@@ -96,10 +118,11 @@ class Lease:
                 return None
             raise
         try:
-            expires = float(json.loads(content)["expires"])
+            document = json.loads(content)
+            owner, expires = str(document["owner"]), float(document["expires"])
         except (ValueError, KeyError, TypeError):
-            expires = 0.0  # not a lease this source wrote: free to take
-        return found["ETag"], expires
+            owner, expires = "", 0.0  # not a lease this source wrote: free to take
+        return found["ETag"], owner, expires
 
 
 def version_digest(key: str, etag: str) -> str:

@@ -71,6 +71,7 @@ def test_a_nested_folder_matches_the_objects_below_it_which_kubemq_sources_never
         ({"modified_after": "2026-01-01T00:00:00"}, "needs a time zone"),
         ({"max_object_size_mib": 5, "part_size_mib": 8}, "part_size_mib cannot be larger"),
         ({"aws_key": "AKIA"}, "aws_key and aws_secret_key must be set together"),
+        ({"folders": "in", "after_send": "move", "move_prefix": "in/"}, "move_prefix 'in/' holds the watched folder 'in/'"),
     ],
 )
 def test_a_wrong_property_is_named_with_its_line(properties: dict[str, object], message: str) -> None:
@@ -114,3 +115,12 @@ def test_the_configs_in_the_bucket_source_guide_are_valid(block: int, monkeypatc
     assert len(blocks) == 2
     resolved = parse_config(blocks[block], registry())
     assert "aws.s3" in {binding.source.kind for binding in resolved.bindings}
+
+
+def test_an_aws_s3_source_cannot_feed_an_aws_s3_target_and_the_line_says_so() -> None:
+    text = "bindings:\n- name: s3\n  source:\n    kind: aws.s3\n    properties: {bucket_name: b, folders: /, target_type: aws}\n  target:\n    kind: aws.s3\n    properties: {}\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, registry())
+    [problem] = caught.value.problems
+    assert (problem.line, problem.location) == (7, "bindings[0].target.kind")
+    assert problem.message.startswith("the aws.s3 source sends each object as one message: its target must be a KubeMQ kind")
