@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from bindings.errors import ConfigError
 from bindings.internals import IncompatibleLibrary
+from bindings.sources.client import PATTERNS
 from connector.files.sizes import message_size, part_size
 from connector.product import NAME, SEND_CLIENT_ID, default_channel
 
@@ -113,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     _env_option(send, "--address", variable=ADDRESS_ENV, fallback=DEFAULT_ADDRESS, text="KubeMQ gRPC host:port")
     send.add_argument(
         "--pattern",
-        choices=("query", "command", "queue", "event", "event-store"),
+        choices=PATTERNS,
         default="query",
         help="query and command wait for the reply; queue, event and event-store print the send result (default: %(default)s)",
     )

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from kubemq import (
     AsyncCancellationToken,
@@ -48,11 +48,13 @@ from kubemq import (
 from kubemq.pubsub.events_store_subscription import EventStoreStartPosition
 
 from bindings.limits import SERVER_MESSAGE_LIMIT
+from bindings.sources import SOURCES
 from bindings.sources.sdk import flush_downstream, send_serialized_request
 from bindings.wire import Request, Response
 
-Pattern = Literal["query", "command", "queue", "event", "event-store"]
-PATTERNS: tuple[Pattern, ...] = ("query", "command", "queue", "event", "event-store")
+# A send pattern: a KubeMQ source kind's ``pattern`` (``query``, ``command``, ``queue``, ``event``, ``event-store``).
+Pattern = str
+PATTERNS: tuple[Pattern, ...] = tuple(source.pattern for source in SOURCES)
 # How far back an events-store response subscription starts, so a response
 # published while the subscription is being registered is still replayed.
 EVENTS_STORE_LOOKBACK_SECONDS = 1

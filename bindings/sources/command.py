@@ -18,6 +18,7 @@ from bindings.sources.sdk import Received
 
 class CommandSource(RequestsSource):
     kind = "kubemq.command"
+    pattern = "command"
     aliases = ("source.command",)
     summary = "Receives KubeMQ commands and replies Executed=true, or Executed=false with the error."
     subscribe_type = pb.Subscribe.Commands

@@ -21,6 +21,7 @@ from bindings.sources.sdk import Received, send_serialized_response, serialized_
 
 class QuerySource(RequestsSource):
     kind = "kubemq.query"
+    pattern = "query"
     aliases = ("source.query",)
     summary = "Receives KubeMQ queries and replies with the target's response."
     subscribe_type = pb.Subscribe.Queries
