@@ -34,15 +34,16 @@ logging.getLogger("kubemq").setLevel(logging.ERROR)
 
 
 @pytest.fixture
-async def broker() -> AsyncIterator[EmbeddedBroker]:
+async def fresh_broker() -> AsyncIterator[EmbeddedBroker]:
+    """A broker of its own per test: these tests look at its whole state (queues, subscriptions, shutdown)."""
     async with EmbeddedBroker() as running:
         yield running
 
 
 @pytest.fixture
-async def stub(broker: EmbeddedBroker) -> AsyncIterator[kubemq_pb2_grpc.kubemqStub]:
+async def stub(fresh_broker: EmbeddedBroker) -> AsyncIterator[kubemq_pb2_grpc.kubemqStub]:
     """A raw stub, to see the server's statuses without the SDK's client-side checks."""
-    async with grpc.aio.insecure_channel(broker.address) as channel:
+    async with grpc.aio.insecure_channel(fresh_broker.address) as channel:
         yield kubemq_pb2_grpc.kubemqStub(channel)
 
 
@@ -72,7 +73,7 @@ def cq_client(address: str, client_id: str, **options: object) -> contextlib.Abs
 
 @contextlib.asynccontextmanager
 async def responder(
-    broker: EmbeddedBroker,
+    fresh_broker: EmbeddedBroker,
     client_id: str,
     channel: str,
     reply: Callable[[AsyncCQClient, QueryReceived | CommandReceived], Awaitable[None]],
@@ -83,7 +84,7 @@ async def responder(
     **options: object,
 ) -> AsyncIterator[None]:
     """An SDK subscriber answering with ``reply``; the test waits for its registration."""
-    async with cq_client(broker.address, client_id, auth_token=token, **options) as client:
+    async with cq_client(fresh_broker.address, client_id, auth_token=token, **options) as client:
         token = AsyncCancellationToken()
 
         async def handle(received: QueryReceived | CommandReceived) -> None:
@@ -156,8 +157,8 @@ class RawStream(Generic[StreamRequest, StreamReply]):
         self.call.cancel()
 
 
-async def until_depth(broker: EmbeddedBroker, channel: str, depth: int, timeout: float = 5.0) -> None:
+async def until_depth(fresh_broker: EmbeddedBroker, channel: str, depth: int, timeout: float = 5.0) -> None:
     """Wait until a queue holds ``depth`` messages waiting for a reader (hand-backs are asynchronous)."""
     async with asyncio.timeout(timeout):
-        while await broker.queue_depth(channel) != depth:
+        while await fresh_broker.queue_depth(channel) != depth:
             await asyncio.sleep(0.01)

@@ -1,4 +1,4 @@
-"""Events and events-store through the broker: SDK on both sides, raw stub for exact server texts."""
+"""Events and events-store through the fresh_broker: SDK on both sides, raw stub for exact server texts."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from .conftest import internal_error, sdk_client
 
 
 @contextlib.asynccontextmanager
-async def event_listener(broker: EmbeddedBroker, channel: str, received: list, *, group: str | None = None) -> AsyncIterator[None]:
+async def event_listener(fresh_broker: EmbeddedBroker, channel: str, received: list, *, group: str | None = None) -> AsyncIterator[None]:
     """An SDK events subscriber appending what it gets to ``received``; registered before it yields."""
-    async with sdk_client(AsyncPubSubClient, broker.address, f"listener-{len(received)}-{id(received)}") as client:
+    async with sdk_client(AsyncPubSubClient, fresh_broker.address, f"listener-{len(received)}-{id(received)}") as client:
         token = AsyncCancellationToken()
 
         async def collect(event) -> None:
@@ -61,19 +61,19 @@ def _store_subscribe(start: int, value: int = 0, channel: str = "store") -> pb.S
     )
 
 
-async def test_events_fan_out_to_plain_subscribers_and_one_per_group(broker: EmbeddedBroker) -> None:
+async def test_events_fan_out_to_plain_subscribers_and_one_per_group(fresh_broker: EmbeddedBroker) -> None:
     plain_a: list = []
     plain_b: list = []
     group_1: list = []
     group_2: list = []
     async with (
-        event_listener(broker, "ev", plain_a),
-        event_listener(broker, "ev", plain_b),
-        event_listener(broker, "ev", group_1, group="g"),
-        event_listener(broker, "ev", group_2, group="g"),
+        event_listener(fresh_broker, "ev", plain_a),
+        event_listener(fresh_broker, "ev", plain_b),
+        event_listener(fresh_broker, "ev", group_1, group="g"),
+        event_listener(fresh_broker, "ev", group_2, group="g"),
     ):
-        await broker.wait_for_subscribers("ev", 4, kind="events")
-        async with sdk_client(AsyncPubSubClient, broker.address, "publisher") as publisher:
+        await fresh_broker.wait_for_subscribers("ev", 4, kind="events")
+        async with sdk_client(AsyncPubSubClient, fresh_broker.address, "publisher") as publisher:
             for index in range(20):
                 await publisher.publish_event(EventMessage(channel="ev", body=b"%d" % index))
             await _until(lambda: len(plain_a) == len(plain_b) == len(group_1) + len(group_2) == 20)
@@ -83,20 +83,20 @@ async def test_events_fan_out_to_plain_subscribers_and_one_per_group(broker: Emb
     assert plain_a[0].channel == "ev"
 
 
-async def test_event_with_no_subscriber_is_gone(broker: EmbeddedBroker) -> None:
-    async with sdk_client(AsyncPubSubClient, broker.address, "publisher") as publisher:
+async def test_event_with_no_subscriber_is_gone(fresh_broker: EmbeddedBroker) -> None:
+    async with sdk_client(AsyncPubSubClient, fresh_broker.address, "publisher") as publisher:
         await publisher.send_event_unary(EventMessage(channel="late", body=b"lost"))
         received: list = []
-        async with event_listener(broker, "late", received):
-            await broker.wait_for_subscribers("late", kind="events")
+        async with event_listener(fresh_broker, "late", received):
+            await fresh_broker.wait_for_subscribers("late", kind="events")
             await publisher.send_event_unary(EventMessage(channel="late", body=b"seen"))
             await _until(lambda: len(received) == 1)
     assert received[0].body == b"seen"
 
 
-async def test_wildcard_events_subscription(broker: EmbeddedBroker, stub) -> None:
+async def test_wildcard_events_subscription(fresh_broker: EmbeddedBroker, stub) -> None:
     stream = stub.SubscribeToEvents(pb.Subscribe(SubscribeTypeData=pb.Subscribe.Events, ClientID="w", Channel="metrics.*"))
-    await broker.wait_for_subscribers("metrics.cpu", kind="events")
+    await fresh_broker.wait_for_subscribers("metrics.cpu", kind="events")
     await stub.SendEvent(pb.Event(ClientID="p", Channel="metrics.cpu", Metadata="m"))
     event = await asyncio.wait_for(stream.read(), 2)
     stream.cancel()
@@ -114,10 +114,10 @@ async def test_wildcard_events_subscription(broker: EmbeddedBroker, stub) -> Non
         (pb.Subscribe.StartAtTimeDelta, 3600, [1, 2, 3, 4]),
     ],
 )
-async def test_events_store_start_positions_then_live(broker: EmbeddedBroker, stub, start: int, value: int, expected: list[int]) -> None:
+async def test_events_store_start_positions_then_live(fresh_broker: EmbeddedBroker, stub, start: int, value: int, expected: list[int]) -> None:
     await _publish_store(stub, "store", 3)
     stream = stub.SubscribeToEvents(_store_subscribe(start, value))
-    await broker.wait_for_subscribers("store", kind="events_store")
+    await fresh_broker.wait_for_subscribers("store", kind="events_store")
     await _publish_store(stub, "store", 1)
     received = [(await asyncio.wait_for(stream.read(), 2)).Sequence for _ in expected]
     stream.cancel()
@@ -131,9 +131,9 @@ async def test_events_store_start_at_time_is_nanoseconds(stub) -> None:
     assert await _read_sequences(stub, _store_subscribe(pb.Subscribe.StartAtTime, boundary), 1) == [3]
 
 
-async def test_sdk_events_store_subscription_and_its_start_at_time_in_seconds(broker: EmbeddedBroker) -> None:
+async def test_sdk_events_store_subscription_and_its_start_at_time_in_seconds(fresh_broker: EmbeddedBroker) -> None:
     """SDK 4.1.5 sends StartAtTime in seconds; the server reads nanoseconds, so it replays everything."""
-    async with sdk_client(AsyncPubSubClient, broker.address, "store-user") as client:
+    async with sdk_client(AsyncPubSubClient, fresh_broker.address, "store-user") as client:
         for index in range(3):
             result = await client.send_event_store(EventStoreMessage(channel="s", body=b"%d" % index))
             assert result.sent and not result.error
@@ -217,11 +217,11 @@ async def test_subscribe_to_events_errors(stub, subscribe: pb.Subscribe, expecte
     assert (await internal_error(stub.SubscribeToEvents(subscribe).read())).details() == expected
 
 
-async def test_wait_for_event_subscribers_counts_only_that_kind(broker: EmbeddedBroker, stub) -> None:
+async def test_wait_for_event_subscribers_counts_only_that_kind(fresh_broker: EmbeddedBroker, stub) -> None:
     stream = stub.SubscribeToEvents(_store_subscribe(pb.Subscribe.StartNewOnly))
-    await broker.wait_for_subscribers("store", kind="events_store")
+    await fresh_broker.wait_for_subscribers("store", kind="events_store")
     with pytest.raises(TimeoutError):
-        await broker.wait_for_subscribers("store", kind="events", timeout=0.05)
+        await fresh_broker.wait_for_subscribers("store", kind="events", timeout=0.05)
     stream.cancel()
 
 

@@ -55,45 +55,45 @@ async def test_busy_port_is_refused() -> None:
 
 
 async def test_stop_ends_subscriber_streams_as_unavailable() -> None:
-    broker = EmbeddedBroker()
-    await broker.start()
+    fresh_broker = EmbeddedBroker()
+    await fresh_broker.start()
     try:
-        async with grpc.aio.insecure_channel(broker.address) as channel:
+        async with grpc.aio.insecure_channel(fresh_broker.address) as channel:
             stream = kubemq_pb2_grpc.kubemqStub(channel).SubscribeToRequests(pb.Subscribe(SubscribeTypeData=pb.Subscribe.Queries, ClientID="c", Channel="q"))
-            await broker.wait_for_subscribers("q")
-            await asyncio.wait_for(broker.stop(grace=5), 2)  # must not wait for the open stream
+            await fresh_broker.wait_for_subscribers("q")
+            await asyncio.wait_for(fresh_broker.stop(grace=5), 2)  # must not wait for the open stream
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await stream.read()
     finally:
-        await broker.stop()
+        await fresh_broker.stop()
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert caught.value.details() == "Error 409: server is in shutdown mode"
 
 
-async def test_wait_for_subscribers_times_out(broker: EmbeddedBroker) -> None:
+async def test_wait_for_subscribers_times_out(fresh_broker: EmbeddedBroker) -> None:
     with pytest.raises(TimeoutError):
-        await broker.wait_for_subscribers("nobody", kind="commands", timeout=0.05)
+        await fresh_broker.wait_for_subscribers("nobody", kind="commands", timeout=0.05)
     with pytest.raises(ValueError):
-        await broker.wait_for_subscribers("x", kind="topics")
+        await fresh_broker.wait_for_subscribers("x", kind="topics")
 
 
 async def test_auth_token_accepted_and_refused() -> None:
-    async with EmbeddedBroker(auth_token="s3cret") as broker, responder(broker, "responder", "q", echo_reply("authed"), token="s3cret"):
-        await broker.wait_for_subscribers("q")
-        async with cq_client(broker.address, "good", auth_token="s3cret") as good:
+    async with EmbeddedBroker(auth_token="s3cret") as fresh_broker, responder(fresh_broker, "responder", "q", echo_reply("authed"), token="s3cret"):
+        await fresh_broker.wait_for_subscribers("q")
+        async with cq_client(fresh_broker.address, "good", auth_token="s3cret") as good:
             response = await good.send_query(QueryMessage(channel="q", body=b"x", timeout_in_seconds=5))
         assert response.metadata == "authed"
         # SDK 4.1.5 sends no token with Ping, so connect() succeeds; the first real call fails.
-        async with cq_client(broker.address, "bad", auth_token="wrong") as bad:
+        async with cq_client(fresh_broker.address, "bad", auth_token="wrong") as bad:
             with pytest.raises(KubeMQAuthenticationError, match="Error 421: authentication verification failed, "):
                 await bad.send_query(QueryMessage(channel="q", body=b"x", timeout_in_seconds=5))
-        async with cq_client(broker.address, "anonymous") as anonymous:
+        async with cq_client(fresh_broker.address, "anonymous") as anonymous:
             with pytest.raises(KubeMQAuthenticationError):
                 await anonymous.send_query(QueryMessage(channel="q", body=b"x", timeout_in_seconds=5))
 
 
 async def test_auth_is_checked_on_ping_when_a_token_is_sent() -> None:
-    async with EmbeddedBroker(auth_token="s3cret") as broker, grpc.aio.insecure_channel(broker.address) as channel:
+    async with EmbeddedBroker(auth_token="s3cret") as fresh_broker, grpc.aio.insecure_channel(fresh_broker.address) as channel:
         stub = kubemq_pb2_grpc.kubemqStub(channel)
         assert (await stub.Ping(pb.Empty(), metadata=(("authorization", "s3cret"),))).Version
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -102,7 +102,7 @@ async def test_auth_is_checked_on_ping_when_a_token_is_sent() -> None:
     assert caught.value.details() == "Error 421: authentication verification failed, invalid authorization token"
 
 
-async def test_sixty_mib_body_passes_through(broker: EmbeddedBroker) -> None:
+async def test_sixty_mib_body_passes_through(fresh_broker: EmbeddedBroker) -> None:
     body = bytes(range(256)) * (60 * 1024 * 1024 // 256)
     limits = dict(max_send_size=HUNDRED_MIB, max_receive_size=HUNDRED_MIB)
 
@@ -110,9 +110,9 @@ async def test_sixty_mib_body_passes_through(broker: EmbeddedBroker) -> None:
         # Reply small: the 60 MiB already crossed the broker both ways (in from sender, out to us).
         await client.send_response(QueryResponse(query_received=query, is_executed=True, body=hashlib.sha256(query.body).digest()))
 
-    async with responder(broker, "responder", "big", digest, **limits):
-        await broker.wait_for_subscribers("big")
-        async with cq_client(broker.address, "sender", **limits) as sender:
+    async with responder(fresh_broker, "responder", "big", digest, **limits):
+        await fresh_broker.wait_for_subscribers("big")
+        async with cq_client(fresh_broker.address, "sender", **limits) as sender:
             response = await sender.send_query(QueryMessage(channel="big", body=body, timeout_in_seconds=30))
     assert response.body == hashlib.sha256(body).digest()
 

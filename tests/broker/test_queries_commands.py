@@ -1,4 +1,4 @@
-"""Queries and commands through the broker, with the official SDK on both sides."""
+"""Queries and commands through the fresh_broker, with the official SDK on both sides."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from devbroker import EmbeddedBroker
 from .conftest import cq_client, echo_reply, internal_error, responder
 
 
-async def test_query_round_trip(broker: EmbeddedBroker) -> None:
-    async with responder(broker, "responder", "q.demo", echo_reply("ok")):
-        await broker.wait_for_subscribers("q.demo")
-        async with cq_client(broker.address, "sender") as sender:
+async def test_query_round_trip(fresh_broker: EmbeddedBroker) -> None:
+    async with responder(fresh_broker, "responder", "q.demo", echo_reply("ok")):
+        await fresh_broker.wait_for_subscribers("q.demo")
+        async with cq_client(fresh_broker.address, "sender") as sender:
             response = await sender.send_query(QueryMessage(channel="q.demo", body=b"hello", metadata="m", tags={"k": "v"}, timeout_in_seconds=5))
     assert response.is_executed
     assert response.body == b"echo:hello"
@@ -25,16 +25,16 @@ async def test_query_round_trip(broker: EmbeddedBroker) -> None:
     assert response.client_id == "responder"
 
 
-async def test_query_reaches_subscriber_with_inbox_and_request_fields(broker: EmbeddedBroker) -> None:
+async def test_query_reaches_subscriber_with_inbox_and_request_fields(fresh_broker: EmbeddedBroker) -> None:
     seen: list[QueryReceived] = []
 
     async def record(client, received) -> None:
         seen.append(received)
         await client.send_response(QueryResponse(query_received=received, is_executed=True, body=b"x"))
 
-    async with responder(broker, "responder", "q.fields", record):
-        await broker.wait_for_subscribers("q.fields")
-        async with cq_client(broker.address, "sender") as sender:
+    async with responder(fresh_broker, "responder", "q.fields", record):
+        await fresh_broker.wait_for_subscribers("q.fields")
+        async with cq_client(fresh_broker.address, "sender") as sender:
             await sender.send_query(QueryMessage(channel="q.fields", body=b"b", metadata="m", tags={"t": "1"}, timeout_in_seconds=5))
     (received,) = seen
     assert received.reply_channel.startswith("_INBOX.")
@@ -44,10 +44,10 @@ async def test_query_reaches_subscriber_with_inbox_and_request_fields(broker: Em
     assert received.id
 
 
-async def test_command_response_loses_body_and_metadata(broker: EmbeddedBroker) -> None:
-    async with responder(broker, "responder", "c.demo", echo_reply("meta"), kind="commands"):
-        await broker.wait_for_subscribers("c.demo", kind="commands")
-        async with cq_client(broker.address, "sender") as sender:
+async def test_command_response_loses_body_and_metadata(fresh_broker: EmbeddedBroker) -> None:
+    async with responder(fresh_broker, "responder", "c.demo", echo_reply("meta"), kind="commands"):
+        await fresh_broker.wait_for_subscribers("c.demo", kind="commands")
+        async with cq_client(fresh_broker.address, "sender") as sender:
             response = await sender.send_command(CommandMessage(channel="c.demo", body=b"do", timeout_in_seconds=5))
     assert response.is_executed
     assert response.client_id == "responder"
@@ -56,15 +56,15 @@ async def test_command_response_loses_body_and_metadata(broker: EmbeddedBroker) 
     assert response.metadata == ""
 
 
-async def test_commands_and_queries_are_separate_namespaces(broker: EmbeddedBroker, stub) -> None:
-    async with responder(broker, "responder", "shared", echo_reply("q")):
-        await broker.wait_for_subscribers("shared")
+async def test_commands_and_queries_are_separate_namespaces(fresh_broker: EmbeddedBroker, stub) -> None:
+    async with responder(fresh_broker, "responder", "shared", echo_reply("q")):
+        await fresh_broker.wait_for_subscribers("shared")
         request = pb.Request(RequestTypeData=pb.Request.Command, ClientID="c", Channel="shared", Body=b"x", Timeout=300)
         error = await internal_error(stub.SendRequest(request))
     assert error.details() == "Error 301: timeout for request message"
 
 
-async def test_no_group_subscribers_each_get_a_copy_and_groups_get_one(broker: EmbeddedBroker) -> None:
+async def test_no_group_subscribers_each_get_a_copy_and_groups_get_one(fresh_broker: EmbeddedBroker) -> None:
     received: Counter[str] = Counter()
 
     def counting(tag: str):
@@ -77,13 +77,13 @@ async def test_no_group_subscribers_each_get_a_copy_and_groups_get_one(broker: E
         return count_and_reply
 
     async with (
-        responder(broker, "plain-1", "fan", counting("plain-1")),
-        responder(broker, "plain-2", "fan", counting("plain-2")),
-        responder(broker, "g-1", "fan", counting("g-1"), group="g"),
-        responder(broker, "g-2", "fan", counting("g-2"), group="g"),
+        responder(fresh_broker, "plain-1", "fan", counting("plain-1")),
+        responder(fresh_broker, "plain-2", "fan", counting("plain-2")),
+        responder(fresh_broker, "g-1", "fan", counting("g-1"), group="g"),
+        responder(fresh_broker, "g-2", "fan", counting("g-2"), group="g"),
     ):
-        await broker.wait_for_subscribers("fan", 4)
-        async with cq_client(broker.address, "sender") as sender:
+        await fresh_broker.wait_for_subscribers("fan", 4)
+        async with cq_client(fresh_broker.address, "sender") as sender:
             for _ in range(20):
                 await sender.send_query(QueryMessage(channel="fan", body=b"x", timeout_in_seconds=5))
         await asyncio.sleep(0.1)  # let the losing replies land
@@ -93,7 +93,7 @@ async def test_no_group_subscribers_each_get_a_copy_and_groups_get_one(broker: E
     assert received["g-1"] > 0 and received["g-2"] > 0
 
 
-async def test_first_reply_wins_and_late_replies_are_accepted(broker: EmbeddedBroker) -> None:
+async def test_first_reply_wins_and_late_replies_are_accepted(fresh_broker: EmbeddedBroker) -> None:
     late_reply_sent = asyncio.Event()
 
     async def slow(client, query) -> None:
@@ -102,20 +102,20 @@ async def test_first_reply_wins_and_late_replies_are_accepted(broker: EmbeddedBr
         late_reply_sent.set()  # reached only if the broker accepted the late reply
 
     async with (
-        responder(broker, "fast", "race", echo_reply("fast")),
-        responder(broker, "slow", "race", slow),
+        responder(fresh_broker, "fast", "race", echo_reply("fast")),
+        responder(fresh_broker, "slow", "race", slow),
     ):
-        await broker.wait_for_subscribers("race", 2)
-        async with cq_client(broker.address, "sender") as sender:
+        await fresh_broker.wait_for_subscribers("race", 2)
+        async with cq_client(fresh_broker.address, "sender") as sender:
             response = await sender.send_query(QueryMessage(channel="race", body=b"x", timeout_in_seconds=5))
         await asyncio.wait_for(late_reply_sent.wait(), 5)
     assert response.body == b"echo:x"
     assert response.client_id == "fast"
 
 
-async def test_wildcard_subscription_receives_matching_channels(broker: EmbeddedBroker, stub) -> None:
+async def test_wildcard_subscription_receives_matching_channels(fresh_broker: EmbeddedBroker, stub) -> None:
     subscription = stub.SubscribeToRequests(pb.Subscribe(SubscribeTypeData=pb.Subscribe.Queries, ClientID="wild", Channel="orders.>"))
-    await broker.wait_for_subscribers("orders.eu.new")
+    await fresh_broker.wait_for_subscribers("orders.eu.new")
     pending = asyncio.ensure_future(stub.SendRequest(pb.Request(RequestTypeData=pb.Request.Query, ClientID="s", Channel="orders.eu.new", Body=b"x", Timeout=5000)))
     request = await subscription.read()
     assert request.Channel == "orders.eu.new"
@@ -134,7 +134,7 @@ async def test_no_subscriber_waits_full_timeout_then_error_301(stub) -> None:
     assert error.details() == "Error 301: timeout for request message"
 
 
-async def test_sdk_sees_client_side_timeout_without_subscriber(broker: EmbeddedBroker) -> None:
-    async with cq_client(broker.address, "sender") as sender:
+async def test_sdk_sees_client_side_timeout_without_subscriber(fresh_broker: EmbeddedBroker) -> None:
+    async with cq_client(fresh_broker.address, "sender") as sender:
         with pytest.raises(KubeMQTimeoutError):
             await sender.send_query(QueryMessage(channel="nobody", body=b"x", timeout_in_seconds=1))

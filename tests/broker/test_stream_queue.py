@@ -74,13 +74,13 @@ async def send(stub, channel: str, body: bytes = b"job", **policy: object) -> No
     assert not result.IsError, result.Error
 
 
-async def test_receive_then_ack_removes_the_message(broker: EmbeddedBroker, stub, transactions) -> None:
+async def test_receive_then_ack_removes_the_message(fresh_broker: EmbeddedBroker, stub, transactions) -> None:
     await send(stub, "jobs", b"first")
     transaction = transactions()
     message = await transaction.receive("jobs")
     assert (message.Body, message.Channel, message.ClientID) == (b"first", "jobs", "sender")
     assert (message.Attributes.Sequence, message.Attributes.ReceiveCount) == (1, 1)
-    assert await broker.queue_depth("jobs") == 0  # held, hidden from other readers
+    assert await fresh_broker.queue_depth("jobs") == 0  # held, hidden from other readers
     await transaction.settle(Kind.AckMessage, RefSequence=message.Attributes.Sequence)
     empty = transactions()
     expired = await empty.reply(Kind.ReceiveMessage, Channel="jobs", WaitTimeSeconds=1)
@@ -159,7 +159,7 @@ async def test_invalid_requests_are_refused_in_band(stub, transactions, fields: 
     assert refused.RequestID  # generated when the request has none
 
 
-async def test_reject_redelivers_with_the_receive_counted_then_dead_letters(broker: EmbeddedBroker, stub, transactions) -> None:
+async def test_reject_redelivers_with_the_receive_counted_then_dead_letters(fresh_broker: EmbeddedBroker, stub, transactions) -> None:
     await send(stub, "work", b"poison", MaxReceiveCount=2, MaxReceiveQueue="work.dead")
     await send(stub, "work", b"next")
     first = transactions()
@@ -173,25 +173,25 @@ async def test_reject_redelivers_with_the_receive_counted_then_dead_letters(brok
     again = await second.receive("work")
     assert (again.Body, again.Attributes.Sequence, again.Attributes.ReceiveCount) == (b"poison", 3, 2)
     await second.settle(Kind.RejectMessage, RefSequence=3)
-    assert await broker.queue_depth("work") == 0
+    assert await fresh_broker.queue_depth("work") == 0
     dead = await transactions().receive("work.dead")
     assert (dead.Body, dead.Attributes.ReRouted, dead.Attributes.ReRoutedFromQueue) == (b"poison", True, "work")
 
 
-async def test_modify_visibility_keeps_the_message_hidden_past_the_first_visibility(broker: EmbeddedBroker, stub, transactions) -> None:
+async def test_modify_visibility_keeps_the_message_hidden_past_the_first_visibility(fresh_broker: EmbeddedBroker, stub, transactions) -> None:
     await send(stub, "slow")
     transaction = transactions()
     message = await transaction.receive("slow", visibility=1)
     extended = await transaction.reply(Kind.ModifyVisibility, VisibilitySeconds=3)
     assert (extended.IsError, extended.Error) == (False, "")
     await asyncio.sleep(1.3)
-    assert await broker.queue_depth("slow") == 0
+    assert await fresh_broker.queue_depth("slow") == 0
     # Replies come in order, so an expiry would have been read before the ack's reply.
     await transaction.settle(Kind.AckMessage, RefSequence=message.Attributes.Sequence)
-    assert await broker.queue_depth("slow") == 0
+    assert await fresh_broker.queue_depth("slow") == 0
 
 
-async def test_expired_visibility_returns_the_message_with_the_servers_error(broker: EmbeddedBroker, stub, transactions) -> None:
+async def test_expired_visibility_returns_the_message_with_the_servers_error(fresh_broker: EmbeddedBroker, stub, transactions) -> None:
     """The error comes unasked when visibility runs out; kubemq-go's next Ack reads it as its reply."""
     await send(stub, "expiring")
     transaction = transactions()
@@ -202,39 +202,39 @@ async def test_expired_visibility_returns_the_message_with_the_servers_error(bro
     assert (expired.IsError, expired.Error) == (True, "Error 129: current visibility timer expired")
     assert (expired.RequestID, expired.StreamRequestTypeData) == (receive_id, Kind.ReceiveMessage)
     await transaction.ended()
-    assert await broker.queue_depth("expiring") == 1
+    assert await fresh_broker.queue_depth("expiring") == 1
     back = await transactions().receive("expiring")
     assert (back.Attributes.Sequence, back.Attributes.ReceiveCount) == (2, 2)
 
 
-async def test_resend_moves_the_message_to_another_queue(broker: EmbeddedBroker, stub, transactions) -> None:
+async def test_resend_moves_the_message_to_another_queue(fresh_broker: EmbeddedBroker, stub, transactions) -> None:
     await send(stub, "inbox", b"route me")
     transaction = transactions()
     message = await transaction.receive("inbox")
     await transaction.settle(Kind.ResendMessage, Channel="outbox")
-    assert await broker.queue_depth("inbox") == 0
+    assert await fresh_broker.queue_depth("inbox") == 0
     moved = await transactions().receive("outbox")
     assert (moved.Body, moved.MessageID, moved.Channel) == (b"route me", message.MessageID, "outbox")
     assert moved.Attributes.ReceiveCount == 1
 
 
-async def test_send_modified_message_replaces_the_held_one(broker: EmbeddedBroker, stub, transactions) -> None:
+async def test_send_modified_message_replaces_the_held_one(fresh_broker: EmbeddedBroker, stub, transactions) -> None:
     await send(stub, "drafts", b"draft")
     transaction = transactions()
     await transaction.receive("drafts")
     replacement = pb.QueueMessage(ClientID="js", Channel="final", Body=b"edited", Tags={"rev": "2"})
     await transaction.settle(Kind.SendModifiedMessage, ModifiedMessage=replacement)
-    assert await broker.queue_depth("drafts") == 0
+    assert await fresh_broker.queue_depth("drafts") == 0
     edited = await transactions().receive("final")
     assert (edited.Body, edited.Tags["rev"], edited.Attributes.ReceiveCount) == (b"edited", "2", 1)
 
 
-async def test_client_disconnect_mid_transaction_returns_the_message(broker: EmbeddedBroker, stub, transactions) -> None:
+async def test_client_disconnect_mid_transaction_returns_the_message(fresh_broker: EmbeddedBroker, stub, transactions) -> None:
     await send(stub, "crashy")
     transaction = transactions()
     await transaction.receive("crashy", visibility=60)
     transaction.close()  # like a worker process dying before it acks
-    await until_depth(broker, "crashy", 1)
+    await until_depth(fresh_broker, "crashy", 1)
     back = await transactions().receive("crashy")
     assert (back.Body, back.Attributes.Sequence, back.Attributes.ReceiveCount) == (b"job", 2, 2)
 
@@ -248,7 +248,7 @@ async def test_concurrent_transactions_get_one_message_each(stub, transactions) 
 
 
 async def test_a_token_protected_broker_refuses_a_stream_without_it() -> None:
-    async with EmbeddedBroker(auth_token="s3cret") as broker, grpc.aio.insecure_channel(broker.address) as channel:
+    async with EmbeddedBroker(auth_token="s3cret") as fresh_broker, grpc.aio.insecure_channel(fresh_broker.address) as channel:
         transaction = Transaction(kubemq_pb2_grpc.kubemqStub(channel))
         transaction.send(Kind.ReceiveMessage, Channel="q")
         with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -18,7 +18,8 @@ from devbroker import EmbeddedBroker
 from tests.e2e.support import UNKNOWN_METHOD, Send, ok, raw_query, s3_failure, stored
 from tests.fixtures.kubemq import free_port, s3_binding_yaml, start_runtime
 from tests.fixtures.s3 import unique_bucket_name
-from tests.ops.support import eventually, get_text
+from tests.fixtures.waiting import eventually
+from tests.ops.support import get_text
 
 # Required keys of each method, in the order the error names them (list_buckets needs none).
 REQUIRED = {

@@ -22,6 +22,7 @@ from bindings.sources.client import query
 from bindings.wire import Request, Response
 from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import RunningConnector
+from tests.fixtures.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,20 +55,6 @@ async def wait_subscribed(runtime: Runtime, broker: EmbeddedBroker) -> None:
         if binding.spec.source.kind == "kubemq.query":
             properties = binding.spec.source.properties
             await broker.wait_for_subscribers(properties.channel, properties.sources, kind="queries")
-
-
-async def eventually(check: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy; return that."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
 
 
 async def get_json(url: str) -> tuple[int, Any]:
@@ -182,3 +169,30 @@ async def connector_process(config: Path, env: dict[str, str] | None = None, arg
         yield child
     finally:
         await child.kill()
+
+
+class PeakGrowth:
+    """A process's peak resident memory above where it stood at the last reset (Linux: VmHWM, reset by writing 5 to clear_refs)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.reset()
+
+    def reset(self) -> None:
+        Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+        self.baseline = self._status("VmRSS")
+
+    def since_reset(self) -> int:
+        return self._status("VmHWM") - self.baseline
+
+    def _status(self, field: str) -> int:
+        return status_field(Path(f"/proc/{self.pid}/status").read_text(), field)
+
+
+def status_field(status: str, field: str) -> int:
+    """A size in bytes from the text of /proc/PID/status (``VmHWM:   123456 kB``)."""
+    for line in status.splitlines():
+        name, _, value = line.partition(":")
+        if name == field:
+            return int(value.split()[0]) * 1024
+    raise AssertionError(f"no {field} in {status!r}")

@@ -123,7 +123,9 @@ def test_shipped_configs_match_the_schema_and_pass_validate(name: str, monkeypat
     for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "S3_ACCESS_KEY", "S3_SECRET_KEY", "POD_NAME", "AWS_REGION"):
         monkeypatch.setenv(variable, "stand-in")
     jsonschema.validate(yaml.safe_load(text), json.loads(SHIPPED_SCHEMA.read_text()))
-    parse_config(text, registry())
+    resolved = parse_config(text, registry())
+    declared = yaml.safe_load(text).get("bindings") or []
+    assert [binding.name for binding in resolved.bindings] == [binding["name"] for binding in declared]
 
 
 def test_the_schema_rejects_what_validate_rejects() -> None:

@@ -40,7 +40,7 @@ from tests.e2e.test_readme_tour import newcomer_connector, stop_with_sigterm
 from tests.fixtures import configs
 from tests.fixtures.configs import config, target
 from tests.fixtures.kubemq import StartConnector, free_port, s3_binding_yaml
-from tests.ops.support import REPO, connector_process, write_config
+from tests.ops.support import REPO, PeakGrowth, connector_process, status_field, write_config
 
 MIB = 1024 * 1024
 CHANNEL = "query.aws.s3.files"
@@ -446,33 +446,6 @@ def random_file(path: Path, size: int) -> tuple[Path, str]:
             digest.update(chunk)
             file.write(chunk)
     return path, digest.hexdigest()
-
-
-class PeakGrowth:
-    """A process's peak resident memory above where it stood at the last reset (Linux: VmHWM, reset by writing 5 to clear_refs)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.reset()
-
-    def reset(self) -> None:
-        Path(f"/proc/{self.pid}/clear_refs").write_text("5")
-        self.baseline = self._status("VmRSS")
-
-    def since_reset(self) -> int:
-        return self._status("VmHWM") - self.baseline
-
-    def _status(self, field: str) -> int:
-        return status_field(Path(f"/proc/{self.pid}/status").read_text(), field)
-
-
-def status_field(status: str, field: str) -> int:
-    """A size in bytes from the text of /proc/PID/status (``VmHWM:   123456 kB``)."""
-    for line in status.splitlines():
-        name, _, value = line.partition(":")
-        if name == field:
-            return int(value.split()[0]) * 1024
-    raise AssertionError(f"no {field} in {status!r}")
 
 
 def file_sha256(path: Path) -> str:

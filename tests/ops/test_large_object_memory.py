@@ -25,8 +25,7 @@ from bindings.sources.client import query
 from bindings.wire import Request
 from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import free_port, s3_binding_yaml
-from tests.ops.support import connector_process, write_config
-from tests.ops.test_cli_large_files import PeakGrowth
+from tests.ops.support import PeakGrowth, connector_process, write_config
 
 MIB = 1024 * 1024
 OBJECT = 64 * MIB

@@ -23,7 +23,8 @@ from tests.fixtures.kubemq import free_port, start_runtime
 from tests.fixtures.registries import ECHO_REGISTRY
 from tests.fixtures.relay import Relay
 from tests.fixtures.s3 import seaweed_properties
-from tests.ops.support import connector_process, eventually, get_text, write_config
+from tests.fixtures.waiting import eventually
+from tests.ops.support import connector_process, get_text, write_config
 
 QUERY, QUEUE = "partition.query", "partition.queue"
 # The partition: 25 s of silence, then new connections work again.

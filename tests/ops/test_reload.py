@@ -9,14 +9,17 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bindings import runtime as runtime_module
 from bindings.config import load_config
 from bindings.errors import ConfigError
+from bindings.reload import file_digest
 from bindings.runtime import Runtime
 from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import RunningConnector, free_port
 from tests.fixtures.registries import ECHO_REGISTRY
-from tests.ops.support import SteadySender, eventually, get_json, get_text, watched_connector, write_config
-from tests.sources.test_query import send
+from tests.fixtures.waiting import eventually
+from tests.ops.support import SteadySender, get_json, get_text, watched_connector, write_config
+from tests.sources.support import send
 
 REGISTRY = ECHO_REGISTRY
 
@@ -150,15 +153,22 @@ async def test_configmap_symlink_swap_is_noticed(broker: EmbeddedBroker, tmp_pat
         await serves_with_prefix(running, broker, "r.configmap", "v2:")
 
 
-async def test_touching_the_file_without_changing_it_reloads_nothing(broker: EmbeddedBroker, tmp_path: Path) -> None:
+async def test_touching_the_file_without_changing_it_reloads_nothing(broker: EmbeddedBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path, port = tmp_path / "config.yaml", free_port()
     text = config(binding("same", "r.same", "v1:"))
     write_config(path, text, broker, port)
     async with watched_connector(path, REGISTRY, broker) as running:
         first = running.runtime.engine.bindings["same"]
+        looked: list[Path] = []  # every time the watcher compares the file with the config served
+
+        def digest(checked: Path) -> str | None:
+            looked.append(checked)
+            return file_digest(checked)
+
+        monkeypatch.setattr(runtime_module, "file_digest", digest)
         write_config(path, text, broker, port)  # same content, new inode and mtime
         (tmp_path / "neighbour.txt").write_text("unrelated file in the same directory")
-        await asyncio.sleep(1.0)
+        await eventually(lambda: looked)  # the watcher saw the touch and compared
         assert running.runtime.status.last_reload_trigger == "start"
         assert running.runtime.engine.bindings["same"] is first
 

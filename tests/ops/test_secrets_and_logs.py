@@ -19,7 +19,8 @@ from bindings.sources.client import query
 from bindings.wire import Request, Response
 from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import free_port
-from tests.ops.support import connector_process, eventually, get_json, get_text, write_config
+from tests.fixtures.waiting import eventually
+from tests.ops.support import connector_process, get_json, get_text, write_config
 
 TOKENS = ("kubemq-token-FIRST-4f1c", "kubemq-token-ROTATED-9a7e", "kubemq-token-REFUSED-2b3d")
 

@@ -12,7 +12,8 @@ from bindings.sources.client import query
 from bindings.wire import Request
 from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import free_port, s3_binding_yaml
-from tests.ops.support import connector_process, eventually, get_json, get_text, write_config
+from tests.fixtures.waiting import eventually
+from tests.ops.support import connector_process, get_json, get_text, write_config
 
 CHANNEL = "ops.shutdown"
 

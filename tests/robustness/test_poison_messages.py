@@ -20,7 +20,8 @@ from bindings.wire import Response
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import StartConnector
-from tests.sources.support import echo_target, eventually, options, queue_depth, start, take
+from tests.fixtures.waiting import eventually
+from tests.sources.support import echo_target, options, queue_depth, start, take
 
 POISON = [
     b'{"metadata":{"method":"echo"},"data":"\\ud800"}',

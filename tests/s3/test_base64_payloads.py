@@ -13,7 +13,7 @@ import pytest
 from bindings.errors import TargetError
 from bindings.wire import Request, parse_request
 from connector.s3.transfer import PayloadReader
-from tests.s3.conftest import MakeTarget
+from tests.fixtures.s3_targets import MakeTarget
 from tests.s3.support import body, handle
 
 MIB = 1024 * 1024

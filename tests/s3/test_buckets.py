@@ -15,7 +15,7 @@ from connector.s3 import S3Target
 from connector.s3.buckets import delete_in_batches
 from connector.s3.errors import DeleteRefused
 from tests.fixtures.s3 import unique_bucket_name
-from tests.s3.conftest import MakeTarget, StubS3
+from tests.fixtures.s3_targets import MakeTarget, StubS3
 from tests.s3.support import body, call, keys_in, open_target, put_many
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")

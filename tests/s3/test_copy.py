@@ -9,7 +9,7 @@ import pytest
 
 from bindings.errors import InvalidRequestError, TargetError
 from connector.s3 import S3Target, items
-from tests.s3.conftest import MakeTarget, StubS3
+from tests.fixtures.s3_targets import MakeTarget, StubS3
 from tests.s3.support import body, call
 
 MIB = 1024 * 1024

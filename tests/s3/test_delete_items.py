@@ -11,7 +11,7 @@ import pytest
 from bindings.errors import InvalidRequestError
 from connector.s3 import S3Target
 from connector.s3.policy import PolicyDenied
-from tests.s3.conftest import MakeTarget, StubS3
+from tests.fixtures.s3_targets import MakeTarget, StubS3
 from tests.s3.support import body, call, keys_in, put_many
 
 DELETE_RESULT = '<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">{}</DeleteResult>'

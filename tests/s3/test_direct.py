@@ -24,7 +24,7 @@ from connector.s3 import EmbeddedS3, S3Target
 from connector.s3.direct import parse_timestamp
 from tests.fixtures.faulty_s3 import FOREVER, FaultyS3
 from tests.fixtures.s3 import seaweed_properties
-from tests.s3.conftest import MakeTarget, StubS3
+from tests.fixtures.s3_targets import MakeTarget, StubS3
 from tests.s3.support import call
 
 KEYS = ["plain", "a b/ü+c", "x//double", "~tilde%25", "q?x=1&y", "uni\u2028line"]

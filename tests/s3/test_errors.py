@@ -19,7 +19,7 @@ from bindings.errors import InvalidRequestError, RequestTimeoutError, TargetErro
 from connector.s3 import S3Target
 from connector.s3.embedded import free_port_pairs
 from connector.s3.errors import client_error, translate, waiter_error
-from tests.s3.conftest import MakeTarget, StubS3
+from tests.fixtures.s3_targets import MakeTarget, StubS3
 from tests.s3.support import call, open_target
 
 

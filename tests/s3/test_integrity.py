@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from bindings.errors import InvalidRequestError, TargetError
 from connector.s3 import S3Target
 from tests.fixtures.s3 import REGION
-from tests.s3.conftest import MakeTarget
+from tests.fixtures.s3_targets import MakeTarget
 from tests.s3.support import body, call, keys_in
 
 MIB = 1024 * 1024

@@ -15,7 +15,7 @@ from bindings.wire import Request
 from connector.s3 import METHODS, S3Target
 from connector.s3.transfer import multipart_upload
 from tests.fixtures.s3 import unique_bucket_name
-from tests.s3.conftest import MakeTarget
+from tests.fixtures.s3_targets import MakeTarget
 from tests.s3.support import body, call
 
 MIB = 1024 * 1024

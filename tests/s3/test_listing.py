@@ -12,7 +12,7 @@ from bindings.errors import InvalidRequestError, TargetError
 from connector.s3 import S3Target
 from connector.s3.results import LIST_OBJECTS
 from tests.fixtures.s3 import empty_bucket, unique_bucket_name
-from tests.s3.conftest import MakeTarget
+from tests.fixtures.s3_targets import MakeTarget
 from tests.s3.support import body, call, put_many
 
 KEYS = sorted([f"a/{i:04d}" for i in range(1100)] + [f"b/x{i:02d}" for i in range(90)] + [f"b/invoice-{i}" for i in range(7)] + ["a/0500-invoice", "invoice.txt", "top.txt", "zz/invoice/q1"])

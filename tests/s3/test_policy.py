@@ -21,7 +21,7 @@ from connector.s3 import METHODS, S3Target
 from connector.s3.policy import POLICY_DENIED, Patterns, PolicyDenied
 from connector.s3.target import DECLARATIONS, REACHES
 from tests.fixtures.s3 import unique_bucket_name
-from tests.s3.conftest import MakeTarget, StubS3
+from tests.fixtures.s3_targets import MakeTarget, StubS3
 from tests.s3.support import body, call, keys_in
 
 KEY = "incoming/a.txt"

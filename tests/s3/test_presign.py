@@ -14,7 +14,7 @@ from aiobotocore.credentials import AioDeferredRefreshableCredentials
 
 from bindings.errors import InvalidRequestError
 from connector.s3 import S3Target
-from tests.s3.conftest import MakeTarget
+from tests.fixtures.s3_targets import MakeTarget
 from tests.s3.support import body, call
 
 KEY = "shared/a b ü.txt"

@@ -18,7 +18,7 @@ from bindings.errors import TargetError
 from connector.s3 import EmbeddedS3
 from tests.fixtures.relay import BlackHole, Relay
 from tests.fixtures.s3 import seaweed_properties
-from tests.s3.conftest import MakeTarget
+from tests.fixtures.s3_targets import MakeTarget
 from tests.s3.support import call
 
 READ_TIMEOUT = 1.0

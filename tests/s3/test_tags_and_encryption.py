@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from bindings.errors import InvalidRequestError, TargetError
 from connector.s3 import S3Properties, S3Target
-from tests.s3.conftest import MakeTarget
+from tests.fixtures.s3_targets import MakeTarget
 from tests.s3.support import body, call, keys_in
 
 KEY = "docs/q1.pdf"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pybase64
@@ -53,19 +52,6 @@ async def nothing_more(broker: EmbeddedBroker, channel: str, *, seconds: float) 
     async with AsyncQueuesClient(address=broker.address, client_id="test-reader") as client:
         polled = await client.receive_queue_messages(channel, max_messages=100, wait_timeout_seconds=max(1, round(seconds)), auto_ack=True)
         return list(polled.messages)
-
-
-async def eventually(check: Callable[[], Any], *, expect: Any, timeout: float = 30) -> None:
-    """Poll ``check`` (sync or async) until it returns ``expect``; fails with the last value otherwise."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value == expect:
-            return
-        assert asyncio.get_running_loop().time() < deadline, f"still {value!r} after {timeout} s (expected {expect!r})"
-        await asyncio.sleep(0.1)
 
 
 def carried(body: bytes) -> tuple[dict[str, str], bytes]:

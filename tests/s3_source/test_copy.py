@@ -10,7 +10,8 @@ from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config, target
 from tests.fixtures.kubemq import StartConnector
 from tests.fixtures.s3 import empty_bucket, unique_bucket_name
-from tests.s3_source.support import eventually, keys_in, put_objects, source_binding
+from tests.fixtures.waiting import eventually
+from tests.s3_source.support import keys_in, put_objects, source_binding
 
 MIB = 1024 * 1024
 
@@ -56,9 +57,9 @@ async def test_through_a_queue_an_object_larger_than_a_message_stays_in_the_buck
         source = {"destination_bucket": destination, "max_object_size_mib": 5, "part_size_mib": 5}
         running = await start_connector(config(store(seaweed, "kubemq.queue", "s3.copyq"), source_binding("watch", seaweed, bucket, "kubemq.queue", "s3.copyq", source)))
         await eventually(lambda: keys_in(s3_client, bucket), expect=["q/too-large"], timeout=60)
-        await eventually(lambda: digests(s3_client, destination), expect={key: hashlib.sha256(data).hexdigest() for key, data in objects.items()})
+        await eventually(lambda: digests(s3_client, destination), expect={key: hashlib.sha256(data).hexdigest() for key, data in objects.items()}, timeout=30)
         failed = running.runtime.metrics.source_items.labels("watch", "failed")
-        await eventually(lambda: failed._value.get() >= 1, expect=True)
+        await eventually(lambda: failed._value.get() >= 1, expect=True, timeout=30)
         # Nothing of it went out: no upload was started at the far side, to be left dangling.
         assert (await s3_client.list_multipart_uploads(Bucket=destination)).get("Uploads", []) == []
     finally:

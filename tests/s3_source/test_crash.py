@@ -14,7 +14,8 @@ from kubemq import AsyncQueuesClient
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import config
 from tests.fixtures.kubemq import free_port
-from tests.ops.support import connector_process, eventually, write_config
+from tests.fixtures.waiting import eventually
+from tests.ops.support import connector_process, write_config
 from tests.s3_source.support import keys_in, put_objects, source_binding
 
 COUNT = 400

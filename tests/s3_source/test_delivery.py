@@ -11,7 +11,8 @@ import aiohttp
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import config
 from tests.fixtures.kubemq import StartConnector
-from tests.s3_source.support import carried, eventually, keys_in, nothing_more, put_objects, source_binding, take_queue
+from tests.fixtures.waiting import eventually
+from tests.s3_source.support import carried, keys_in, nothing_more, put_objects, source_binding, take_queue
 
 
 async def test_every_object_is_sent_as_kubemq_sources_shapes_it_then_deleted(start_connector: StartConnector, broker: EmbeddedBroker, seaweed: Any, s3_client: Any, bucket: str) -> None:
@@ -25,7 +26,7 @@ async def test_every_object_is_sent_as_kubemq_sources_shapes_it_then_deleted(sta
         assert metadata["method"] == "upload_item" and metadata["bucket_name"] == bucket
         received[metadata["item_name"]] = data
     assert received == objects
-    await eventually(lambda: keys_in(s3_client, bucket), expect=[])
+    await eventually(lambda: keys_in(s3_client, bucket), expect=[], timeout=30)
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{running.api_url}/bindings") as response:
             [status] = await response.json()
@@ -45,13 +46,13 @@ async def test_every_page_is_scanned_and_1500_objects_are_each_delivered_once(st
     delivered = [carried(message.body) for message in messages]
     assert sorted(metadata["item_name"] for metadata, _ in delivered) == sorted(objects)
     assert all(objects[metadata["item_name"]] == data for metadata, data in delivered)
-    await eventually(lambda: keys_in(s3_client, bucket), expect=[])
+    await eventually(lambda: keys_in(s3_client, bucket), expect=[], timeout=30)
     assert await nothing_more(broker, "s3.many", seconds=2) == []
 
 
 async def test_a_new_object_is_sent_within_two_seconds_with_a_one_second_scan(start_connector: StartConnector, broker: EmbeddedBroker, seaweed: Any, s3_client: Any, bucket: str) -> None:
     running = await start_connector(config(source_binding("quick", seaweed, bucket, "kubemq.queue", "s3.quick")))
-    await eventually(lambda: running.runtime.engine.readiness()[0], expect=True)
+    await eventually(lambda: running.runtime.engine.readiness()[0], expect=True, timeout=30)
     await s3_client.put_object(Bucket=bucket, Key="late.txt", Body=b"late")
     landed = asyncio.get_running_loop().time()
     [message] = await take_queue(broker, "s3.quick", 1, timeout=10)

@@ -22,7 +22,8 @@ from connector.s3_source.messages import Found
 from connector.s3_source.properties import S3SourceProperties
 from connector.s3_source.source import S3Source
 from connector.s3_source.state import Lease
-from tests.s3_source.support import eventually, keys_in, put_objects
+from tests.fixtures.waiting import eventually
+from tests.s3_source.support import keys_in, put_objects
 
 Handler = Callable[[Body, RequestContext], Awaitable[Outcome]]
 
@@ -75,8 +76,8 @@ async def test_an_object_deleted_between_listing_and_reading_is_skipped_not_fail
     metrics, far_side = Metrics("kubemq_s3"), Recorder()
     source = watched_source(seaweed, bucket, metrics)
     async for _ in running(source, far_side):
-        await eventually(lambda: counted(metrics, source.binding, "gone"), expect=1.0)
-        await eventually(lambda: keys_in(s3_client, bucket), expect=[])
+        await eventually(lambda: counted(metrics, source.binding, "gone"), expect=1.0, timeout=30)
+        await eventually(lambda: keys_in(s3_client, bucket), expect=[], timeout=30)
     assert far_side.keys == ["staying.txt"]
     assert (counted(metrics, source.binding, "failed"), counted(metrics, source.binding, "delivered")) == (0.0, 1.0)
 
@@ -104,11 +105,11 @@ async def test_filters_prefix_suffix_and_modified_after(seaweed: EmbeddedS3, s3_
     await put_objects(s3_client, bucket, {"in/inv-1.csv": b"1", "in/inv-2.txt": b"2", "in/other.csv": b"3", "out/inv-3.csv": b"4"})
     metrics, far_side = Metrics("kubemq_s3"), Recorder()
     async for _ in running(watched_source(seaweed, bucket, metrics, folders="in", prefix="inv-", suffixes=".csv"), far_side):
-        await eventually(lambda: far_side.keys, expect=["in/inv-1.csv"])
+        await eventually(lambda: far_side.keys, expect=["in/inv-1.csv"], timeout=30)
     metrics, far_side = Metrics("kubemq_s3"), Recorder()
     future = watched_source(seaweed, bucket, metrics, modified_after="2999-01-01T00:00:00Z")
     async for _ in running(future, far_side):
-        await eventually(lambda: metrics.registry.get_sample_value("kubemq_s3_source_pending_items", {"binding": future.binding}), expect=0.0)
+        await eventually(lambda: metrics.registry.get_sample_value("kubemq_s3_source_pending_items", {"binding": future.binding}), expect=0.0, timeout=30)
     assert far_side.keys == []
 
 
@@ -118,9 +119,9 @@ async def test_keep_mode_prunes_the_record_of_an_object_deleted_from_the_bucket(
     source = watched_source(seaweed, bucket, metrics, after_send="keep")
     ledger = f".kubemq-s3/{source.binding}/sent/"
     async for _ in running(source, far_side):
-        await eventually(lambda: _count(s3_client, bucket, ledger), expect=2)
+        await eventually(lambda: _count(s3_client, bucket, ledger), expect=2, timeout=30)
         await s3_client.delete_object(Bucket=bucket, Key="a")
-        await eventually(lambda: _count(s3_client, bucket, ledger), expect=1)
+        await eventually(lambda: _count(s3_client, bucket, ledger), expect=1, timeout=30)
     assert sorted(far_side.keys) == ["a", "b"]
 
 
@@ -161,7 +162,7 @@ async def test_an_oversized_object_whose_part_is_refused_leaves_no_upload_behind
     source = watched_source(seaweed, bucket, metrics, max_object_size_mib=5, part_size_mib=5)
     source.target_answers = True
     async for _ in running(source, far_side):
-        await eventually(lambda: counted(metrics, source.binding, "failed"), expect=1.0)
+        await eventually(lambda: counted(metrics, source.binding, "failed"), expect=1.0, timeout=30)
     assert steps[:4] == ["create_multipart_upload", "upload_part", "upload_part", "abort_multipart_upload"]
     assert await keys_in(s3_client, bucket) == ["big.bin"]  # not delivered: kept
 
@@ -180,7 +181,7 @@ async def test_a_stop_gives_the_lease_up_within_bounded_time(seaweed: EmbeddedS3
     metrics, far_side = Metrics("kubemq_s3"), Recorder()
     source = watched_source(seaweed, bucket, metrics)
     await source.start(far_side)
-    await eventually(lambda: source.ready, expect=True)
+    await eventually(lambda: source.ready, expect=True, timeout=30)
     started = asyncio.get_running_loop().time()
     await source.stop(5)
     assert asyncio.get_running_loop().time() - started < 5

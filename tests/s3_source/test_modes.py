@@ -13,7 +13,8 @@ from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config, target
 from tests.fixtures.kubemq import StartConnector, connector_registry, free_port, start_runtime
 from tests.fixtures.s3 import empty_bucket, unique_bucket_name
-from tests.s3_source.support import carried, eventually, keys_in, nothing_more, put_objects, source_binding, take_queue
+from tests.fixtures.waiting import eventually
+from tests.s3_source.support import carried, keys_in, nothing_more, put_objects, source_binding, take_queue
 
 
 async def test_keep_sends_nothing_more_after_a_restart_and_a_changed_object_once(broker: EmbeddedBroker, seaweed: Any, s3_client: Any, bucket: str, tmp_path: Path) -> None:
@@ -28,7 +29,7 @@ async def test_keep_sends_nothing_more_after_a_restart_and_a_changed_object_once
     second = await start_runtime(yaml, tmp_path, broker)
     try:
         # After the restarted source's first whole scan (its backlog reported), and two more: a restart forgets nothing.
-        await eventually(lambda: second.runtime.metrics.registry.get_sample_value("kubemq_s3_source_pending_items", {"binding": "keep"}), expect=0.0)
+        await eventually(lambda: second.runtime.metrics.registry.get_sample_value("kubemq_s3_source_pending_items", {"binding": "keep"}), expect=0.0, timeout=30)
         assert await nothing_more(broker, "s3.keep", seconds=2) == []
         await s3_client.put_object(Bucket=bucket, Key="kept/7", Body=b"v2")
         [changed] = await take_queue(broker, "s3.keep", 1)
@@ -45,7 +46,7 @@ async def test_move_puts_each_sent_object_under_the_prefix_and_never_sends_it_ag
     await start_connector(config(source_binding("move", seaweed, bucket, "kubemq.queue", "s3.move", source)))
     messages = await take_queue(broker, "s3.move", 2)
     assert sorted(carried(message.body)[0]["item_name"] for message in messages) == ["in/a.csv", "in/b.csv"]
-    await eventually(lambda: keys_in(s3_client, bucket), expect=["done/in/a.csv", "done/in/b.csv", "elsewhere/c.csv", "in/skip.txt"])
+    await eventually(lambda: keys_in(s3_client, bucket), expect=["done/in/a.csv", "done/in/b.csv", "elsewhere/c.csv", "in/skip.txt"], timeout=30)
     assert await nothing_more(broker, "s3.move", seconds=2) == []
 
 
@@ -69,7 +70,7 @@ async def test_two_replicas_send_each_object_once_between_them_and_a_standby_tak
     await put_objects(s3_client, bucket, objects)
     messages = await take_queue(broker, "s3.replicas", 300, timeout=90)
     assert sorted(carried(message.body)[0]["item_name"] for message in messages) == sorted(objects)
-    await eventually(lambda: keys_in(s3_client, bucket), expect=[])
+    await eventually(lambda: keys_in(s3_client, bucket), expect=[], timeout=30)
     assert await nothing_more(broker, "s3.replicas", seconds=2) == []
     holder, standby = (first, second) if "standby" in second.runtime.engine.bindings["replicated"].status()["source_connection"] else (second, first)
     assert "standby" in standby.runtime.engine.bindings["replicated"].status()["source_connection"]
@@ -88,7 +89,7 @@ async def test_a_far_side_error_deletes_nothing_and_the_object_goes_once_the_far
     running = await start_connector(config(consumer, producer))
     failed = running.runtime.metrics.source_items.labels("watch", "failed")
     # The far side answers is_error (NoSuchBucket), executed: kubemq-sources took that for a success and deleted.
-    await eventually(lambda: failed._value.get() >= 4, expect=True)
+    await eventually(lambda: failed._value.get() >= 4, expect=True, timeout=30)
     assert sorted(await keys_in(s3_client, bucket)) == ["x.bin", "y.bin"]
     status = running.runtime.engine.bindings["watch"].status()
     assert status["ready"] is True
@@ -110,7 +111,7 @@ async def test_a_missing_bucket_keeps_the_binding_not_ready_with_the_reason_unti
     runtime = Runtime(path, connector_registry(), configure_logging=False)
     await runtime.start()
     try:
-        await eventually(lambda: "NoSuchBucket" in runtime.engine.readiness()[1].get("waiting", ""), expect=True)
+        await eventually(lambda: "NoSuchBucket" in runtime.engine.readiness()[1].get("waiting", ""), expect=True, timeout=30)
         assert runtime.engine.readiness()[1]["waiting"].startswith("source not subscribed: not connected for ")
         await s3_client.create_bucket(Bucket=missing)
         await s3_client.put_object(Bucket=missing, Key="first", Body=b"1")

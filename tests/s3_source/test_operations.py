@@ -12,8 +12,9 @@ from connector.s3 import SHARED_EMBEDDED_S3
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import config
 from tests.fixtures.kubemq import connector_registry, free_port
+from tests.fixtures.waiting import eventually
 from tests.ops.support import watched_connector, write_config
-from tests.s3_source.support import carried, eventually, keys_in, nothing_more, source_binding, take_queue
+from tests.s3_source.support import carried, keys_in, nothing_more, source_binding, take_queue
 
 
 async def test_a_live_edit_of_the_folders_takes_effect_without_a_restart(broker: EmbeddedBroker, seaweed: Any, s3_client: Any, bucket: str, tmp_path: Path) -> None:
@@ -26,7 +27,7 @@ async def test_a_live_edit_of_the_folders_takes_effect_without_a_restart(broker:
         assert carried(first.body)[0]["item_name"] == "first/a"
         assert await nothing_more(broker, "s3.live", seconds=2) == []
         write_config(path, config(source_binding("live", seaweed, bucket, "kubemq.queue", "s3.live", {"folders": "second"})), broker, port)
-        await eventually(lambda: running.runtime.status.last_reload_trigger, expect="file change")
+        await eventually(lambda: running.runtime.status.last_reload_trigger, expect="file change", timeout=30)
         [second] = await take_queue(broker, "s3.live", 1)
         assert carried(second.body)[0]["item_name"] == "second/b"
     assert await keys_in(s3_client, bucket) == []
@@ -40,7 +41,7 @@ async def test_endpoint_embedded_watches_a_bucket_of_the_built_in_seaweedfs(brok
     await runtime.start()
     try:
         # The embedded store starts empty: the binding says the bucket is missing until it exists.
-        await eventually(lambda: "NoSuchBucket" in runtime.engine.readiness()[1].get("dev", ""), expect=True)
+        await eventually(lambda: "NoSuchBucket" in runtime.engine.readiness()[1].get("dev", ""), expect=True, timeout=30)
         embedded = SHARED_EMBEDDED_S3.instance
         assert embedded is not None
         session = aioboto3.Session(aws_access_key_id=embedded.access_key, aws_secret_access_key=embedded.secret_key)
@@ -69,11 +70,11 @@ async def test_a_broker_outage_deletes_nothing_and_the_objects_go_once_it_is_bac
         await first.stop()
         await s3_client.put_object(Bucket=bucket, Key="during", Body=b"2")
         failed = runtime.metrics.source_items.labels("outage", "failed")
-        await eventually(lambda: failed._value.get() >= 2, expect=True)
+        await eventually(lambda: failed._value.get() >= 2, expect=True, timeout=30)
         assert await keys_in(s3_client, bucket) == ["during"]
         async with EmbeddedBroker(host="127.0.0.1", port=port) as back:
             [message] = await take_queue(back, "s3.outage", 1, timeout=60)
             assert carried(message.body)[1] == b"2"
-            await eventually(lambda: keys_in(s3_client, bucket), expect=[])
+            await eventually(lambda: keys_in(s3_client, bucket), expect=[], timeout=30)
     finally:
         await runtime.stop()

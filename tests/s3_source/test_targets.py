@@ -11,7 +11,8 @@ from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config, target
 from tests.fixtures.kubemq import StartConnector
 from tests.fixtures.s3 import empty_bucket, unique_bucket_name
-from tests.s3_source.support import eventually, keys_in, put_objects, source_binding
+from tests.fixtures.waiting import eventually
+from tests.s3_source.support import keys_in, put_objects, source_binding
 
 
 @pytest.mark.parametrize(("kind", "subscribers"), [("kubemq.events", "events"), ("kubemq.events-store", "events_store"), ("kubemq.command", "commands")])
@@ -29,8 +30,8 @@ async def test_objects_reach_the_storing_binding_through_each_pattern(
         await broker.wait_for_subscribers(channel, kind=subscribers)
         objects = {f"p/{n}": os.urandom(50 + n) for n in range(10)}
         await put_objects(s3_client, bucket, objects)
-        await eventually(lambda: keys_in(s3_client, bucket), expect=[])
-        await eventually(lambda: keys_in(s3_client, destination), expect=sorted(objects))
+        await eventually(lambda: keys_in(s3_client, bucket), expect=[], timeout=30)
+        await eventually(lambda: keys_in(s3_client, destination), expect=sorted(objects), timeout=30)
         for key, data in objects.items():
             stored = await s3_client.get_object(Bucket=destination, Key=key)
             assert await stored["Body"].read() == data

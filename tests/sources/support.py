@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import json
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubemq import (
     AsyncCancellationToken,
+    AsyncCQClient,
     AsyncPubSubClient,
     AsyncQueuesClient,
+    CommandMessage,
     EventsStoreSubscription,
     EventsSubscription,
     QueueMessage,
@@ -20,6 +23,7 @@ from kubemq import (
 from kubemq.pubsub.events_store_subscription import EventStoreStartPosition
 
 from bindings.registry import Registry
+from bindings.sources.client import query
 from bindings.wire import Request, Response
 from devbroker import EmbeddedBroker
 from tests.fixtures.echo_target import EchoTarget
@@ -49,13 +53,6 @@ def echo_target(running: RunningConnector, name: str) -> EchoTarget:
     target = running.runtime.engine.bindings[name].target
     assert isinstance(target, EchoTarget)
     return target
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until ``check()`` holds (TimeoutError if it does not within ``timeout``)."""
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
 
 
 def options(broker: EmbeddedBroker, client_id: str = "test-sender") -> dict[str, Any]:
@@ -159,3 +156,28 @@ class PeakInFlight:
         while True:
             self.peak = max(self.peak, self.source.in_flight)
             await asyncio.sleep(0.005)
+
+
+async def send(broker: EmbeddedBroker, channel: str, metadata: dict[str, str], data: bytes = b"", timeout: int = 10) -> Response:
+    return await query(broker.address, channel, Request(metadata=metadata, data=data), timeout=timeout)
+
+
+def printed_json(text: str) -> list[dict[str, object]]:
+    """The JSON documents ``send`` printed, in order."""
+    decoder, found, position = json.JSONDecoder(), [], 0
+    while (position := text.find("{", position)) != -1:
+        document, position = decoder.raw_decode(text, position)
+        found.append(document)
+    return found
+
+
+async def send_command(broker: EmbeddedBroker, channel: str, metadata: dict[str, str], timeout: int = 10) -> tuple[bool, str]:
+    async with AsyncCQClient(**options(broker)) as client:
+        reply = await client.send_command(CommandMessage(channel=channel, body=Request(metadata=metadata).to_json(), timeout_in_seconds=timeout))
+    return reply.is_executed, reply.error
+
+
+def copied(message: Any) -> Any:
+    copy = type(message)()
+    copy.CopyFrom(message)
+    return copy

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 
 import pytest
@@ -13,7 +12,8 @@ from bindings.sources.client import send_request
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import RunningConnector, StartConnector
-from tests.sources.support import echo_target, eventually, start
+from tests.fixtures.waiting import eventually
+from tests.sources.support import echo_target, printed_json, start
 
 FIVE = config(
     binding("query", "kubemq.query", "cl.query"),
@@ -28,15 +28,6 @@ CHANNELS = {"query": ("cl.query", None), "command": ("cl.command", None), "queue
 @pytest_asyncio.fixture
 async def five(broker: EmbeddedBroker, start_connector: StartConnector) -> RunningConnector:
     return await start(start_connector, broker, FIVE)
-
-
-def printed_json(text: str) -> list[dict[str, object]]:
-    """The JSON documents ``send`` printed, in order."""
-    decoder, found, position = json.JSONDecoder(), [], 0
-    while (position := text.find("{", position)) != -1:
-        document, position = decoder.raw_decode(text, position)
-        found.append(document)
-    return found
 
 
 @pytest.mark.parametrize("pattern", list(CHANNELS))

@@ -20,7 +20,8 @@ from bindings.wire import Request, Response
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import RunningConnector, StartConnector
-from tests.sources.support import PeakInFlight, echo_target, eventually, listen, options, start, take
+from tests.fixtures.waiting import eventually
+from tests.sources.support import PeakInFlight, echo_target, listen, options, start, take
 
 # Bodies that once went unanswered, and what each gets: (served?, start of the error).
 HOSTILE = [

@@ -16,7 +16,8 @@ from bindings.wire import Request
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import RunningConnector, StartConnector
-from tests.sources.support import echo_target, eventually, listen, options, start, wait_subscribed
+from tests.fixtures.waiting import eventually
+from tests.sources.support import echo_target, listen, options, start, wait_subscribed
 
 
 async def publish(broker: EmbeddedBroker, channel: str, metadata: dict[str, str], data: bytes = b"", *, store: bool = False) -> str:
@@ -48,6 +49,7 @@ async def test_events_without_response_channel_just_run(broker: EmbeddedBroker, 
     running = await start(start_connector, broker, config(binding("ev", "source.events", "ev.quiet")))
     await publish(broker, "ev.quiet", {"method": "echo"}, b"x")
     await eventually(lambda: echo_target(running, "ev").calls == 1)
+    assert running.runtime.metrics.stats["ev"].errors_count == 0  # ran and answered into nowhere, without an error
 
 
 async def test_events_store_responses_are_stored_events(broker: EmbeddedBroker, start_connector: StartConnector) -> None:

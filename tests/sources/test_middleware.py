@@ -6,23 +6,18 @@ import asyncio
 import time
 
 import pytest
-from kubemq import AsyncCQClient, CommandMessage, KubeMQTimeoutError
+from kubemq import KubeMQTimeoutError
 
 from bindings.sources.client import query
 from bindings.wire import Request
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import StartConnector
-from tests.sources.support import echo_target, enqueue, eventually, options, start, take
+from tests.fixtures.waiting import eventually
+from tests.sources.support import echo_target, enqueue, send_command, start, take
 
 RETRY = {"retry_attempts": 3, "retry_delay_milliseconds": 10, "retry_max_jitter_milliseconds": 5}
 FLAKY = {"method": "fail", "code": "SlowDown", "retryable": "true", "times": "2"}
-
-
-async def send_command(broker: EmbeddedBroker, channel: str, metadata: dict[str, str], timeout: int = 10) -> tuple[bool, str]:
-    async with AsyncCQClient(**options(broker)) as client:
-        reply = await client.send_command(CommandMessage(channel=channel, body=Request(metadata=metadata).to_json(), timeout_in_seconds=timeout))
-    return reply.is_executed, reply.error
 
 
 async def test_retry_repeats_retryable_errors_only_and_reports_once(broker: EmbeddedBroker, start_connector: StartConnector) -> None:

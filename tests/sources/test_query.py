@@ -10,12 +10,13 @@ import pytest
 from kubemq import AsyncCQClient, QueryMessage, RetryPolicy
 
 from bindings.sources.client import query
-from bindings.wire import Request, Response
+from bindings.wire import Request
 from devbroker import EmbeddedBroker
 from tests.fixtures.echo_target import EchoTarget
 from tests.fixtures.kubemq import StartConnector
 from tests.fixtures.registries import ECHO_REGISTRY
-from tests.sources.support import PeakInFlight
+from tests.fixtures.waiting import eventually
+from tests.sources.support import PeakInFlight, send
 
 REGISTRY = ECHO_REGISTRY
 
@@ -41,10 +42,6 @@ def echo_yaml(channel: str, *, source_extra: str = "", middleware: str = "", tar
         properties:
           log_level: "error"{middleware}
     """
-
-
-async def send(broker: EmbeddedBroker, channel: str, metadata: dict[str, str], data: bytes = b"", timeout: int = 10) -> Response:
-    return await query(broker.address, channel, Request(metadata=metadata, data=data), timeout=timeout)
 
 
 async def test_query_round_trip_with_kubemq_targets_reply_shape(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
@@ -168,7 +165,8 @@ async def test_ready_is_503_with_a_reason_until_subscribed(start_connector: Star
     runtime = Runtime(path, REGISTRY, configure_logging=False)
     await runtime.start()
     try:
-        await asyncio.sleep(0.5)
+        # Until its first attempt has failed, the binding may still say it is starting; then it says why.
+        await eventually(lambda: runtime.engine.readiness()[1].get("echo", "").startswith("source not subscribed"))
         async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{runtime.api_port}/ready") as resp:
             assert resp.status == 503
             body = await resp.json()
@@ -196,7 +194,7 @@ async def test_a_request_cut_off_by_the_drain_timeout_still_gets_an_error_reply(
 
     running = await start_runtime(echo_yaml("q.cutoff").replace("drainTimeoutSeconds: 5", "drainTimeoutSeconds: 0.3"), tmp_path, broker, REGISTRY)
     slow = asyncio.create_task(send(broker, "q.cutoff", {"method": "sleep", "milliseconds": "20000"}, timeout=15))
-    await asyncio.sleep(0.5)
+    await eventually(lambda: running.runtime.engine.bindings["echo"].source.in_flight == 1)
     started = asyncio.get_running_loop().time()
     await running.runtime.stop()
     reply = await slow

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,7 +18,8 @@ from bindings.wire import Request, Response
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import StartConnector
-from tests.sources.support import Taken, echo_target, enqueue, eventually, options, queue_depth, start, take
+from tests.fixtures.waiting import eventually
+from tests.sources.support import Taken, echo_target, enqueue, options, queue_depth, start, take
 
 
 async def test_success_sends_the_response_then_acks(broker: EmbeddedBroker, start_connector: StartConnector) -> None:
@@ -228,10 +228,11 @@ async def test_a_dead_letter_copy_refused_even_without_its_body_is_given_up_once
     assert not sent.is_error, sent.error
     await eventually(lambda: echo_target(running, name).calls == 1)
     await eventually(lambda: running.runtime.engine.bindings[name].source.in_flight == 0)
-    await asyncio.sleep(1.0)  # room for a redelivery loop to show
+    # Acked (off the queue, not in its dead-letter queue): nothing is left to come back, so one call is all there is.
+    await eventually(lambda: _depths(broker, name_queue="qu.dlnone"), expect=(0, 0))
     assert echo_target(running, name).calls == 1
     assert len(await count_taken(broker, "qu.dlnone.resp")) == 1
-    assert (await queue_depth(broker, "qu.dlnone"), await queue_depth(broker, "qu.dlnone.dlq")) == (0, 0)  # acked: given up
+    assert await _depths(broker, name_queue="qu.dlnone") == (0, 0)  # acked: given up
 
 
 async def test_a_message_whose_dead_letter_copy_was_lost_in_transit_gets_one_response(broker: EmbeddedBroker) -> None:
@@ -298,3 +299,8 @@ def test_no_reply_size_limit_without_a_response_channel() -> None:
     answering = QueueSource(QueueProperties(address="localhost:50000", channel="qu.limit", response_channel="qu.limit.resp", max_message_size=MIB), "q")
     assert answering.max_reply_data == (MIB - REPLY_ENVELOPE_ALLOWANCE) * 3 // 4
     assert QueueSource(QueueProperties(address="localhost:50000", channel="qu.limit", max_message_size=MIB), "q").max_reply_data is None
+
+
+async def _depths(broker: EmbeddedBroker, *, name_queue: str) -> tuple[int, int]:
+    """Messages waiting in a queue and in its dead-letter queue."""
+    return await queue_depth(broker, name_queue), await queue_depth(broker, f"{name_queue}.dlq")

@@ -15,8 +15,7 @@ from bindings.wire import Request, Response
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import StartConnector
-from tests.sources.support import echo_target, options, start
-from tests.sources.test_middleware import send_command
+from tests.sources.support import echo_target, options, send_command, start
 
 RETRY = {"retry_attempts": 3, "retry_delay_milliseconds": 10, "retry_max_jitter_milliseconds": 5}
 ALWAYS_THROTTLED = {"method": "fail", "code": "SlowDown", "retryable": "true"}

@@ -31,7 +31,7 @@ from connector.product import IDENTITY
 from devbroker import EmbeddedBroker
 from devbroker.events import EventsHub
 from devbroker.queues import QueueStore
-from tests.sources.support import enqueue, options
+from tests.sources.support import copied, enqueue, options
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ async def traced() -> AsyncIterator[None]:
     running = otel.Tracing(TracerProvider(), IDENTITY)
     assert tracing.install(running) is None
     yield
-    await running.close()
+    await tracing.stop(running)
 
 
 @pytest.fixture
@@ -60,12 +60,6 @@ def broker_received(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     monkeypatch.setattr(EventsHub, "publish", publishing)
     monkeypatch.setattr(QueueStore, "send", sending)
     return received
-
-
-def copied(message: Any) -> Any:
-    copy = type(message)()
-    copy.CopyFrom(message)
-    return copy
 
 
 def without_id(message: Any) -> Any:

@@ -20,8 +20,7 @@ from bindings.sources import client, sdk
 from bindings.wire import Request, Response
 from devbroker import EmbeddedBroker
 from devbroker.request_reply import RequestReplyExchange
-from tests.sources.support import options
-from tests.sources.test_sdk_sends import copied
+from tests.sources.support import copied, options
 
 REPLY = Response.ok(b"stored", etag="e-1")
 

@@ -33,8 +33,8 @@ from devbroker import EmbeddedBroker
 from devbroker.server import ServerTLS
 from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import free_port
-from tests.sources.support import REGISTRY, eventually
-from tests.sources.test_client import printed_json
+from tests.fixtures.waiting import eventually
+from tests.sources.support import REGISTRY, printed_json
 
 OPENSSL = shutil.which("openssl")
 pytestmark = pytest.mark.skipif(OPENSSL is None, reason="the openssl command makes the test certificates")

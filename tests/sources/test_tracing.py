@@ -53,7 +53,8 @@ from connector.s3 import S3Target
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import StartConnector, free_port
-from tests.sources.support import eventually, listen, options, start, take
+from tests.fixtures.waiting import eventually
+from tests.sources.support import listen, options, start, take
 
 REGISTRY = Registry.of(SOURCES, [S3Target])
 # The sender is another service: its own tracer, nothing exported.
