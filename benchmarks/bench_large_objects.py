@@ -48,7 +48,7 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 import aioboto3  # noqa: E402
 
 from benchmarks.support import connector_config, memory_kib, reset_high_water  # noqa: E402
-from bindings.sources.client import query  # noqa: E402
+from bindings.kubemq.client import query  # noqa: E402
 from bindings.wire import Request, Response  # noqa: E402
 from connector.s3.embedded import EmbeddedS3  # noqa: E402
 from devbroker import EmbeddedBroker  # noqa: E402

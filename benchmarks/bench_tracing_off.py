@@ -20,9 +20,9 @@ from kubemq.grpc import kubemq_pb2 as pb
 
 from bindings import tracing
 from bindings.context import RequestContext
+from bindings.kubemq.connection import SubscriptionProperties
+from bindings.kubemq.query import QuerySource
 from bindings.source import Outcome
-from bindings.sources.connection import SubscriptionProperties
-from bindings.sources.query import QuerySource
 from bindings.wire import Response
 
 OUTCOME = Outcome(Response.ok())

@@ -11,6 +11,7 @@ environment first, so secrets can come from Kubernetes Secrets.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from bindings.errors import ConfigError, ConfigProblem
 from bindings.hints import choices_message
@@ -63,7 +64,6 @@ class Config(BaseModel):
     logLevel: Literal["debug", "info", "warning", "error"] = Field("info", description="Global log level.")
     logFormat: Literal["auto", "json", "console"] = Field("auto", description="`auto`: console on a terminal, JSON lines otherwise.")
     drainTimeoutSeconds: float = Field(25.0, ge=0, le=3600, description="On shutdown or a binding restart, how long in-flight requests may finish.")
-    embeddedBrokerPort: int = Field(50000, ge=0, le=65535, description="Port of the built-in development broker started for `address: embedded`.")
     tracing: TracingSettings = Field(
         default_factory=lambda: TracingSettings.model_validate({}), description="OpenTelemetry tracing (off by default; see its own table). Changes take effect on restart."
     )
@@ -94,6 +94,20 @@ class ResolvedConfig:
     bindings: list[ResolvedBinding]
 
 
+@functools.cache
+def _with_settings(declared: tuple[type[BaseModel], ...]) -> type[Config]:
+    """``Config`` plus the top-level keys the product's development services declare (one model each)."""
+    if not declared:
+        return Config
+    fields: dict[str, Any] = {name: (info.annotation, info) for model in declared for name, info in model.model_fields.items()}
+    return create_model("Config", __base__=Config, __doc__=Config.__doc__, **fields)
+
+
+def config_model(registry: Registry) -> type[Config]:
+    """The whole file's model for ``registry``: the engine's keys and the ones its development services read."""
+    return _with_settings(registry.settings)
+
+
 def load_config(path: str | Path, registry: Registry) -> ResolvedConfig:
     """Read, expand and validate a config file; raise ``ConfigError`` listing every problem."""
     try:
@@ -111,10 +125,10 @@ def parse_config(text: str, registry: Registry) -> ResolvedConfig:
     data = data if data is not None else {}
     config: Config | None = None
     try:
-        config = Config.model_validate(data)
+        config = config_model(registry).model_validate(data)
     except ValidationError as exc:
         # A wrong top-level key must not hide the bindings' problems: keep checking those that have their shape.
-        problems = [_locate(p, lines) for p in problems_from(exc, "", Config)]
+        problems = [_locate(p, lines) for p in problems_from(exc, "", config_model(registry))]
         bindings = _well_formed_bindings(data)
     else:
         problems = []

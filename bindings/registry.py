@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pydantic import BaseModel
+
 from bindings.devservices import ServiceFactory
 from bindings.internals import PrivateParts
 from bindings.source import Source
@@ -31,7 +33,9 @@ class Registry:
     targets: dict[str, type[Target]] = field(default_factory=dict)
     # Made once per runtime from the top-level settings; see ``bindings.devservices``.
     development_services: tuple[ServiceFactory, ...] = ()
-    # The private library parts the adapters of the product's components use (the KubeMQ kinds' ``bindings.sources.sdk`` among them), checked at start-up (``bindings.internals``).
+    # Top-level config keys the development services read, one pydantic model each (``bindings.config.config_model``).
+    settings: tuple[type[BaseModel], ...] = ()
+    # The private library parts the adapters of the product's components use (the KubeMQ kinds' ``bindings.kubemq.sdk`` among them), checked at start-up (``bindings.internals``).
     private_parts: tuple[PrivateParts, ...] = ()
 
     @classmethod
@@ -42,12 +46,13 @@ class Registry:
         development_services: Iterable[ServiceFactory] = (),
         identity: Identity = Identity(),
         private_parts: Iterable[PrivateParts] = (),
+        settings: Iterable[type[BaseModel]] = (),
     ) -> Registry:
         source_kinds: dict[str, type[Source]] = {}
         for source in sources:
             for name in (source.kind, *source.aliases):
                 source_kinds[name] = source
-        return cls(identity, source_kinds, {target.kind: target for target in targets}, tuple(development_services), tuple(private_parts))
+        return cls(identity, source_kinds, {target.kind: target for target in targets}, tuple(development_services), tuple(settings), tuple(private_parts))
 
     def source_kinds(self) -> list[str]:
         """Canonical kinds only, in registration order."""

@@ -120,8 +120,10 @@ class Runtime:
         self.config = config
         if self.configure_logging and (settings.logLevel, settings.logFormat) != (previous.logLevel, previous.logFormat):
             logs.configure(settings.logLevel, settings.logFormat)
-        if settings.embeddedBrokerPort != previous.embeddedBrokerPort:
-            log.warning("embeddedBrokerPort changes take effect on restart", running=previous.embeddedBrokerPort)
+        for model in self.registry.settings:  # the development services read theirs once, at start
+            for name in model.model_fields:
+                if getattr(settings, name) != getattr(previous, name):
+                    log.warning(f"{name} changes take effect on restart", running=getattr(previous, name))
         if settings.tracing != previous.tracing:
             log.warning("tracing changes take effect on restart")
         self.status.applied(digest, [b.name for b in config.bindings], changes, trigger)

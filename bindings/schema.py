@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bindings.config import Config
+from bindings.config import config_model
 from bindings.middleware import MiddlewareProperties
 from bindings.properties import Properties
 from bindings.registry import Registry
 
 
 def config_schema(registry: Registry) -> dict[str, Any]:
-    schema = Config.model_json_schema()
+    schema = config_model(registry).model_json_schema()
     schema.pop("title", None)
     defs = schema.setdefault("$defs", {})
     defs["ComponentConfig"] = _component(defs["ComponentConfig"])

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from bindings.errors import ConfigError
 from bindings.internals import IncompatibleLibrary
-from bindings.sources.client import PATTERNS
+from bindings.kubemq.client import PATTERNS, pattern_named
 from connector.files.sizes import message_size, part_size
 from connector.product import NAME, SEND_CLIENT_ID, default_channel
 
@@ -114,12 +114,13 @@ def _parser() -> argparse.ArgumentParser:
     _env_option(send, "--address", variable=ADDRESS_ENV, fallback=DEFAULT_ADDRESS, text="KubeMQ gRPC host:port")
     send.add_argument(
         "--pattern",
-        choices=PATTERNS,
+        type=_pattern,
+        metavar="{" + ",".join(PATTERNS) + "}",
         default="query",
-        help="query and command wait for the reply; queue, event and event-store print the send result (default: %(default)s)",
+        help="query and command wait for the reply; queue, events and events-store print the send result (default: %(default)s)",
     )
     send.add_argument("--channel", help="channel to send to (default: <pattern>.aws.s3, e.g. query.aws.s3)")
-    send.add_argument("--response-channel", help="queue/event/event-store: wait for the response published on this channel and print it (default: do not wait)")
+    send.add_argument("--response-channel", help="queue/events/events-store: wait for the response published on this channel and print it (default: do not wait)")
     send.add_argument("-m", "--metadata", action="append", default=[], metavar="KEY=VALUE", help="request metadata, repeatable (default: none)")
     data = send.add_mutually_exclusive_group()
     data.add_argument("--data-file", type=Path, metavar="FILE", help="file whose bytes are the request data (default: no data)")
@@ -170,7 +171,7 @@ def _pem_file(*, key: bool = False) -> Callable[[str], str]:
     """An argparse type that refuses a missing or non-PEM file with the same words as the config checks."""
 
     def checked(path: str) -> str:
-        from bindings.sources.connection import check_pem_file
+        from bindings.kubemq.connection import check_pem_file
 
         try:
             return check_pem_file(path, key=key)
@@ -193,11 +194,19 @@ def _count(lowest: int, highest: int) -> Callable[[str], int]:
 
 def _check_key_pair(args: argparse.Namespace) -> None:
     """Refuse --tls-cert-file and --tls-key-file that are not a pair."""
-    from bindings.sources.connection import key_pair_problem
+    from bindings.kubemq.connection import key_pair_problem
 
     problem = key_pair_problem(args.tls_cert_file, args.tls_key_file, ("--tls-cert-file", "--tls-key-file"))
     if problem:
         raise CommandError(problem, USAGE)
+
+
+def _pattern(name: str) -> str:
+    """``--pattern``: a source kind's pattern, or the singular spelling earlier versions took (``event``, ``event-store``)."""
+    try:
+        return pattern_named(name)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _registry() -> Registry:
@@ -279,8 +288,8 @@ def _broker(args: argparse.Namespace) -> int:
 
 
 def _send(args: argparse.Namespace) -> int:
-    from bindings.sources.client import send_request
-    from bindings.sources.connection import sdk_tls
+    from bindings.kubemq.client import send_request
+    from bindings.kubemq.connection import sdk_tls
 
     _check_key_pair(args)
     metadata: dict[str, str] = {}
@@ -290,7 +299,7 @@ def _send(args: argparse.Namespace) -> int:
             raise CommandError(f"metadata {item!r} is not KEY=VALUE", USAGE)
         metadata[key] = value
     if args.response_channel and args.pattern in ("query", "command"):
-        raise CommandError(f"--response-channel is for queue, event and event-store; a {args.pattern} gets its reply directly", USAGE)
+        raise CommandError(f"--response-channel is for queue, events and events-store; a {args.pattern} gets its reply directly", USAGE)
     channel = args.channel or default_channel(args.pattern)
     tls_options = (args.tls_ca_file or "", args.tls_cert_file or "", args.tls_key_file or "", args.tls_server_name or "")
     tls = sdk_tls(*tls_options) if args.tls or any(tls_options) else None
@@ -318,8 +327,8 @@ def _send(args: argparse.Namespace) -> int:
 
 def _move_file(args: argparse.Namespace, metadata: dict[str, str], channel: str, tls: TLSConfig | None) -> int | None:
     """upload_item of a --data-file and get_item to an --output, which switch to parts when one message is too small; None otherwise."""
+    from bindings.kubemq.client import Connection
     from bindings.limits import SERVER_MESSAGE_LIMIT
-    from bindings.sources.client import Connection
     from connector.files.command import Destination, download_file, upload_file
     from connector.files.plan import Options
     from connector.files.steps import TransferError

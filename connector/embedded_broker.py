@@ -10,14 +10,24 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from pydantic import BaseModel, Field
 
 from bindings.config import Config
 from bindings.devservices import EMBEDDED, DevelopmentService, PropertiesT
+from bindings.kubemq.connection import KubemqClientProperties
 from bindings.properties import Properties
-from bindings.sources.connection import KubemqClientProperties
 from devbroker import EmbeddedBroker
 
 log = structlog.get_logger("connector.embedded_broker")
+
+
+DEFAULT_PORT = 50000
+
+
+class EmbeddedBrokerSettings(BaseModel):
+    """The top-level config key this service reads (declared here, where it is read)."""
+
+    embeddedBrokerPort: int = Field(DEFAULT_PORT, ge=0, le=65535, description="Port of the built-in development broker started for `address: embedded`.")
 
 
 class EmbeddedBrokerService(DevelopmentService):
@@ -32,7 +42,7 @@ class EmbeddedBrokerService(DevelopmentService):
 
     @classmethod
     def offer(cls, settings: Config) -> EmbeddedBrokerService:
-        return cls(settings.embeddedBrokerPort)
+        return cls(getattr(settings, "embeddedBrokerPort", DEFAULT_PORT))
 
     def serves(self, properties: Properties) -> bool:
         return isinstance(properties, KubemqClientProperties) and properties.address == EMBEDDED

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bindings.sources.client import FAILURES, Connection, Pattern, Session, exchange, explain_failure, report
+from bindings.kubemq.client import FAILURES, Connection, Pattern, Session, exchange, explain_failure, report
 from bindings.wire import Request
 from connector.files.download import Download
 from connector.files.plan import Options, request_size
@@ -31,7 +31,7 @@ from connector.files.sizes import shown
 from connector.files.steps import Steps, TransferError
 from connector.files.upload import Upload
 
-# The source's refusal of a request over its max_message_size (bindings/sources/subscription.py).
+# The source's refusal of a request over its max_message_size (bindings/kubemq/subscription.py).
 REFUSED_AS_TOO_LARGE = re.compile(r"more than max_message_size \((\d+)\); not run")
 # The aws.s3 target's refusal of an object its reply cannot carry (connector/s3/errors.py).
 REPLY_TOO_LARGE = re.compile(r"^ReplyTooLarge: .*\(at most (\d+) bytes each")
@@ -63,7 +63,7 @@ class Destination:
         try:
             session = Session(self.connection, self.pattern, self.channel, timeout=self.timeout, response_channel=self.response_channel)
         except ValueError as exc:
-            raise TransferError(f"{why}, and parts need replies, but {exc}: use --pattern query, or --response-channel with queue, event or event-store", exit_code=USAGE) from None
+            raise TransferError(f"{why}, and parts need replies, but {exc}: use --pattern query, or --response-channel with queue, events or events-store", exit_code=USAGE) from None
         async with session:
             result = await transfer(Steps(session, self.connection.address, self.channel))
         print(json.dumps(result, indent=2, ensure_ascii=False))

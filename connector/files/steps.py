@@ -14,7 +14,7 @@ import asyncio
 import re
 from dataclasses import dataclass
 
-from bindings.sources.client import FAILURES, Session, explain_failure
+from bindings.kubemq.client import FAILURES, Session, explain_failure
 from bindings.wire import Request, Response
 from connector.s3.errors import CONNECTION_ERRORS, THROTTLING_CODES, TRANSIENT_CODES
 

@@ -38,7 +38,7 @@ async def delete_items(s3: S3Client, metadata: DeleteItemsMetadata, request: Req
     errors: list[dict[str, Any]] = []
     for start in range(0, len(keys), DELETE_BATCH):
         chunk = keys[start : start + DELETE_BATCH]
-        output = await s3.s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": key} for key in chunk], "Quiet": True})
+        output = await s3.api.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": key} for key in chunk], "Quiet": True})
         errors += output.get("Errors", [])
     refused = {error.get("Key") for error in errors}
     deleted = [key for key in keys if key not in refused]

@@ -49,7 +49,7 @@ async def create_bucket(s3: S3Client, metadata: CreateBucketMetadata, request: R
     params: dict[str, Any] = {"Bucket": metadata.bucket_name}
     if s3.region != DEFAULT_REGION:
         params["CreateBucketConfiguration"] = {"LocationConstraint": s3.region}
-    output = await s3.s3.create_bucket(**params)
+    output = await s3.api.create_bucket(**params)
     if metadata.wait_for_completion:
         await s3.wait("bucket_exists", f"bucket {metadata.bucket_name} to exist", context.remaining(), Bucket=metadata.bucket_name)
     return Response.ok(to_json(CREATE_BUCKET.apply(output)), bucket=metadata.bucket_name)
@@ -60,7 +60,7 @@ async def delete_bucket(s3: S3Client, metadata: DeleteBucketMetadata, request: R
     extra: dict[str, str] = {}
     if metadata.force:
         extra["deleted"] = str(await delete_in_batches(s3, metadata.bucket_name, _versions(s3, metadata.bucket_name)))
-    await s3.s3.delete_bucket(Bucket=metadata.bucket_name)
+    await s3.api.delete_bucket(Bucket=metadata.bucket_name)
     if metadata.wait_for_completion:
         await s3.wait("bucket_not_exists", f"bucket {metadata.bucket_name} to be deleted", context.remaining(), Bucket=metadata.bucket_name)
     return Response.ok(None, bucket=metadata.bucket_name, **extra)
@@ -96,7 +96,7 @@ async def delete_in_batches(s3: S3Client, bucket: str, batches: AsyncGenerator[l
         async for batch in batches:
             for start in range(0, len(batch), DELETE_BATCH):
                 chunk = batch[start : start + DELETE_BATCH]
-                output = await s3.s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
+                output = await s3.api.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
                 errors = output.get("Errors", [])
                 deleted += len(chunk) - len(errors)
                 refused += len(errors)
@@ -110,7 +110,7 @@ async def delete_in_batches(s3: S3Client, bucket: str, batches: AsyncGenerator[l
 
 
 async def _keys(s3: S3Client, bucket: str, prefix: str | None) -> AsyncGenerator[list[dict[str, str]], None]:
-    paginator = s3.s3.get_paginator("list_objects_v2")
+    paginator = s3.api.get_paginator("list_objects_v2")
     try:
         async for page in paginator.paginate(Bucket=bucket, Prefix=prefix or "", PaginationConfig={"PageSize": DELETE_BATCH}):
             yield [{"Key": item["Key"]} for item in page.get("Contents", [])]
@@ -119,7 +119,7 @@ async def _keys(s3: S3Client, bucket: str, prefix: str | None) -> AsyncGenerator
 
 
 async def _versions(s3: S3Client, bucket: str) -> AsyncGenerator[list[dict[str, str]], None]:
-    paginator = s3.s3.get_paginator("list_object_versions")
+    paginator = s3.api.get_paginator("list_object_versions")
     async for page in paginator.paginate(Bucket=bucket, PaginationConfig={"PageSize": DELETE_BATCH}):
         entries = page.get("Versions", []) + page.get("DeleteMarkers", [])
         yield [{"Key": item["Key"], "VersionId": item["VersionId"]} for item in entries]

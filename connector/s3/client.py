@@ -89,7 +89,7 @@ class S3Connection:
         await self._stack.aclose()
 
     @property
-    def s3(self) -> Any:
+    def api(self) -> Any:
         """The aiobotocore client; refuses use after ``close``."""
         if self._client is None:
             raise TargetError("the S3 client is closed", code="TargetClosed")
@@ -101,7 +101,7 @@ class S3Connection:
         None for static keys (a static ``token``'s expiry is not known either)
         or when it cannot be told (botocore keeps it private: see internals.py).
         """
-        credentials = client_credentials(self.s3)
+        credentials = client_credentials(self.api)
         if credentials is None:
             return None
         await credentials.get_frozen_credentials()  # loads deferred credentials, renews ones about to expire
@@ -141,7 +141,7 @@ class S3Client(S3Connection):
     async def open(self, credentials: Credentials | None, pool_size: int) -> None:
         await super().open(credentials, pool_size)
         timeouts = (self.properties.connect_timeout_seconds, self.properties.read_timeout_seconds)
-        self.direct = DirectCalls.create(self.s3, verify=self.properties.verify, timeouts=timeouts, pool_size=max(MIN_POOL, pool_size), max_attempts=self.properties.max_attempts)
+        self.direct = DirectCalls.create(self.api, verify=self.properties.verify, timeouts=timeouts, pool_size=max(MIN_POOL, pool_size), max_attempts=self.properties.max_attempts)
         if self.direct is not None:
             self._stack.push_async_callback(self.direct.close)
 
@@ -156,14 +156,14 @@ class S3Client(S3Connection):
         if remaining is not None:
             timeout = max(delay, min(timeout, remaining))
         try:
-            await self.s3.get_waiter(waiter).wait(**params, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, math.ceil(timeout / delay))})
+            await self.api.get_waiter(waiter).wait(**params, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, math.ceil(timeout / delay))})
         except WaiterError as exc:
             raise waiter_error(exc, what, timeout) from exc
 
     async def head_object(self, bucket: str, key: str, **params: Any) -> dict[str, Any]:
         """HeadObject whose 404 says whether the bucket or the key is missing (a HEAD reply has no body to tell)."""
         try:
-            return await self.s3.head_object(Bucket=bucket, Key=key, **params)  # type: ignore[no-any-return]
+            return await self.api.head_object(Bucket=bucket, Key=key, **params)  # type: ignore[no-any-return]
         except ClientError as exc:
             if not is_not_found(exc):
                 raise
@@ -171,7 +171,7 @@ class S3Client(S3Connection):
 
     async def _missing(self, bucket: str) -> str:
         try:
-            await self.s3.head_bucket(Bucket=bucket)
+            await self.api.head_bucket(Bucket=bucket)
         except ClientError as exc:
             if is_not_found(exc):
                 return NO_SUCH_BUCKET

@@ -197,7 +197,7 @@ async def upload_item(s3: S3Client, metadata: UploadItemMetadata, request: Reque
     properties = s3.properties
     upload_id = ""
     if request.size > properties.multipart_threshold_mib * MIB:
-        output, upload_id = await multipart_upload(s3.s3, bucket, key, request, args, properties.multipart_part_size_mib * MIB, properties.multipart_concurrency)
+        output, upload_id = await multipart_upload(s3.api, bucket, key, request, args, properties.multipart_part_size_mib * MIB, properties.multipart_concurrency)
     else:
         output = await _put(s3, bucket, key, request, args, metadata.digest_args())
     return await finish_upload(s3, metadata, output, upload_id, context)
@@ -209,7 +209,7 @@ async def _put(s3: S3Client, bucket: str, key: str, request: Request, args: dict
         output = await s3.direct.put_object(bucket, key, request.data)
         if output is not None:
             return output
-    return await s3.s3.put_object(Bucket=bucket, Key=key, Body=request.data, **args, **digests)  # type: ignore[no-any-return]
+    return await s3.api.put_object(Bucket=bucket, Key=key, Body=request.data, **args, **digests)  # type: ignore[no-any-return]
 
 
 class Stored(Protocol):
@@ -282,7 +282,7 @@ async def _get_object(s3: S3Client, metadata: GetItemMetadata, params: dict[str,
         opened = await s3.direct.get_object(metadata.bucket_name, metadata.item_name, byte_range=metadata.range, version_id=metadata.version_id)
         if opened is not None:
             return opened
-    output = await s3.s3.get_object(Bucket=metadata.bucket_name, Key=metadata.item_name, **params)
+    output = await s3.api.get_object(Bucket=metadata.bucket_name, Key=metadata.item_name, **params)
     return output, functools.partial(read_body, output)
 
 
@@ -324,7 +324,7 @@ async def head_item(s3: S3Client, metadata: HeadItemMetadata, request: Request, 
 async def delete_item_from_bucket(s3: S3Client, metadata: DeleteItemMetadata, request: Request, context: RequestContext) -> Response:
     """DeleteObject (S3 answers success for a key that does not exist, and so does this)."""
     bucket, key = metadata.bucket_name, metadata.item_name
-    output = await s3.s3.delete_object(Bucket=bucket, Key=key, **_present(VersionId=metadata.version_id))
+    output = await s3.api.delete_object(Bucket=bucket, Key=key, **_present(VersionId=metadata.version_id))
     if metadata.wait_for_completion:
         await s3.wait("object_not_exists", f"object {bucket}/{key} to be deleted", context.remaining(), Bucket=bucket, Key=key)
     return Response.ok(to_json(DELETE_OBJECT.apply(output)), bucket=bucket, key=key)
@@ -357,7 +357,7 @@ async def copy_item(s3: S3Client, metadata: CopyItemMetadata, request: Request, 
 
 async def _copy_object(s3: S3Client, metadata: CopyItemMetadata) -> dict[str, Any]:
     args = {**metadata.s3_args(), **metadata.encryption_args(s3.properties)}
-    return await s3.s3.copy_object(Bucket=metadata.bucket_name, Key=metadata.item_name, CopySource=metadata.source, MetadataDirective=metadata.directive, **args)  # type: ignore[no-any-return]
+    return await s3.api.copy_object(Bucket=metadata.bucket_name, Key=metadata.item_name, CopySource=metadata.source, MetadataDirective=metadata.directive, **args)  # type: ignore[no-any-return]
 
 
 async def _head_source(s3: S3Client, source: dict[str, str]) -> dict[str, Any]:
@@ -378,7 +378,7 @@ async def _multipart_copy(s3: S3Client, metadata: CopyItemMetadata, head: dict[s
         args = {**{name: head[name] for name in COPIED_ATTRIBUTES if name in head}, **args}
     size = part_size_for(head["ContentLength"], s3.properties.copy_part_size_mib * MIB)
     config = TransferConfig(multipart_threshold=threshold, multipart_chunksize=size, max_concurrency=s3.properties.multipart_concurrency)
-    await s3.s3.copy(metadata.source, metadata.bucket_name, metadata.item_name, ExtraArgs=args, Config=config)
+    await s3.api.copy(metadata.source, metadata.bucket_name, metadata.item_name, ExtraArgs=args, Config=config)
     copied = await s3.head_object(metadata.bucket_name, metadata.item_name)
     return {"CopyObjectResult": {"ETag": copied.get("ETag"), "LastModified": copied.get("LastModified")}, "VersionId": copied.get("VersionId")}
 
@@ -398,7 +398,7 @@ async def presign_url(s3: S3Client, metadata: PresignUrlMetadata, request: Reque
     expires_seconds = metadata.expires_seconds
     if credentials_expire is not None:
         expires_seconds = max(1, min(expires_seconds, int((credentials_expire - signed_at).total_seconds())))
-    url = await s3.s3.generate_presigned_url(client_method, Params=params, ExpiresIn=expires_seconds, HttpMethod=http_method)
+    url = await s3.api.generate_presigned_url(client_method, Params=params, ExpiresIn=expires_seconds, HttpMethod=http_method)
     result: dict[str, Any] = {"url": url, "method": http_method, "expires_at": rfc3339(signed_at + timedelta(seconds=expires_seconds))}
     if metadata.content_type is not None:
         result["headers"] = {"Content-Type": metadata.content_type}

@@ -71,7 +71,7 @@ class _Listing:
 
 async def list_buckets(s3: S3Client, metadata: ListBucketsMetadata, request: Request, context: RequestContext) -> Response:
     """All buckets of the account, with their owner; only those in ``allowed_buckets`` when the binding sets it."""
-    output = await s3.s3.list_buckets()
+    output = await s3.api.list_buckets()
     # No bucket is ``null``, as Go marshals the empty list it read from S3.
     output["Buckets"] = [bucket for bucket in output.get("Buckets", []) if s3.policy.allows_bucket(bucket["Name"])] or None
     return Response.ok(to_json(LIST_BUCKETS.apply(output)))
@@ -148,7 +148,7 @@ async def _gather(s3: S3Client, metadata: ListItemsMetadata, limit: int, scan_ca
 
 async def _page(s3: S3Client, params: dict[str, Any], token: str | None, max_keys: int) -> dict[str, Any]:
     extra = {"ContinuationToken": token} if token else {}
-    return await s3.s3.list_objects_v2(**params, **extra, MaxKeys=max_keys)  # type: ignore[no-any-return]
+    return await s3.api.list_objects_v2(**params, **extra, MaxKeys=max_keys)  # type: ignore[no-any-return]
 
 
 def _matching(page: dict[str, Any], search: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

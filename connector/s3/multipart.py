@@ -121,14 +121,14 @@ async def create_multipart_upload(s3: S3Client, metadata: CreateMultipartMetadat
     args = metadata.object_args(s3.properties)
     if metadata.checksum_algorithm is not None:
         args["ChecksumAlgorithm"] = metadata.checksum_algorithm
-    output = await s3.s3.create_multipart_upload(Bucket=metadata.bucket_name, Key=metadata.item_name, **args)
+    output = await s3.api.create_multipart_upload(Bucket=metadata.bucket_name, Key=metadata.item_name, **args)
     return Response.ok(to_json(CREATE_MULTIPART_UPLOAD.apply(output)), bucket=metadata.bucket_name, key=metadata.item_name, upload_id=output["UploadId"])
 
 
 async def upload_part(s3: S3Client, metadata: UploadPartMetadata, request: Request, context: RequestContext) -> Response:
     """UploadPart of the request's data, after checking the sender's digests of it."""
     await metadata.verify(request)
-    output = await s3.s3.upload_part(
+    output = await s3.api.upload_part(
         Bucket=metadata.bucket_name,
         Key=metadata.item_name,
         UploadId=metadata.upload_id,
@@ -150,13 +150,13 @@ async def upload_part(s3: S3Client, metadata: UploadPartMetadata, request: Reque
 async def complete_multipart_upload(s3: S3Client, metadata: CompleteMetadata, request: Request, context: RequestContext) -> Response:
     """CompleteMultipartUpload with the parts given as data, or with every part S3 lists for the upload."""
     parts = _given_parts(request.data) if request.data else _latest_parts(await _listed_parts(s3, metadata), metadata.upload_id)
-    output = await s3.s3.complete_multipart_upload(Bucket=metadata.bucket_name, Key=metadata.item_name, UploadId=metadata.upload_id, MultipartUpload={"Parts": parts})
+    output = await s3.api.complete_multipart_upload(Bucket=metadata.bucket_name, Key=metadata.item_name, UploadId=metadata.upload_id, MultipartUpload={"Parts": parts})
     return await finish_upload(s3, metadata, output, metadata.upload_id, context)
 
 
 async def abort_multipart_upload(s3: S3Client, metadata: AbortMetadata, request: Request, context: RequestContext) -> Response:
     """AbortMultipartUpload: the parts are dropped and stop costing storage."""
-    await s3.s3.abort_multipart_upload(Bucket=metadata.bucket_name, Key=metadata.item_name, UploadId=metadata.upload_id)
+    await s3.api.abort_multipart_upload(Bucket=metadata.bucket_name, Key=metadata.item_name, UploadId=metadata.upload_id)
     return Response.ok(None, bucket=metadata.bucket_name, key=metadata.item_name, upload_id=metadata.upload_id)
 
 
@@ -166,7 +166,7 @@ async def list_parts(s3: S3Client, metadata: ListPartsMetadata, request: Request
     if metadata.part_number_marker is not None:
         params["PartNumberMarker"] = metadata.part_number_marker
     limit = _limit(metadata.max_parts, metadata.part_number_marker is not None, MAX_PARTS)
-    parts, last = await gather_pages(s3.s3.list_parts, params, PARTS_PAGING, limit)
+    parts, last = await gather_pages(s3.api.list_parts, params, PARTS_PAGING, limit)
     output = {**last, "Parts": parts or None, "PartNumberMarker": metadata.part_number_marker, "MaxParts": limit}
     return Response.ok(to_json(LIST_PARTS.apply(output)), bucket=metadata.bucket_name, key=metadata.item_name, upload_id=metadata.upload_id, count=str(len(parts)))
 
@@ -179,7 +179,7 @@ async def list_multipart_uploads(s3: S3Client, metadata: ListUploadsMetadata, re
     given = {"Prefix": metadata.prefix, "KeyMarker": metadata.key_marker, "UploadIdMarker": metadata.upload_id_marker}
     params = {"Bucket": metadata.bucket_name, **{name: value for name, value in given.items() if value is not None}}
     limit = _limit(metadata.max_uploads, metadata.key_marker is not None or metadata.upload_id_marker is not None, cap)
-    uploads, last = await gather_pages(s3.s3.list_multipart_uploads, params, UPLOADS_PAGING, limit)
+    uploads, last = await gather_pages(s3.api.list_multipart_uploads, params, UPLOADS_PAGING, limit)
     output = {**last, "Uploads": uploads or None, "KeyMarker": metadata.key_marker, "UploadIdMarker": metadata.upload_id_marker, "MaxUploads": limit}
     return Response.ok(to_json(LIST_MULTIPART_UPLOADS.apply(output)), bucket=metadata.bucket_name, count=str(len(uploads)))
 
@@ -211,7 +211,7 @@ def _limit(asked: int | None, paging: bool, cap: int) -> int:
 async def _listed_parts(s3: S3Client, metadata: CompleteMetadata) -> list[dict[str, Any]]:
     """Every listed part; a listing the store cut short would complete a truncated object, so it is refused."""
     params = {"Bucket": metadata.bucket_name, "Key": metadata.item_name, "UploadId": metadata.upload_id}
-    parts, last = await gather_pages(s3.s3.list_parts, params, PARTS_PAGING, sys.maxsize)
+    parts, last = await gather_pages(s3.api.list_parts, params, PARTS_PAGING, sys.maxsize)
     if last.get("IsTruncated"):
         raise TargetError(
             f"IncompleteListing: the store listed {len(parts)} parts of upload {metadata.upload_id} and claims more without a marker to reach them; complete with a part list",

@@ -119,7 +119,7 @@ class DeleteTagsMetadata(VersionMetadata, ItemMetadata):
 
 async def get_item_tags(s3: S3Client, metadata: GetTagsMetadata, request: Request, context: RequestContext) -> Response:
     """GetObjectTagging: the tag set as S3 returns it, and as ``key=value`` pairs in the metadata."""
-    output = await s3.s3.get_object_tagging(**_object(metadata))
+    output = await s3.api.get_object_tagging(**_object(metadata))
     tags = {tag["Key"]: tag["Value"] for tag in output.get("TagSet", [])}
     return _reply(metadata, GET_TAGGING.apply(output), output, tags=format_tags(tags))
 
@@ -128,13 +128,13 @@ async def put_item_tags(s3: S3Client, metadata: PutTagsMetadata, request: Reques
     """PutObjectTagging: replaces the object's whole tag set."""
     tags = _requested_tags(metadata, request.data)
     tag_set = [{"Key": key, "Value": value} for key, value in tags.items()]
-    output = await s3.s3.put_object_tagging(**_object(metadata), Tagging={"TagSet": tag_set})
+    output = await s3.api.put_object_tagging(**_object(metadata), Tagging={"TagSet": tag_set})
     return _reply(metadata, VERSION_ONLY.apply(output), output, tags=format_tags(tags))
 
 
 async def delete_item_tags(s3: S3Client, metadata: DeleteTagsMetadata, request: Request, context: RequestContext) -> Response:
     """DeleteObjectTagging: removes every tag of the object."""
-    output = await s3.s3.delete_object_tagging(**_object(metadata))
+    output = await s3.api.delete_object_tagging(**_object(metadata))
     return _reply(metadata, VERSION_ONLY.apply(output), output)
 
 

@@ -36,9 +36,9 @@ import structlog
 
 from bindings.context import RequestContext
 from bindings.errors import RequestError
+from bindings.kubemq.targets import KubemqTarget
 from bindings.source import Outcome, RequestHandler, Source
 from bindings.target import Target
-from bindings.targets.kubemq import KubemqTarget
 from connector.s3.client import MIN_POOL, S3Connection, static_credentials
 from connector.s3.errors import translate
 from connector.s3_source.delivery import Delivery, Gone
@@ -200,10 +200,10 @@ class S3Source(Source):
             await connection.open(static_credentials(properties), max(MIN_POOL, properties.concurrency * 2))
             self._connection = connection
             state = f"{properties.state_prefix}{self.binding}/"
-            self._lease = Lease(connection.s3, properties.bucket_name, state + "lease", properties.lease_seconds)
-            ledger = Ledger(connection.s3, properties.bucket_name, state + "sent/") if properties.after_send == "keep" else None
-            self._delivery = Delivery(connection.s3, properties, ledger, self._send, target_answers=self.target_answers, credentials_expiry=connection.credentials_expiry)
-        return self._connection.s3, self._lease
+            self._lease = Lease(connection.api, properties.bucket_name, state + "lease", properties.lease_seconds)
+            ledger = Ledger(connection.api, properties.bucket_name, state + "sent/") if properties.after_send == "keep" else None
+            self._delivery = Delivery(connection.api, properties, ledger, self._send, target_answers=self.target_answers, credentials_expiry=connection.credentials_expiry)
+        return self._connection.api, self._lease
 
     def _up(self, note: str) -> None:
         was_down = self.status.down_since is not None

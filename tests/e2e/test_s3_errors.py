@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bindings.sources.client import query
+from bindings.kubemq.client import query
 from bindings.wire import Request
 from devbroker import EmbeddedBroker
 from tests.e2e.support import UNKNOWN_METHOD, Send, ok, raw_query, s3_failure, stored

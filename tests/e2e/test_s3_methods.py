@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bindings.sources.client import query
+from bindings.kubemq.client import query
 from bindings.wire import Request
 from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import StartConnector

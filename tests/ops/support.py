@@ -16,9 +16,9 @@ from typing import Any
 
 import aiohttp
 
+from bindings.kubemq.client import query
 from bindings.registry import Registry
 from bindings.runtime import Runtime
-from bindings.sources.client import query
 from bindings.wire import Request, Response
 from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import RunningConnector

@@ -30,8 +30,8 @@ import pytest_asyncio
 
 from bindings.context import RequestContext
 from bindings.errors import TargetError
+from bindings.kubemq import SOURCES
 from bindings.registry import Registry
-from bindings.sources import SOURCES
 from bindings.target import Call
 from bindings.wire import Request, Response
 from connector.s3 import S3Target

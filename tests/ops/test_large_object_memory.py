@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from bindings.sources.client import query
+from bindings.kubemq.client import query
 from bindings.wire import Request
 from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import free_port, s3_binding_yaml

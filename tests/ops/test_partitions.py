@@ -15,7 +15,7 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from bindings.sources.client import Connection, query, send_queue
+from bindings.kubemq.client import Connection, query, send_queue
 from bindings.wire import Request
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config, target

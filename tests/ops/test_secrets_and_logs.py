@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bindings.kubemq.client import query
 from bindings.redaction import MASK
-from bindings.sources.client import query
 from bindings.wire import Request, Response
 from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import free_port

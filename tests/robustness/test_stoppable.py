@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bindings.sources.client import query
+from bindings.kubemq.client import query
 from bindings.wire import Request
 from devbroker import EmbeddedBroker
 from tests.fixtures.kubemq import free_port, s3_binding_yaml

@@ -89,7 +89,7 @@ def role_credentials(seaweed: Any, lifetime: timedelta) -> AioDeferredRefreshabl
 @pytest.mark.parametrize(("asked", "valid"), [(86400, 3600), (600, 600)])
 async def test_a_url_never_outlives_temporary_credentials(make_target: MakeTarget, seaweed: Any, s3_client: Any, bucket: str, asked: int, valid: int) -> None:
     target = await make_target()
-    target._client.s3._request_signer._credentials = role_credentials(seaweed, timedelta(hours=1))  # type: ignore[union-attr]
+    target._client.api._request_signer._credentials = role_credentials(seaweed, timedelta(hours=1))  # type: ignore[union-attr]
     await s3_client.put_object(Bucket=bucket, Key=KEY, Body=b"signed by a role")
     before = datetime.now(UTC)
     output = await presign(target, bucket, expires_seconds=str(asked))

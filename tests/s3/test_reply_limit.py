@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 
 from bindings.errors import TargetError
-from bindings.sources.client import query
+from bindings.kubemq.client import query
 from bindings.wire import Request
 from connector.s3 import S3Target
 from connector.s3.transfer import BodyTooLarge, read_body

@@ -22,8 +22,8 @@ from kubemq import (
 )
 from kubemq.pubsub.events_store_subscription import EventStoreStartPosition
 
+from bindings.kubemq.client import query
 from bindings.registry import Registry
-from bindings.sources.client import query
 from bindings.wire import Request, Response
 from devbroker import EmbeddedBroker
 from tests.fixtures.echo_target import EchoTarget

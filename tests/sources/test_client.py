@@ -8,7 +8,7 @@ import sys
 import pytest
 import pytest_asyncio
 
-from bindings.sources.client import send_request
+from bindings.kubemq.client import send_request
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import RunningConnector, StartConnector
@@ -22,7 +22,13 @@ FIVE = config(
     binding("event", "kubemq.events", "cl.event", {"response_channel": "cl.event.resp"}),
     binding("store", "kubemq.events-store", "cl.store", {"response_channel": "cl.store.resp"}),
 )
-CHANNELS = {"query": ("cl.query", None), "command": ("cl.command", None), "queue": ("cl.queue", "cl.queue.resp"), "event": ("cl.event", "cl.event.resp"), "event-store": ("cl.store", "cl.store.resp")}
+CHANNELS = {
+    "query": ("cl.query", None),
+    "command": ("cl.command", None),
+    "queue": ("cl.queue", "cl.queue.resp"),
+    "events": ("cl.event", "cl.event.resp"),
+    "events-store": ("cl.store", "cl.store.resp"),
+}
 
 
 @pytest_asyncio.fixture
@@ -52,7 +58,9 @@ async def test_error_replies_exit_1_and_fire_and_forget_exits_0(five: RunningCon
     assert printed_json(capsys.readouterr().out)[0]["error"] == "All attempts fail:\n#1: AccessDenied: injected failure"
     code = await send_request(broker.address, "cl.queue", {"method": "fail", "code": "NoSuchKey"}, b"", timeout=10, auth_token=None, output=None, pattern="queue", response_channel="cl.queue.resp")
     assert code == 1
-    code = await send_request(broker.address, "cl.event", {"method": "echo"}, b"no wait", timeout=10, auth_token=None, output=None, pattern="event")
+    code = await send_request(
+        broker.address, "cl.event", {"method": "echo"}, b"no wait", timeout=10, auth_token=None, output=None, pattern="event"
+    )  # the singular spelling earlier versions took still works
     [sent] = printed_json(capsys.readouterr().out)[-1:]
     assert (code, sent["sent"]) == (0, True)
     await eventually(lambda: echo_target(five, "event").calls == 1)
@@ -71,4 +79,4 @@ async def test_the_command_line_refuses_a_response_channel_for_queries() -> None
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "connector.cli", "send", "--response-channel", "x", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 2
-    assert "--response-channel is for queue, event and event-store" in stderr.decode()
+    assert "--response-channel is for queue, events and events-store" in stderr.decode()

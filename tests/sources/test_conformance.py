@@ -208,7 +208,7 @@ async def _in_order(one, bodies: list[bytes], concurrent: bool) -> list[Response
 
 def test_every_registered_source_kind_keeps_the_contract() -> None:
     """A new kind without its contract test class fails here, naming it."""
-    from bindings.sources import SOURCES
+    from bindings.kubemq import SOURCES
 
     covered = {cls.kind for cls in SourceContract.__subclasses__() + TestEvents.__subclasses__()}
     assert {source.kind for source in SOURCES} == covered

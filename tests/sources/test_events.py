@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from kubemq import AsyncPubSubClient, EventMessage, EventStoreMessage
 
+from bindings.kubemq.events import EventsSource, EventsStoreProperties, EventsStoreSource
 from bindings.limits import MIB
 from bindings.source import REPLY_ENVELOPE_ALLOWANCE
-from bindings.sources.events import EventsSource, EventsStoreProperties, EventsStoreSource
 from bindings.wire import Request
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config

@@ -8,7 +8,7 @@ import time
 import pytest
 from kubemq import KubeMQTimeoutError
 
-from bindings.sources.client import query
+from bindings.kubemq.client import query
 from bindings.wire import Request
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from kubemq import AsyncCQClient, QueryMessage, RetryPolicy
 
-from bindings.sources.client import query
+from bindings.kubemq.client import query
 from bindings.wire import Request
 from devbroker import EmbeddedBroker
 from tests.fixtures.echo_target import EchoTarget
@@ -247,9 +247,9 @@ async def test_shutdown_during_a_reload_closes_the_prepared_replacement(broker: 
 
 
 def test_a_command_source_has_no_reply_size_limit() -> None:
-    from bindings.sources.command import CommandSource
-    from bindings.sources.connection import SubscriptionProperties
-    from bindings.sources.query import QuerySource
+    from bindings.kubemq.command import CommandSource
+    from bindings.kubemq.connection import SubscriptionProperties
+    from bindings.kubemq.query import QuerySource
 
     properties = SubscriptionProperties(address="127.0.0.1:50000", channel="c", max_message_size=2 * 1024 * 1024)
     assert CommandSource(properties, "b").max_reply_data is None

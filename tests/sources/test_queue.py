@@ -10,10 +10,10 @@ from kubemq import AsyncQueuesClient, QueueMessage
 from kubemq.core.exceptions import ErrorCode, KubeMQError, KubeMQValidationError
 
 from bindings.errors import TargetError
+from bindings.kubemq.queue import Batch, Polled, QueueError, QueueProperties, QueueSource, SendRefused, _refused_for_good, _send
+from bindings.kubemq.sdk import flush_downstream
 from bindings.limits import MIB
 from bindings.source import REPLY_ENVELOPE_ALLOWANCE, Outcome
-from bindings.sources.queue import Batch, Polled, QueueError, QueueProperties, QueueSource, SendRefused, _refused_for_good, _send
-from bindings.sources.sdk import flush_downstream
 from bindings.wire import Request, Response
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from kubemq import AsyncCQClient, QueryMessage
 
-from bindings.sources.client import query
+from bindings.kubemq.client import query
 from bindings.wire import Request, Response
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config

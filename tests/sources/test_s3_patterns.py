@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bindings.sources.client import Connection, exchange
+from bindings.kubemq.client import Connection, exchange
 from bindings.wire import Request
 from connector.s3 import S3Target
 from devbroker import EmbeddedBroker
@@ -20,8 +20,8 @@ PATTERNS = {
     "query": ("kubemq.query", "s3p.query", None),
     "command": ("kubemq.command", "s3p.command", None),
     "queue": ("kubemq.queue", "s3p.queue", "s3p.queue.resp"),
-    "event": ("kubemq.events", "s3p.event", "s3p.event.resp"),
-    "event-store": ("kubemq.events-store", "s3p.store", "s3p.store.resp"),
+    "events": ("kubemq.events", "s3p.event", "s3p.event.resp"),
+    "events-store": ("kubemq.events-store", "s3p.store", "s3p.store.resp"),
 }
 
 

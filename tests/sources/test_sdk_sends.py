@@ -1,4 +1,4 @@
-"""The serialized sends of ``bindings/sources/sdk.py`` against the embedded broker.
+"""The serialized sends of ``bindings/kubemq/sdk.py`` against the embedded broker.
 
 What the broker receives from a source's serialized response is what the
 SDK's own send of the same response would have sent (fields, tags with the
@@ -21,11 +21,11 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from bindings import otel, tracing
+from bindings.kubemq import sdk
+from bindings.kubemq.events import EventsProperties, EventsSource, EventsStoreProperties, EventsStoreSource
+from bindings.kubemq.queue import Batch, Polled, QueueProperties, QueueSource
 from bindings.limits import MIB
 from bindings.source import Outcome
-from bindings.sources import sdk
-from bindings.sources.events import EventsProperties, EventsSource, EventsStoreProperties, EventsStoreSource
-from bindings.sources.queue import Batch, Polled, QueueProperties, QueueSource
 from bindings.wire import Response
 from connector.product import IDENTITY
 from devbroker import EmbeddedBroker

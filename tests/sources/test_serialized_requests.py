@@ -15,8 +15,8 @@ import pytest
 from kubemq import AsyncCQClient, CommandMessage, KubeMQError, KubeMQTimeoutError, KubeMQValidationError, QueryMessage
 from kubemq.grpc import kubemq_pb2 as pb
 
+from bindings.kubemq import client, sdk
 from bindings.limits import MIB
-from bindings.sources import client, sdk
 from bindings.wire import Request, Response
 from devbroker import EmbeddedBroker
 from devbroker.request_reply import RequestReplyExchange

@@ -25,9 +25,9 @@ from kubemq import AsyncCQClient, KubeMQError
 
 from bindings.config import ResolvedConfig, parse_config
 from bindings.errors import ConfigError
+from bindings.kubemq.client import send_request
+from bindings.kubemq.connection import sdk_tls
 from bindings.runtime import Runtime
-from bindings.sources.client import send_request
-from bindings.sources.connection import sdk_tls
 from connector.cli import main
 from devbroker import EmbeddedBroker
 from devbroker.server import ServerTLS

@@ -40,12 +40,12 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from bindings import otel, tracing
 from bindings.context import RequestContext
+from bindings.kubemq import SOURCES
+from bindings.kubemq.connection import SubscriptionProperties
+from bindings.kubemq.query import QuerySource
+from bindings.kubemq.sdk import Received, received
 from bindings.registry import Registry
 from bindings.source import Outcome
-from bindings.sources import SOURCES
-from bindings.sources.connection import SubscriptionProperties
-from bindings.sources.query import QuerySource
-from bindings.sources.sdk import Received, received
 from bindings.tracing import TracingSettings, wanted_exporters
 from bindings.wire import Request, Response
 from connector.product import IDENTITY
@@ -264,7 +264,7 @@ OFF_SCRIPT = textwrap.dedent(
     from devbroker import EmbeddedBroker
     from bindings.registry import Registry
     from bindings.runtime import Runtime
-    from bindings.sources import SOURCES
+    from bindings.kubemq import SOURCES
     from bindings.wire import Request
     from connector.app import registry  # the S3 target's modules too: they load nothing of OpenTelemetry either
     from tests.fixtures.echo_target import EchoTarget

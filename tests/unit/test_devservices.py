@@ -7,9 +7,9 @@ from typing import Any
 from bindings.config import parse_config
 from bindings.devservices import EMBEDDED, DevelopmentService, PropertiesT
 from bindings.engine import Binding
+from bindings.kubemq.connection import ConnectionProperties
 from bindings.metrics import Metrics
 from bindings.properties import Properties
-from bindings.sources.connection import ConnectionProperties
 from tests.fixtures.echo_target import EchoProperties
 from tests.fixtures.registries import ECHO_REGISTRY
 

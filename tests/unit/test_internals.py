@@ -9,8 +9,8 @@ from botocore.client import BaseClient
 from kubemq.transport.async_transport import AsyncTransport
 
 from bindings.internals import IncompatibleLibrary
+from bindings.kubemq.sdk import KUBEMQ_PARTS
 from bindings.runtime import Runtime
-from bindings.sources.sdk import KUBEMQ_PARTS
 from connector.app import registry
 from connector.cli import main
 from connector.s3.internals import BOTOCORE_PARTS
@@ -31,7 +31,7 @@ async def test_a_missing_kubemq_part_stops_start_up_naming_the_part_the_version_
     with pytest.raises(IncompatibleLibrary) as refused:
         await runtime.start()
     message = str(refused.value)
-    assert message.startswith("kubemq 4.1.5 lacks AsyncTransport._register_stream, which bindings/sources/sdk.py uses")
+    assert message.startswith("kubemq 4.1.5 lacks AsyncTransport._register_stream, which bindings/kubemq/sdk.py uses")
     assert "the supported version is kubemq==4.1.5" in message
     assert runtime.engine.bindings == {}  # nothing started
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kubemq.grpc import kubemq_pb2 as pb
 
-from bindings.sources import sdk
+from bindings.kubemq import sdk
 from bindings.wire import LARGE_BODY
 
 texts = st.text(max_size=20)

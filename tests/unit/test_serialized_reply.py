@@ -8,7 +8,7 @@ import pytest
 from google.protobuf.message import Message
 from kubemq import EventMessage, EventStoreMessage, QueryReceived, QueryResponse, QueueMessage
 
-from bindings.sources.sdk import serialized_reply, serialized_response
+from bindings.kubemq.sdk import serialized_reply, serialized_response
 from bindings.wire import Response
 
 TAGS = {"request_id": "r-1", "traceparent": "00-abc-def-01"}

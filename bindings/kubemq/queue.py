@@ -44,14 +44,14 @@ from pydantic import model_validator
 
 from bindings import tracing
 from bindings.errors import RequestError
+from bindings.kubemq.connection import ConnectionProperties, OutputChannel, ReplyProperties, check_not_read_back
+from bindings.kubemq.sdk import flush_downstream, send_serialized_queue_message, serialized_reply
+from bindings.kubemq.subscription import SubscriptionSource
 from bindings.properties import field
 from bindings.source import Outcome
-from bindings.sources.connection import ConnectionProperties, OutputChannel, ReplyProperties, check_not_read_back
-from bindings.sources.sdk import flush_downstream, send_serialized_queue_message, serialized_reply
-from bindings.sources.subscription import SubscriptionSource
 from bindings.wire import Response
 
-log = structlog.get_logger("bindings.sources")
+log = structlog.get_logger("bindings.kubemq")
 
 # One poll waits at most this long: the SDK gives up on a downstream reply after
 # 300 s, and an idle poll every minute costs nothing.

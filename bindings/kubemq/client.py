@@ -5,7 +5,7 @@ any kubemq-targets target, not only this connector:
 
 * ``query``: waits for the reply (the Response JSON);
 * ``command``: waits for ``Executed`` (true, or false with the error);
-* ``queue``, ``event``, ``event-store``: prints the send result and, with a
+* ``queue``, ``events``, ``events-store``: prints the send result and, with a
   response channel, waits for the Response JSON published there.
 
 Responses are matched to the request by the ``request_id`` tag this
@@ -47,14 +47,26 @@ from kubemq import (
 )
 from kubemq.pubsub.events_store_subscription import EventStoreStartPosition
 
+from bindings.kubemq import SOURCES
+from bindings.kubemq.sdk import flush_downstream, send_serialized_request
 from bindings.limits import SERVER_MESSAGE_LIMIT
-from bindings.sources import SOURCES
-from bindings.sources.sdk import flush_downstream, send_serialized_request
 from bindings.wire import Request, Response
 
-# A send pattern: a KubeMQ source kind's ``pattern`` (``query``, ``command``, ``queue``, ``event``, ``event-store``).
+# A send pattern: a KubeMQ source kind's ``pattern``, its kind's own name (``query``, ``command``, ``queue``, ``events``, ``events-store``).
 Pattern = str
 PATTERNS: tuple[Pattern, ...] = tuple(source.pattern for source in SOURCES)
+# The singular spellings earlier versions of ``send`` took, still accepted.
+PATTERN_ALIASES = {"event": "events", "event-store": "events-store"}
+
+
+def pattern_named(name: str) -> Pattern:
+    """The pattern ``name`` stands for (its own name, or an earlier spelling); ``ValueError`` for none."""
+    pattern = PATTERN_ALIASES.get(name, name)
+    if pattern not in PATTERNS:
+        raise ValueError(f"unknown pattern {name!r}; patterns: {', '.join(PATTERNS)}")
+    return pattern
+
+
 # How far back an events-store response subscription starts, so a response
 # published while the subscription is being registered is still replayed.
 EVENTS_STORE_LOOKBACK_SECONDS = 1
@@ -144,12 +156,12 @@ async def _publish(client: AsyncPubSubClient, channel: str, request: Request, *,
     if not store:
         event = EventMessage(channel=channel, body=request.to_json())
         await client.send_event_unary(event)
-        return Sent("event", channel, event.id)
+        return Sent("events", channel, event.id)
     message = EventStoreMessage(channel=channel, body=request.to_json())
     result = await client.send_event_store(message)
     if not result.sent:
         raise KubeMQError(f"events-store send refused: {result.error}")
-    return Sent("event-store", channel, message.id)
+    return Sent("events-store", channel, message.id)
 
 
 def _answers(tags: dict[str, str], request_id: str) -> bool:
@@ -273,6 +285,7 @@ def readable(response: Response) -> dict[str, Any]:
 
 
 async def exchange(connection: Connection, pattern: Pattern, channel: str, request: Request, *, timeout: int, response_channel: str | None) -> tuple[Sent | None, Response | None]:
+    pattern = pattern_named(pattern)
     """Send in ``pattern``; what was sent (fire-and-forget patterns) and the response, if one is awaited."""
     if pattern == "query":
         return None, await query(connection.address, channel, request, timeout=timeout, auth_token=connection.auth_token, client_id=connection.client_id, tls=connection.tls)
@@ -282,7 +295,7 @@ async def exchange(connection: Connection, pattern: Pattern, channel: str, reque
         if response_channel:
             return await send_queue_and_wait(connection, channel, request, response_channel, timeout=timeout)
         return await send_queue(connection, channel, request), None
-    store = pattern == "event-store"
+    store = pattern == "events-store"
     if response_channel:
         return await publish_and_wait(connection, channel, request, response_channel, store=store, timeout=timeout)
     return await publish(connection, channel, request, store=store), None
@@ -292,7 +305,7 @@ class Session:
     """Many requests to one channel, each with its response: a client reused across them.
 
     Only patterns that bring a response back qualify: ``query``, and
-    ``queue``, ``event``, ``event-store`` with a response channel (each of
+    ``queue``, ``events``, ``events-store`` with a response channel (each of
     those requests is its own exchange). ``concurrent`` says whether several
     requests may be in flight at once: not on a response queue, whose poller
     holds the other requests' responses until it leaves.

@@ -14,9 +14,9 @@ from kubemq import AsyncCQClient, QueryReceived, QueryResponse
 from kubemq.grpc import kubemq_pb2 as pb
 
 from bindings import tracing
+from bindings.kubemq.requests import RequestsSource
+from bindings.kubemq.sdk import Received, send_serialized_response, serialized_reply
 from bindings.source import Outcome
-from bindings.sources.requests import RequestsSource
-from bindings.sources.sdk import Received, send_serialized_response, serialized_reply
 
 
 class QuerySource(RequestsSource):

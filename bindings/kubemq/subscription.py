@@ -35,8 +35,8 @@ from kubemq import ClientConfig, KubeMQCancellationError, KubeMQClientClosedErro
 from bindings import tracing
 from bindings.context import RequestContext
 from bindings.errors import InvalidRequestError, RequestError, RequestTimeoutError, describe
+from bindings.kubemq.connection import ConnectionProperties
 from bindings.source import REPLY_ENVELOPE_ALLOWANCE, Outcome, RequestHandler, Source
-from bindings.sources.connection import ConnectionProperties
 from bindings.wire import Body, Response
 
 MessageT = TypeVar("MessageT")
@@ -44,7 +44,7 @@ ClientT = TypeVar("ClientT")
 # How long a reply to a request cut off by shutdown may take before the process moves on.
 SETTLE_ON_SHUTDOWN_SECONDS = 2.0
 
-log = structlog.get_logger("bindings.sources")
+log = structlog.get_logger("bindings.kubemq")
 # A reply that fails with one of these failed for the connection, not for what it carried: an error reply cannot go
 # either. The builtin ``ConnectionError`` covers ``ConnectionLost`` and the SDK's closed queue stream.
 CONNECTION_FAILURES = (ConnectionError, KubeMQConnectionError, KubeMQTimeoutError, KubeMQCancellationError, KubeMQClientClosedError)

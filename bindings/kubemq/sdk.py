@@ -69,7 +69,7 @@ from kubemq.grpc import kubemq_pb2 as pb
 from kubemq.transport.async_transport import AsyncTransport
 
 from bindings.internals import Part, PrivateParts, attribute
-from bindings.sources.connection import SubscriptionProperties
+from bindings.kubemq.connection import SubscriptionProperties
 
 try:
     from kubemq._internal.semconv import MESSAGING_MESSAGE_BODY_SIZE, MESSAGING_MESSAGE_ID
@@ -446,7 +446,7 @@ def _module_has(module: str, name: str) -> Part:
 KUBEMQ_PARTS = PrivateParts(
     library="kubemq",
     supported="==4.1.5",
-    adapter="bindings/sources/sdk.py",
+    adapter="bindings/kubemq/sdk.py",
     parts=(
         *(attribute(AsyncTransport, name) for name in ("_ensure_connected", "_register_stream", "_unregister_stream", "_is_connection_error", "_on_connection_lost", "_build_channel_options")),
         *(_instance(_sample_transport, "AsyncTransport()", path) for path in ("_channel", "_closing", "_config.default_timeout_seconds")),

@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 from kubemq import AsyncCQClient, ClientConfig, RetryPolicy
 from kubemq.grpc import kubemq_pb2 as pb
 
-from bindings.sources.connection import SubscriptionProperties
-from bindings.sources.sdk import Received, subscribe_message, subscription_stream
-from bindings.sources.subscription import SubscriptionSource
+from bindings.kubemq.connection import SubscriptionProperties
+from bindings.kubemq.sdk import Received, subscribe_message, subscription_stream
+from bindings.kubemq.subscription import SubscriptionSource
 from bindings.wire import Body
 
 

@@ -30,14 +30,14 @@ from kubemq.grpc import kubemq_pb2 as pb
 from pydantic import model_validator
 
 from bindings import tracing
+from bindings.kubemq.connection import ReplyProperties, SubscriptionProperties
+from bindings.kubemq.sdk import Received, send_serialized_event, serialized_reply, subscribe_message, subscription_stream
+from bindings.kubemq.subscription import SubscriptionSource
 from bindings.properties import field
 from bindings.source import Outcome, Source
-from bindings.sources.connection import ReplyProperties, SubscriptionProperties
-from bindings.sources.sdk import Received, send_serialized_event, serialized_reply, subscribe_message, subscription_stream
-from bindings.sources.subscription import SubscriptionSource
 from bindings.wire import Body
 
-log = structlog.get_logger("bindings.sources")
+log = structlog.get_logger("bindings.kubemq")
 
 StartPosition = Literal["new_only", "first", "last", "sequence", "time_delta"]
 _START_TYPES: dict[str, int] = {
@@ -86,7 +86,7 @@ class EventsSource(SubscriptionSource[AsyncPubSubClient, Received[pb.EventReceiv
     """Fire-and-forget: handle each event, publish its response if asked to."""
 
     kind = "kubemq.events"
-    pattern = "event"
+    pattern = "events"
     aliases = ("source.events",)
     summary = "Receives KubeMQ events (fire-and-forget); publishes responses to response_channel if set."
     properties: EventsProperties
@@ -136,7 +136,7 @@ class EventsStoreSource(EventsSource):
     """Events-store: like events, plus resuming by sequence."""
 
     kind = "kubemq.events-store"
-    pattern = "event-store"
+    pattern = "events-store"
     aliases = ("source.events-store",)
     summary = "Receives KubeMQ events-store messages and resumes after the last one handled; publishes responses to response_channel if set."
     properties: EventsStoreProperties

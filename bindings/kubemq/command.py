@@ -11,9 +11,9 @@ from kubemq import AsyncCQClient, CommandReceived, CommandResponse
 from kubemq.grpc import kubemq_pb2 as pb
 
 from bindings import tracing
+from bindings.kubemq.requests import RequestsSource
+from bindings.kubemq.sdk import Received
 from bindings.source import Outcome
-from bindings.sources.requests import RequestsSource
-from bindings.sources.sdk import Received
 
 
 class CommandSource(RequestsSource):

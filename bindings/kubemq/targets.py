@@ -42,11 +42,11 @@ from kubemq import (
 
 from bindings.context import RequestContext, TargetContext
 from bindings.errors import TargetError
+from bindings.kubemq.connection import KubemqClientProperties, OutputChannel
+from bindings.kubemq.sdk import send_event, send_queue_message, send_serialized_request
+from bindings.kubemq.subscription import CONNECTION_FAILURES
 from bindings.limits import SERVER_MESSAGE_LIMIT
 from bindings.properties import field
-from bindings.sources.connection import KubemqClientProperties, OutputChannel
-from bindings.sources.sdk import send_event, send_queue_message, send_serialized_request
-from bindings.sources.subscription import CONNECTION_FAILURES
 from bindings.target import Call, Method, RequestMetadata, Target
 from bindings.wire import Request, Response
 
