@@ -10,10 +10,13 @@ reply, with the original error kept for sources that must decide on it.
 from __future__ import annotations
 
 import abc
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+import structlog
 
 from bindings.context import RequestContext
 from bindings.errors import RequestError
@@ -37,6 +40,7 @@ class Outcome:
 
 
 RequestHandler = Callable[[Body, RequestContext], Awaitable[Outcome]]
+log = structlog.get_logger("bindings.source")
 # Room kept in a reply message for the JSON envelope and metadata around the base64 data.
 REPLY_ENVELOPE_ALLOWANCE = 64 * 1024
 
@@ -94,6 +98,18 @@ class SourceStatus:
             return self.last_error or "connecting"
         down = time.monotonic() - self.down_since
         return f"not connected for {down:.0f} s, reconnecting (failed attempts: {self.attempts}): {self.last_error}"
+
+
+async def drain(tasks: set[asyncio.Task[Any]], timeout: float, binding: str) -> None:
+    """Let ``tasks`` (the requests in flight) finish for up to ``timeout`` seconds, then cancel the rest and wait for them."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(set(tasks), timeout=timeout)
+    for task in pending:
+        task.cancel()
+    if pending:
+        log.warning("drain timed out", binding=binding, cancelled=len(pending))
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 class Source(abc.ABC):

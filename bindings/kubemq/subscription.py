@@ -36,7 +36,7 @@ from bindings import tracing
 from bindings.context import RequestContext
 from bindings.errors import InvalidRequestError, RequestError, RequestTimeoutError, describe
 from bindings.kubemq.connection import ConnectionProperties
-from bindings.source import REPLY_ENVELOPE_ALLOWANCE, Outcome, RequestHandler, Source
+from bindings.source import REPLY_ENVELOPE_ALLOWANCE, Outcome, RequestHandler, Source, drain
 from bindings.wire import Body, Response
 
 MessageT = TypeVar("MessageT")
@@ -128,13 +128,7 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         self._loops = []
-        if self._in_flight:
-            _, pending = await asyncio.wait(set(self._in_flight), timeout=drain_timeout)
-            for task in pending:
-                task.cancel()
-            if pending:
-                log.warning("drain timed out", binding=self.binding, cancelled=len(pending))
-                await asyncio.gather(*pending, return_exceptions=True)
+        await drain(set(self._in_flight), drain_timeout, self.binding)
         for index, client in self._clients.items():
             with contextlib.suppress(Exception):
                 await self.close_client(client, reachable=index not in self._down)

@@ -37,7 +37,7 @@ import structlog
 from bindings.context import RequestContext
 from bindings.errors import RequestError
 from bindings.kubemq.targets import KubemqTarget
-from bindings.source import Outcome, RequestHandler, Source
+from bindings.source import Outcome, RequestHandler, Source, drain
 from bindings.target import Target
 from connector.s3.client import MIN_POOL, S3Connection, static_credentials
 from connector.s3.errors import translate
@@ -108,13 +108,7 @@ class S3Source(Source):
 
     async def stop(self, drain_timeout: float) -> None:
         self._stopping.set()
-        if self._deliveries:
-            _, pending = await asyncio.wait(set(self._deliveries), timeout=drain_timeout)
-            for task in pending:
-                task.cancel()
-            if pending:
-                log.warning("drain timed out", binding=self.binding, cancelled=len(pending))
-                await asyncio.gather(*pending, return_exceptions=True)
+        await drain(self._deliveries, drain_timeout, self.binding)
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
