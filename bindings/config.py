@@ -100,6 +100,9 @@ def _with_settings(declared: tuple[type[BaseModel], ...]) -> type[Config]:
     if not declared:
         return Config
     fields: dict[str, Any] = {name: (info.annotation, info) for model in declared for name, info in model.model_fields.items()}
+    taken = set(Config.model_fields).intersection(fields)
+    if taken or len(fields) != sum(len(model.model_fields) for model in declared):
+        raise ValueError(f"development service settings declare a top-level key twice: {sorted(taken) or 'between services'}")
     return create_model("Config", __base__=Config, __doc__=Config.__doc__, **fields)
 
 

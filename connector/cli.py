@@ -202,11 +202,14 @@ def _check_key_pair(args: argparse.Namespace) -> None:
 
 
 def _pattern(name: str) -> str:
-    """``--pattern``: a source kind's pattern, or the singular spelling earlier versions took (``event``, ``event-store``)."""
+    """``--pattern``: a source kind's pattern, or the singular spelling earlier versions took (``event``, ``event-store``), said so on stderr."""
     try:
-        return pattern_named(name)
+        pattern = pattern_named(name)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if pattern != name:
+        print(f"note: --pattern {name} is spelled {pattern} now, as its source kind; its default channel is {default_channel(pattern)}", file=sys.stderr)
+    return pattern
 
 
 def _registry() -> Registry:
@@ -290,7 +293,12 @@ def _broker(args: argparse.Namespace) -> int:
 def _send(args: argparse.Namespace) -> int:
     from bindings.kubemq.client import send_request
     from bindings.kubemq.connection import sdk_tls
+    from bindings.kubemq.sdk import KUBEMQ_PARTS
 
+    try:
+        KUBEMQ_PARTS.check()  # send reaches the SDK's private parts too (large bodies, queue acks)
+    except IncompatibleLibrary as exc:
+        raise CommandError(str(exc), 1) from None
     _check_key_pair(args)
     metadata: dict[str, str] = {}
     for item in args.metadata:

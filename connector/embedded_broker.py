@@ -42,7 +42,7 @@ class EmbeddedBrokerService(DevelopmentService):
 
     @classmethod
     def offer(cls, settings: Config) -> EmbeddedBrokerService:
-        return cls(getattr(settings, "embeddedBrokerPort", DEFAULT_PORT))
+        return cls(EmbeddedBrokerSettings.model_validate(settings, from_attributes=True).embeddedBrokerPort)
 
     def serves(self, properties: Properties) -> bool:
         return isinstance(properties, KubemqClientProperties) and properties.address == EMBEDDED

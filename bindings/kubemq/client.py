@@ -20,7 +20,7 @@ import base64
 import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -52,9 +52,9 @@ from bindings.kubemq.sdk import flush_downstream, send_serialized_request
 from bindings.limits import SERVER_MESSAGE_LIMIT
 from bindings.wire import Request, Response
 
-# A send pattern: a KubeMQ source kind's ``pattern``, its kind's own name (``query``, ``command``, ``queue``, ``events``, ``events-store``).
+# A send pattern: a KubeMQ source kind's name without ``kubemq.`` (``query``, ``command``, ``queue``, ``events``, ``events-store``).
 Pattern = str
-PATTERNS: tuple[Pattern, ...] = tuple(source.pattern for source in SOURCES)
+PATTERNS: tuple[Pattern, ...] = tuple(source.kind.removeprefix("kubemq.") for source in SOURCES)
 # The singular spellings earlier versions of ``send`` took, still accepted.
 PATTERN_ALIASES = {"event": "events", "event-store": "events-store"}
 
@@ -284,21 +284,45 @@ def readable(response: Response) -> dict[str, Any]:
     return shown
 
 
-async def exchange(connection: Connection, pattern: Pattern, channel: str, request: Request, *, timeout: int, response_channel: str | None) -> tuple[Sent | None, Response | None]:
-    pattern = pattern_named(pattern)
-    """Send in ``pattern``; what was sent (fire-and-forget patterns) and the response, if one is awaited."""
-    if pattern == "query":
-        return None, await query(connection.address, channel, request, timeout=timeout, auth_token=connection.auth_token, client_id=connection.client_id, tls=connection.tls)
-    if pattern == "command":
-        return None, await command(connection, channel, request, timeout=timeout)
-    if pattern == "queue":
-        if response_channel:
-            return await send_queue_and_wait(connection, channel, request, response_channel, timeout=timeout)
-        return await send_queue(connection, channel, request), None
-    store = pattern == "events-store"
+Exchange = Callable[[Connection, str, Request, int, "str | None"], Awaitable[tuple[Sent | None, Response | None]]]
+
+
+async def _query_exchange(connection: Connection, channel: str, request: Request, timeout: int, response_channel: str | None) -> tuple[Sent | None, Response | None]:
+    return None, await query(connection.address, channel, request, timeout=timeout, auth_token=connection.auth_token, client_id=connection.client_id, tls=connection.tls)
+
+
+async def _command_exchange(connection: Connection, channel: str, request: Request, timeout: int, response_channel: str | None) -> tuple[Sent | None, Response | None]:
+    return None, await command(connection, channel, request, timeout=timeout)
+
+
+async def _queue_exchange(connection: Connection, channel: str, request: Request, timeout: int, response_channel: str | None) -> tuple[Sent | None, Response | None]:
     if response_channel:
-        return await publish_and_wait(connection, channel, request, response_channel, store=store, timeout=timeout)
-    return await publish(connection, channel, request, store=store), None
+        return await send_queue_and_wait(connection, channel, request, response_channel, timeout=timeout)
+    return await send_queue(connection, channel, request), None
+
+
+def _publish_exchange(*, store: bool) -> Exchange:
+    async def exchange(connection: Connection, channel: str, request: Request, timeout: int, response_channel: str | None) -> tuple[Sent | None, Response | None]:
+        if response_channel:
+            return await publish_and_wait(connection, channel, request, response_channel, store=store, timeout=timeout)
+        return await publish(connection, channel, request, store=store), None
+
+    return exchange
+
+
+# How each pattern is sent; a test holds it to ``PATTERNS`` (a source kind without a sender is caught there).
+SENDERS: dict[Pattern, Exchange] = {
+    "query": _query_exchange,
+    "command": _command_exchange,
+    "queue": _queue_exchange,
+    "events": _publish_exchange(store=False),
+    "events-store": _publish_exchange(store=True),
+}
+
+
+async def exchange(connection: Connection, pattern: Pattern, channel: str, request: Request, *, timeout: int, response_channel: str | None) -> tuple[Sent | None, Response | None]:
+    """Send in ``pattern``; what was sent (fire-and-forget patterns) and the response, if one is awaited."""
+    return await SENDERS[pattern_named(pattern)](connection, channel, request, timeout, response_channel)
 
 
 class Session:

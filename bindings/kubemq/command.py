@@ -18,7 +18,6 @@ from bindings.source import Outcome
 
 class CommandSource(RequestsSource):
     kind = "kubemq.command"
-    pattern = "command"
     aliases = ("source.command",)
     summary = "Receives KubeMQ commands and replies Executed=true, or Executed=false with the error."
     subscribe_type = pb.Subscribe.Commands

@@ -86,7 +86,6 @@ class EventsSource(SubscriptionSource[AsyncPubSubClient, Received[pb.EventReceiv
     """Fire-and-forget: handle each event, publish its response if asked to."""
 
     kind = "kubemq.events"
-    pattern = "events"
     aliases = ("source.events",)
     summary = "Receives KubeMQ events (fire-and-forget); publishes responses to response_channel if set."
     properties: EventsProperties
@@ -136,7 +135,6 @@ class EventsStoreSource(EventsSource):
     """Events-store: like events, plus resuming by sequence."""
 
     kind = "kubemq.events-store"
-    pattern = "events-store"
     aliases = ("source.events-store",)
     summary = "Receives KubeMQ events-store messages and resumes after the last one handled; publishes responses to response_channel if set."
     properties: EventsStoreProperties

@@ -21,7 +21,6 @@ from bindings.source import Outcome
 
 class QuerySource(RequestsSource):
     kind = "kubemq.query"
-    pattern = "query"
     aliases = ("source.query",)
     summary = "Receives KubeMQ queries and replies with the target's response."
     subscribe_type = pb.Subscribe.Queries

@@ -137,7 +137,6 @@ class Polled:
 
 class QueueSource(SubscriptionSource[AsyncQueuesClient, Polled]):
     kind = "kubemq.queue"
-    pattern = "queue"
     aliases = ("source.queue",)
     summary = "Polls a KubeMQ queue; acks a message only after its request succeeded and its response was sent, redelivers retryable failures, dead-letters the rest."
     properties: QueueProperties

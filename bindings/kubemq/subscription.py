@@ -27,7 +27,7 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from typing import ClassVar, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import structlog
 from kubemq import ClientConfig, KubeMQCancellationError, KubeMQClientClosedError, KubeMQConnectionError, KubeMQTimeoutError
@@ -61,9 +61,6 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
     stream (a subscription, or a poll loop for queues), how to read a
     message's body and deadline, and how to deliver the outcome.
     """
-
-    # How a sender reaches this kind: ``kubemq-s3 send --pattern <pattern>`` (the send client's patterns come from here).
-    pattern: ClassVar[str]
 
     properties: ConnectionProperties
 

@@ -17,7 +17,7 @@ docs and tests are all derived from these declarations (``target.py``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bindings.target import KubemqTargetsReply, MetadataT, Method
@@ -33,7 +33,7 @@ class S3Method(Method[MetadataT]):
     """One ``aws.s3`` method: the engine's declaration plus its reach and its documented example."""
 
     reaches: Callable[[MetadataT, Request], tuple[Access, ...]]
-    example: Mapping[str, str] = field(default_factory=dict)
+    example: Mapping[str, str]
     example_data: bytes = b""
 
 

@@ -22,13 +22,13 @@ from botocore.exceptions import ClientError
 from bindings.source import Outcome
 from connector.s3.connection import MIB
 from connector.s3.errors import is_not_found
+from connector.s3.transfer import MAX_PARTS
 from connector.s3_source.messages import Found, reference, request_metadata, targets_request
 from connector.s3_source.properties import S3SourceProperties
 from connector.s3_source.state import Ledger
 
 # CopyObject's own limit; a larger object is moved with a managed (multipart) copy.
 COPY_OBJECT_LIMIT = 5 * 1024 * MIB
-MAX_PARTS = 10_000  # S3's limit for one multipart upload
 # An abort is best effort, and must not hold up a stop: the far side drops an unfinished upload by its own rules too.
 ABORT_TIMEOUT_SECONDS = 10.0
 # Codes of an S3 answer meaning "not the version you named" (412), or "no such object".

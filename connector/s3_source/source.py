@@ -30,13 +30,13 @@ import contextlib
 import random
 import time
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import Any
 
 import structlog
 
 from bindings.context import RequestContext
 from bindings.errors import RequestError
-from bindings.kubemq.targets import KubemqTarget
+from bindings.kubemq.targets import TARGETS, KubemqTarget
 from bindings.source import Outcome, RequestHandler, Source, drain
 from bindings.target import Target
 from connector.s3.client import MIN_POOL, S3Connection, static_credentials
@@ -58,7 +58,6 @@ class S3Source(Source):
     kind = "aws.s3"
     properties_model = S3SourceProperties
     summary = "Objects landing in an S3 bucket become messages (kubemq-sources' `aws.s3` source): every page scanned, confirmed before deleted, durable `keep` mode, replicas coordinated."
-    targets_hint: ClassVar[str] = "kubemq.queue, kubemq.events, kubemq.events-store, kubemq.command, kubemq.query"
 
     properties: S3SourceProperties
 
@@ -84,7 +83,8 @@ class S3Source(Source):
         """The source sends whole messages: only a KubeMQ target kind can carry them."""
         if issubclass(target, KubemqTarget):
             return None
-        return f"the aws.s3 source sends each object as one message: its target must be a KubeMQ kind ({cls.targets_hint}), not {target.kind}"
+        kinds = ", ".join(kind.kind for kind in TARGETS)
+        return f"the aws.s3 source sends each object as one message: its target must be a KubeMQ kind ({kinds}), not {target.kind}"
 
     @property
     def max_concurrency(self) -> int:

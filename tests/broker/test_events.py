@@ -15,8 +15,7 @@ from kubemq.pubsub import EventMessage, EventsStoreSubscription, EventsSubscript
 from kubemq.pubsub.events_store_subscription import EventStoreStartPosition
 
 from devbroker import EmbeddedBroker
-
-from .conftest import internal_error, sdk_client
+from tests.broker.support import internal_error, sdk_client
 
 
 @contextlib.asynccontextmanager

@@ -17,8 +17,7 @@ from kubemq.grpc import kubemq_pb2 as pb
 from kubemq.grpc import kubemq_pb2_grpc
 
 from devbroker import EmbeddedBroker
-
-from .conftest import cq_client, echo_reply, responder
+from tests.broker.support import cq_client, echo_reply, responder
 
 HUNDRED_MIB = 100 * 1024 * 1024
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

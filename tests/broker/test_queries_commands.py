@@ -10,8 +10,7 @@ from kubemq import CommandMessage, KubeMQTimeoutError, QueryMessage, QueryReceiv
 from kubemq.grpc import kubemq_pb2 as pb
 
 from devbroker import EmbeddedBroker
-
-from .conftest import cq_client, echo_reply, internal_error, responder
+from tests.broker.support import cq_client, echo_reply, internal_error, responder
 
 
 async def test_query_round_trip(fresh_broker: EmbeddedBroker) -> None:

@@ -14,8 +14,7 @@ from kubemq.grpc import kubemq_pb2_grpc
 from kubemq.queues import QueueMessage
 
 from devbroker import EmbeddedBroker
-
-from .conftest import RawStream, sdk_client, until_depth
+from tests.broker.support import RawStream, sdk_client, until_depth
 
 Get = pb.QueuesDownstreamRequestType.Get
 

@@ -16,8 +16,7 @@ from kubemq.grpc import kubemq_pb2 as pb
 from kubemq.grpc import kubemq_pb2_grpc
 
 from devbroker import EmbeddedBroker
-
-from .conftest import RawStream, until_depth
+from tests.broker.support import RawStream, until_depth
 
 Kind = pb.StreamRequestType
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kubemq.grpc import kubemq_pb2 as pb
 
-from .conftest import internal_error
+from tests.broker.support import internal_error
 
 
 def _request(**overrides: object) -> pb.Request:

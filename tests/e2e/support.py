@@ -7,9 +7,12 @@ outcomes are checked behind its back with the raw ``s3_client`` or ``aiohttp``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Awaitable, Callable
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,8 +20,9 @@ from kubemq import AsyncCQClient, QueryMessage, RetryPolicy
 
 from bindings.wire import Response
 from connector.s3 import METHODS
-from tests.fixtures.kubemq import S3_CHANNEL
+from tests.fixtures.kubemq import S3_CHANNEL, free_port
 from tests.fixtures.s3 import empty_bucket
+from tests.ops.support import REPO, ConnectorProcess, connector_process, get_text
 from tests.s3.support import keys_in, put_many
 
 __all__ = ["METHOD_LIST", "RFC3339", "Send", "keys_in", "put_many"]
@@ -82,3 +86,30 @@ async def drop_bucket(s3_client: Any, name: str) -> None:
     if await bucket_exists(s3_client, name):
         await empty_bucket(s3_client, name)
         await s3_client.delete_bucket(Bucket=name)
+
+
+def newcomer_config(directory: Path) -> tuple[Path, str, str]:
+    """The repository's config.yaml on free ports: (path, API URL, broker address)."""
+    api_port, broker_port = free_port(), free_port()
+    text = (REPO / "config.yaml").read_text()
+    assert "\napiPort: 8080\n" in text and "\napiHost: 127.0.0.1\n" in text and "embeddedBrokerPort" not in text
+    text = text.replace("\napiPort: 8080\n", f"\napiPort: {api_port}\nembeddedBrokerPort: {broker_port}\n")
+    path = directory / "config.yaml"
+    path.write_text(text)
+    return path, f"http://127.0.0.1:{api_port}", f"127.0.0.1:{broker_port}"
+
+
+@contextlib.asynccontextmanager
+async def newcomer_connector(tmp_path: Path) -> AsyncIterator[tuple[ConnectorProcess, str]]:
+    """A connector process on the repository's config, ready; yields it and its broker address."""
+    config, api_url, address = newcomer_config(tmp_path)
+    async with connector_process(config) as child:
+        await child.wait_ready(api_url, timeout=60)
+        assert await get_text(f"{api_url}/ready") == (200, "ready")
+        yield child, address
+
+
+async def stop_with_sigterm(child: ConnectorProcess) -> None:
+    child.send_signal(signal.SIGTERM)
+    code = await child.wait(timeout=30)
+    assert code == 0, child.output[-3000:]

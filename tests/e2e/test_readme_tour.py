@@ -15,22 +15,19 @@ with the repository on ``PYTHONPATH`` as an installed ``kubemq-s3`` would be.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.support import http
-from tests.fixtures.kubemq import free_port
-from tests.ops.support import REPO, ConnectorProcess, connector_process, get_text
+from tests.e2e.support import http, newcomer_connector, stop_with_sigterm
+from tests.ops.support import REPO
 
 Check = Callable[[dict[str, Any], Path], Awaitable[None]]
 
@@ -41,33 +38,6 @@ def send_lines(markdown: str, heading: str | None = None) -> list[str]:
         markdown = markdown.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"^```sh\n(.*?)^```", markdown, re.S | re.M)
     return [line for block in blocks for line in block.splitlines() if line.startswith("kubemq-s3 send")]
-
-
-def newcomer_config(directory: Path) -> tuple[Path, str, str]:
-    """The repository's config.yaml on free ports: (path, API URL, broker address)."""
-    api_port, broker_port = free_port(), free_port()
-    text = (REPO / "config.yaml").read_text()
-    assert "\napiPort: 8080\n" in text and "\napiHost: 127.0.0.1\n" in text and "embeddedBrokerPort" not in text
-    text = text.replace("\napiPort: 8080\n", f"\napiPort: {api_port}\nembeddedBrokerPort: {broker_port}\n")
-    path = directory / "config.yaml"
-    path.write_text(text)
-    return path, f"http://127.0.0.1:{api_port}", f"127.0.0.1:{broker_port}"
-
-
-@contextlib.asynccontextmanager
-async def newcomer_connector(tmp_path: Path) -> AsyncIterator[tuple[ConnectorProcess, str]]:
-    """A connector process on the repository's config, ready; yields it and its broker address."""
-    config, api_url, address = newcomer_config(tmp_path)
-    async with connector_process(config) as child:
-        await child.wait_ready(api_url, timeout=60)
-        assert await get_text(f"{api_url}/ready") == (200, "ready")
-        yield child, address
-
-
-async def stop_with_sigterm(child: ConnectorProcess) -> None:
-    child.send_signal(signal.SIGTERM)
-    code = await child.wait(timeout=30)
-    assert code == 0, child.output[-3000:]
 
 
 async def run_lines(lines: list[str], address: str, checks: dict[str, Check], workdir: Path) -> None:

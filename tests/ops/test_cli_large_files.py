@@ -36,7 +36,7 @@ from bindings.target import Call
 from bindings.wire import Request, Response
 from connector.s3 import S3Target
 from devbroker import EmbeddedBroker
-from tests.e2e.test_readme_tour import newcomer_connector, stop_with_sigterm
+from tests.e2e.support import newcomer_connector, stop_with_sigterm
 from tests.fixtures import configs
 from tests.fixtures.configs import config, target
 from tests.fixtures.kubemq import StartConnector, free_port, s3_binding_yaml
@@ -223,7 +223,7 @@ async def test_a_file_too_large_for_one_message_needs_a_pattern_with_replies(tmp
     assert (code, stdout) == (2, "")
     assert stderr == (
         f"error: {path} is {2 * MIB} bytes, more than one message of 1MiB carries, and parts need replies, but a command brings no response back: "
-        "use --pattern query, or --response-channel with queue, event or event-store\n"
+        "use --pattern query, or --response-channel with queue, events or events-store\n"
     )
 
 

@@ -8,7 +8,8 @@ import sys
 import pytest
 import pytest_asyncio
 
-from bindings.kubemq.client import send_request
+from bindings.kubemq import SOURCES
+from bindings.kubemq.client import PATTERNS, SENDERS, pattern_named, send_request
 from devbroker import EmbeddedBroker
 from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import RunningConnector, StartConnector
@@ -80,3 +81,8 @@ async def test_the_command_line_refuses_a_response_channel_for_queries() -> None
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 2
     assert "--response-channel is for queue, events and events-store" in stderr.decode()
+
+
+def test_every_source_kind_has_a_sender_and_its_pattern_is_its_kind() -> None:
+    assert set(SENDERS) == set(PATTERNS) == {source.kind.removeprefix("kubemq.") for source in SOURCES}
+    assert (pattern_named("event"), pattern_named("event-store")) == ("events", "events-store")  # earlier spellings

@@ -129,3 +129,14 @@ def test_dependencies_point_one_way(package: str, forbidden: tuple[str, ...]) ->
 
 def test_the_checker_sees_a_cycle_made_of_lazy_imports() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_tests_import_helpers_from_fixture_or_support_modules_not_from_conftest_or_other_tests() -> None:
+    offending = []
+    for path in (REPO / "tests").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                last = node.module.rsplit(".", 1)[-1]
+                if last == "conftest" or last.startswith("test_"):
+                    offending.append(f"{path.relative_to(REPO)}: {node.module}")
+    assert offending == []
