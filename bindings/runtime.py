@@ -228,8 +228,6 @@ def _masked_values(properties: BaseModel) -> list[str]:
 
 
 def _bound_port(runner: web.AppRunner) -> int | None:
-    for site in runner.sites:
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            return int(server.sockets[0].getsockname()[1])
-    return None
+    """The port the API listens on (the one the system chose, for ``apiPort: 0`` in tests)."""
+    addresses = runner.addresses
+    return int(addresses[0][1]) if addresses else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,11 @@ def test_kubemq_s3_run_refuses_to_start_with_a_missing_botocore_part(tmp_path: P
     error = capsys.readouterr().err
     assert "error: botocore 1.40.61 lacks BaseClient._get_credentials, which connector/s3/internals.py uses" in error
     assert "pip install 'botocore>=1.40.46,<1.40.62'" in error
+
+
+@pytest.mark.parametrize("declared", [KUBEMQ_PARTS, BOTOCORE_PARTS], ids=lambda parts: parts.library)
+def test_the_supported_version_an_adapter_names_is_the_pin_the_project_installs(declared: object) -> None:
+    from packaging.requirements import Requirement
+
+    pins = {requirement.name: requirement.specifier for requirement in map(Requirement, importlib.metadata.requires("kubemq-s3") or []) if requirement.marker is None}
+    assert pins[declared.library] == Requirement(f"{declared.library}{declared.supported}").specifier  # type: ignore[attr-defined]
