@@ -77,6 +77,8 @@ class S3Source(Source):
         # Per key: since when (epoch seconds) it waits to be delivered.
         self._waiting_since: dict[str, float] = {}
         self._ledger_fresh = False  # keep mode: the ledger is read again when the lease was (re)taken
+        # Whole scans done (every page listed, every due object settled): what follows one is what the bucket held.
+        self.completed_scans = 0
 
     @classmethod
     def target_problem(cls, target: type[Target]) -> str | None:
@@ -262,6 +264,8 @@ class S3Source(Source):
         self._report_backlog()
         if ledger is not None and complete and not self._stopping.is_set():
             await _step("ledger", ledger.prune(listed_versions))
+        if complete:
+            self.completed_scans += 1
 
     async def _listing(self, s3: Any) -> AsyncIterator[Found]:
         """Every object of the watched folders that the filters let through, every page."""

@@ -12,7 +12,7 @@ from devbroker import EmbeddedBroker
 from tests.fixtures.configs import config
 from tests.fixtures.kubemq import StartConnector
 from tests.fixtures.waiting import eventually
-from tests.s3_source.support import carried, keys_in, nothing_more, put_objects, source_binding, take_queue
+from tests.s3_source.support import carried, keys_in, put_objects, sends_nothing_more, source_binding, take_queue
 
 
 async def test_every_object_is_sent_as_kubemq_sources_shapes_it_then_deleted(start_connector: StartConnector, broker: EmbeddedBroker, seaweed: Any, s3_client: Any, bucket: str) -> None:
@@ -41,13 +41,13 @@ async def test_every_object_is_sent_as_kubemq_sources_shapes_it_then_deleted(sta
 async def test_every_page_is_scanned_and_1500_objects_are_each_delivered_once(start_connector: StartConnector, broker: EmbeddedBroker, seaweed: Any, s3_client: Any, bucket: str) -> None:
     objects = {f"batch/{n:05d}": f"object {n}".encode() for n in range(1500)}
     await put_objects(s3_client, bucket, objects)
-    await start_connector(config(source_binding("many", seaweed, bucket, "kubemq.queue", "s3.many", {"concurrency": 16})))
+    running = await start_connector(config(source_binding("many", seaweed, bucket, "kubemq.queue", "s3.many", {"concurrency": 16})))
     messages = await take_queue(broker, "s3.many", len(objects), timeout=120)
     delivered = [carried(message.body) for message in messages]
     assert sorted(metadata["item_name"] for metadata, _ in delivered) == sorted(objects)
     assert all(objects[metadata["item_name"]] == data for metadata, data in delivered)
     await eventually(lambda: keys_in(s3_client, bucket), expect=[], timeout=30)
-    assert await nothing_more(broker, "s3.many", seconds=2) == []
+    assert await sends_nothing_more(running.runtime, "many", broker, "s3.many")
 
 
 async def test_a_new_object_is_sent_within_two_seconds_with_a_one_second_scan(start_connector: StartConnector, broker: EmbeddedBroker, seaweed: Any, s3_client: Any, bucket: str) -> None:

@@ -14,7 +14,7 @@ from tests.fixtures.configs import binding, config, target
 from tests.fixtures.kubemq import StartConnector, connector_registry, free_port, start_runtime
 from tests.fixtures.s3 import empty_bucket, unique_bucket_name
 from tests.fixtures.waiting import eventually
-from tests.s3_source.support import carried, keys_in, nothing_more, put_objects, source_binding, take_queue
+from tests.s3_source.support import carried, keys_in, put_objects, sends_nothing_more, source_binding, take_queue
 
 
 async def test_keep_sends_nothing_more_after_a_restart_and_a_changed_object_once(broker: EmbeddedBroker, seaweed: Any, s3_client: Any, bucket: str, tmp_path: Path) -> None:
@@ -30,11 +30,11 @@ async def test_keep_sends_nothing_more_after_a_restart_and_a_changed_object_once
     try:
         # After the restarted source's first whole scan (its backlog reported), and two more: a restart forgets nothing.
         await eventually(lambda: second.runtime.metrics.registry.get_sample_value("kubemq_s3_source_pending_items", {"binding": "keep"}), expect=0.0, timeout=30)
-        assert await nothing_more(broker, "s3.keep", seconds=2) == []
+        assert await sends_nothing_more(second.runtime, "keep", broker, "s3.keep")
         await s3_client.put_object(Bucket=bucket, Key="kept/7", Body=b"v2")
         [changed] = await take_queue(broker, "s3.keep", 1)
         assert carried(changed.body)[1] == b"v2"
-        assert await nothing_more(broker, "s3.keep", seconds=3) == []
+        assert await sends_nothing_more(second.runtime, "keep", broker, "s3.keep")
     finally:
         await second.runtime.stop()
     assert sorted(await keys_in(s3_client, bucket)) == sorted(objects)
@@ -43,11 +43,11 @@ async def test_keep_sends_nothing_more_after_a_restart_and_a_changed_object_once
 async def test_move_puts_each_sent_object_under_the_prefix_and_never_sends_it_again(start_connector: StartConnector, broker: EmbeddedBroker, seaweed: Any, s3_client: Any, bucket: str) -> None:
     await put_objects(s3_client, bucket, {"in/a.csv": b"a", "in/b.csv": b"b", "in/skip.txt": b"not a csv", "elsewhere/c.csv": b"c"})
     source = {"after_send": "move", "move_prefix": "done", "folders": "in", "suffixes": ".csv"}
-    await start_connector(config(source_binding("move", seaweed, bucket, "kubemq.queue", "s3.move", source)))
+    running = await start_connector(config(source_binding("move", seaweed, bucket, "kubemq.queue", "s3.move", source)))
     messages = await take_queue(broker, "s3.move", 2)
     assert sorted(carried(message.body)[0]["item_name"] for message in messages) == ["in/a.csv", "in/b.csv"]
     await eventually(lambda: keys_in(s3_client, bucket), expect=["done/in/a.csv", "done/in/b.csv", "elsewhere/c.csv", "in/skip.txt"], timeout=30)
-    assert await nothing_more(broker, "s3.move", seconds=2) == []
+    assert await sends_nothing_more(running.runtime, "move", broker, "s3.move")
 
 
 async def test_a_reference_carries_a_presigned_url_that_fetches_the_object(start_connector: StartConnector, broker: EmbeddedBroker, seaweed: Any, s3_client: Any, bucket: str) -> None:
@@ -71,8 +71,8 @@ async def test_two_replicas_send_each_object_once_between_them_and_a_standby_tak
     messages = await take_queue(broker, "s3.replicas", 300, timeout=90)
     assert sorted(carried(message.body)[0]["item_name"] for message in messages) == sorted(objects)
     await eventually(lambda: keys_in(s3_client, bucket), expect=[], timeout=30)
-    assert await nothing_more(broker, "s3.replicas", seconds=2) == []
     holder, standby = (first, second) if "standby" in second.runtime.engine.bindings["replicated"].status()["source_connection"] else (second, first)
+    assert await sends_nothing_more(holder.runtime, "replicated", broker, "s3.replicas")
     assert "standby" in standby.runtime.engine.bindings["replicated"].status()["source_connection"]
     await holder.runtime.stop()  # a clean stop gives the lease up at once
     await s3_client.put_object(Bucket=bucket, Key="after.txt", Body=b"after")

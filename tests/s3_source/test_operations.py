@@ -14,7 +14,7 @@ from tests.fixtures.configs import config
 from tests.fixtures.kubemq import connector_registry, free_port
 from tests.fixtures.waiting import eventually
 from tests.ops.support import watched_connector, write_config
-from tests.s3_source.support import carried, keys_in, nothing_more, source_binding, take_queue
+from tests.s3_source.support import carried, keys_in, sends_nothing_more, source_binding, take_queue
 
 
 async def test_a_live_edit_of_the_folders_takes_effect_without_a_restart(broker: EmbeddedBroker, seaweed: Any, s3_client: Any, bucket: str, tmp_path: Path) -> None:
@@ -25,7 +25,7 @@ async def test_a_live_edit_of_the_folders_takes_effect_without_a_restart(broker:
         await s3_client.put_object(Bucket=bucket, Key="first/a", Body=b"a")
         [first] = await take_queue(broker, "s3.live", 1)
         assert carried(first.body)[0]["item_name"] == "first/a"
-        assert await nothing_more(broker, "s3.live", seconds=2) == []
+        assert await sends_nothing_more(running.runtime, "live", broker, "s3.live")
         write_config(path, config(source_binding("live", seaweed, bucket, "kubemq.queue", "s3.live", {"folders": "second"})), broker, port)
         await eventually(lambda: running.runtime.status.last_reload_trigger, expect="file change", timeout=30)
         [second] = await take_queue(broker, "s3.live", 1)
