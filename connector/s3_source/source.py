@@ -231,7 +231,6 @@ class S3Source(Source):
         batch: list[asyncio.Task[None]] = []
         present: set[str] = set()
         listed_versions: set[str] = set()
-        new = 0
         complete = True
         async for found in self._listing(s3):
             present.add(found.key)
@@ -241,7 +240,7 @@ class S3Source(Source):
                     continue
             if found.key not in self._waiting_since:
                 self._waiting_since[found.key] = time.time()
-                new += 1
+                self.item_counts.found(1)
             if not self._due(found):
                 continue
             await slots.acquire()
@@ -255,7 +254,6 @@ class S3Source(Source):
             self._deliveries.add(task)
             batch.append(task)
         await asyncio.gather(*batch, return_exceptions=True)
-        self.item_counts.found(new)
         if complete:
             # What the listing no longer shows waits no more (deleted by someone else, or delivered).
             for state in (self._waiting_since, self._retry, self._sent_pending_after):

@@ -261,7 +261,7 @@ async def test_a_closed_pipe_ends_send_quietly(broker: EmbeddedBroker) -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        args = ("send", "--address", broker.address, "--pattern", "event", "--channel", "events.pipe.closed", "-m", "method=list_buckets")
+        args = ("send", "--address", broker.address, "--pattern", "events", "--channel", "events.pipe.closed", "-m", "method=list_buckets")
         process = await asyncio.create_subprocess_exec(sys.executable, "-m", "connector", *args, cwd=REPO, stdout=write_end, stderr=asyncio.subprocess.PIPE)
     finally:
         os.close(write_end)

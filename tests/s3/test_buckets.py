@@ -162,7 +162,7 @@ def keys(start: int, stop: int) -> set[str]:
 async def test_per_key_delete_errors_fail_the_request_after_every_batch() -> None:
     fake = FailingDeletes({"k3", "k1500"}, "AccessDenied")
     with pytest.raises(TargetError) as caught:
-        await delete_in_batches(SimpleNamespace(s3=fake), "b", Listing(1000, 1200)())  # type: ignore[arg-type]
+        await delete_in_batches(SimpleNamespace(api=fake), "b", Listing(1000, 1200)())  # type: ignore[arg-type]
     assert fake.calls == [1000, 1000, 200]
     assert str(caught.value) == "AccessDenied: failed to delete 2 of 2200 objects: k3: AccessDenied (refused); k1500: AccessDenied (refused)"
     assert caught.value.code == "AccessDenied" and caught.value.retryable is False
@@ -170,7 +170,7 @@ async def test_per_key_delete_errors_fail_the_request_after_every_batch() -> Non
 
 async def test_per_key_throttling_is_retryable() -> None:
     with pytest.raises(TargetError) as caught:
-        await delete_in_batches(SimpleNamespace(s3=FailingDeletes({"k0"}, "SlowDown")), "b", Listing(3)())  # type: ignore[arg-type]
+        await delete_in_batches(SimpleNamespace(api=FailingDeletes({"k0"}, "SlowDown")), "b", Listing(3)())  # type: ignore[arg-type]
     assert caught.value.retryable is True
 
 
@@ -178,7 +178,7 @@ async def test_the_error_names_the_first_100_refused_keys_and_counts_the_rest() 
     # Every other key refused: no batch is refused entirely, so deletion goes on to the end.
     fake = FailingDeletes({f"k{i}" for i in range(0, 5000, 2)}, "AccessDenied")
     with pytest.raises(TargetError) as caught:
-        await delete_in_batches(SimpleNamespace(s3=fake), "b", Listing(1000, 1000, 1000, 1000, 1000)())  # type: ignore[arg-type]
+        await delete_in_batches(SimpleNamespace(api=fake), "b", Listing(1000, 1000, 1000, 1000, 1000)())  # type: ignore[arg-type]
     text = str(caught.value)
     assert text.startswith("AccessDenied: failed to delete 2500 of 5000 objects: k0: AccessDenied (refused); k2: ")
     assert text.count("AccessDenied (refused)") == 100 and "k198: AccessDenied (refused); and 2400 more" in text and text.endswith("; and 2400 more")
@@ -193,7 +193,7 @@ async def test_deletion_stops_after_three_batches_in_a_row_refused_entirely() ->
     listing = Listing(*[1000] * 10)
     fake = FailingDeletes(keys(500, 10_000), "AccessDenied")
     with pytest.raises(TargetError) as caught:
-        await delete_in_batches(SimpleNamespace(s3=fake), "b", listing())  # type: ignore[arg-type]
+        await delete_in_batches(SimpleNamespace(api=fake), "b", listing())  # type: ignore[arg-type]
     assert fake.calls == [1000] * 4 and listing.pages == 4 and listing.closed
     assert str(caught.value).startswith(
         "AccessDenied: stopped after 3 batches in a row in which every object was refused; 500 deleted before stopping, 3500 refused: k500: AccessDenied (refused); k501: "
@@ -204,7 +204,7 @@ async def test_deletion_stops_after_three_batches_in_a_row_refused_entirely() ->
 async def test_a_batch_with_any_key_deleted_restarts_the_count_of_refused_batches() -> None:
     fake = FailingDeletes(keys(0, 2000) | keys(2001, 4000) | keys(4000, 5000), "AccessDenied")
     with pytest.raises(TargetError) as caught:
-        await delete_in_batches(SimpleNamespace(s3=fake), "b", Listing(1000, 1000, 1000, 1000, 1000)())  # type: ignore[arg-type]
+        await delete_in_batches(SimpleNamespace(api=fake), "b", Listing(1000, 1000, 1000, 1000, 1000)())  # type: ignore[arg-type]
     assert fake.calls == [1000] * 5 and str(caught.value).startswith("AccessDenied: failed to delete 4999 of 5000 objects: ")
 
 
@@ -229,7 +229,7 @@ async def test_refused_keys_are_worded_as_kubemq_targets_batch_delete_words_them
         yield [{"Key": "k3"}, {"Key": 'k"7\n'}, {"Key": "k9"}]
 
     with pytest.raises(DeleteRefused) as caught:
-        await delete_in_batches(SimpleNamespace(s3=FailingDeletes({"k3", 'k"7\n'}, "AccessDenied")), "b", listing())  # type: ignore[arg-type]
+        await delete_in_batches(SimpleNamespace(api=FailingDeletes({"k3", 'k"7\n'}, "AccessDenied")), "b", listing())  # type: ignore[arg-type]
     worded = caught.value.as_batch_error()
     assert str(worded) == (
         "BatchedDeleteIncomplete: some objects have failed to be deleted.\n"
