@@ -16,12 +16,14 @@ docs and tests are all derived from these declarations (``target.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bindings.context import RequestContext
 from bindings.target import KubemqTargetsReply, MetadataT, Method
-from bindings.wire import Request
+from bindings.wire import Request, Response
+from connector.s3.client import S3Client
 from connector.s3.policy import Access
 
 # What a request reaches: its parsed metadata and the request itself -> every bucket, key or prefix, read or written.
@@ -32,6 +34,8 @@ Reaches = Callable[[Any, Request], tuple[Access, ...]]
 class S3Method(Method[MetadataT]):
     """One ``aws.s3`` method: the engine's declaration plus its reach and its documented example."""
 
+    # Handed the target's S3 client: mypy checks the handler's owner too, not only its metadata.
+    handler: Callable[[S3Client, MetadataT, Request, RequestContext], Awaitable[Response]]
     reaches: Callable[[MetadataT, Request], tuple[Access, ...]]
     example: Mapping[str, str]
     example_data: bytes = b""

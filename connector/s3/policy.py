@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 from bindings.errors import TargetError
 from bindings.hints import did_you_mean
@@ -47,42 +47,74 @@ class Access:
         return f"{self.role} {noun}" if self.role else noun
 
 
-def reaches_nothing(metadata: Any, request: Request) -> tuple[Access, ...]:
+class NamesBucket(Protocol):
+    """Metadata naming a bucket (what the reach helpers read: typed, so mypy matches each declaration's metadata to its reach)."""
+
+    @property
+    def bucket_name(self) -> str: ...
+
+
+class NamesItem(NamesBucket, Protocol):
+    @property
+    def item_name(self) -> str: ...
+
+
+class NamesPrefix(NamesBucket, Protocol):
+    @property
+    def prefix(self) -> str | None: ...
+
+
+class ForcesBucket(NamesBucket, Protocol):
+    @property
+    def force(self) -> bool: ...
+
+
+class NamesSource(NamesItem, Protocol):
+    @property
+    def source(self) -> dict[str, str]: ...
+
+
+class NamesOperation(NamesItem, Protocol):
+    @property
+    def operation(self) -> str: ...
+
+
+def reaches_nothing(metadata: object, request: Request) -> tuple[Access, ...]:
     return ()
 
 
-def reads_item(metadata: Any, request: Request) -> tuple[Access, ...]:
+def reads_item(metadata: NamesItem, request: Request) -> tuple[Access, ...]:
     return (Access(writes=False, bucket=metadata.bucket_name, key=metadata.item_name),)
 
 
-def writes_item(metadata: Any, request: Request) -> tuple[Access, ...]:
+def writes_item(metadata: NamesItem, request: Request) -> tuple[Access, ...]:
     return (Access(writes=True, bucket=metadata.bucket_name, key=metadata.item_name),)
 
 
-def writes_bucket(metadata: Any, request: Request) -> tuple[Access, ...]:
+def writes_bucket(metadata: NamesBucket, request: Request) -> tuple[Access, ...]:
     return (Access(writes=True, bucket=metadata.bucket_name),)
 
 
-def reads_prefix(metadata: Any, request: Request) -> tuple[Access, ...]:
+def reads_prefix(metadata: NamesPrefix, request: Request) -> tuple[Access, ...]:
     return (Access(writes=False, bucket=metadata.bucket_name, prefix=metadata.prefix or ""),)
 
 
-def writes_prefix(metadata: Any, request: Request) -> tuple[Access, ...]:
+def writes_prefix(metadata: NamesPrefix, request: Request) -> tuple[Access, ...]:
     return (Access(writes=True, bucket=metadata.bucket_name, prefix=metadata.prefix or ""),)
 
 
-def deletes_bucket(metadata: Any, request: Request) -> tuple[Access, ...]:
+def deletes_bucket(metadata: ForcesBucket, request: Request) -> tuple[Access, ...]:
     """The bucket; with ``force`` also every object in it."""
     return (Access(writes=True, bucket=metadata.bucket_name, prefix="" if metadata.force else None),)
 
 
-def copies(metadata: Any, request: Request) -> tuple[Access, ...]:
+def copies(metadata: NamesSource, request: Request) -> tuple[Access, ...]:
     """A copy reads its source and writes its destination; both are checked."""
     source = metadata.source
     return (Access(writes=False, bucket=source["Bucket"], key=source["Key"], role="source"), *writes_item(metadata, request))
 
 
-def presigns(metadata: Any, request: Request) -> tuple[Access, ...]:
+def presigns(metadata: NamesOperation, request: Request) -> tuple[Access, ...]:
     """A URL allows what its operation does: a put or delete URL is a write, though signing it changes nothing."""
     operation = metadata.operation
     return (Access(writes=operation != "get", bucket=metadata.bucket_name, key=metadata.item_name, via=f" with operation={operation}"),)
