@@ -173,7 +173,11 @@ class Response:
     @classmethod
     def from_json(cls, body: bytes) -> Response:
         """Decode a reply body (used by the ``send`` client and by tests)."""
-        raw = json.loads(body)
+        return cls.from_mapping(json.loads(body))
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any]) -> Response:
+        """A reply from its decoded JSON object."""
         data = raw.get("data")
         return cls(
             metadata=dict(raw.get("metadata") or {}),

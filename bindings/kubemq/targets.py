@@ -282,7 +282,7 @@ class QueryTarget(KubemqTarget):
 
 
 def _kubemq_targets_reply(body: bytes) -> Response | None:
-    """``body`` read as a kubemq-targets Response, or None when it is something else."""
+    """``body`` read as a kubemq-targets Response (parsed once), or None when it is something else."""
     try:
         value = json.loads(body)
     except ValueError:
@@ -290,7 +290,7 @@ def _kubemq_targets_reply(body: bytes) -> Response | None:
     if not isinstance(value, dict) or "is_error" not in value:
         return None
     try:
-        return Response.from_json(body)
+        return Response.from_mapping(value)
     except (ValueError, TypeError):  # bad base64 data, metadata that is not an object
         return None
 

@@ -72,6 +72,15 @@ def is_not_found(exc: ClientError) -> bool:
     return status == 404
 
 
+def is_precondition_failed(exc: ClientError, *, or_conflict: bool = False) -> bool:
+    """True when a conditional request (``If-Match``, ``If-None-Match``) found another version (412); ``or_conflict``: a concurrent conditional write (409) too."""
+    code = exc.response.get("Error", {}).get("Code")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if code == "PreconditionFailed" or status == 412:
+        return True
+    return or_conflict and (code == "ConditionalRequestConflict" or status == 409)
+
+
 def client_error(exc: ClientError, missing: str | None = None) -> TargetError:
     """An S3 error reply as aws-sdk-go would print it.
 

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from bindings.source import Outcome
 from connector.s3.connection import MIB
-from connector.s3.errors import is_not_found
+from connector.s3.errors import is_not_found, is_precondition_failed
 from connector.s3.transfer import MAX_PARTS
 from connector.s3_source.messages import Found, reference, request_metadata, targets_request
 from connector.s3_source.properties import S3SourceProperties
@@ -31,8 +31,6 @@ from connector.s3_source.state import Ledger
 COPY_OBJECT_LIMIT = 5 * 1024 * MIB
 # An abort is best effort, and must not hold up a stop: the far side drops an unfinished upload by its own rules too.
 ABORT_TIMEOUT_SECONDS = 10.0
-# Codes of an S3 answer meaning "not the version you named" (412), or "no such object".
-CHANGED = ("PreconditionFailed", "412")
 
 # Hands one message body to the binding; ``step`` tells the parts of one object apart in the request id.
 Send = Callable[[bytes, Found, str], Awaitable[Outcome]]
@@ -118,7 +116,7 @@ class Delivery:
             async with answer["Body"] as stream:
                 return bytes(await stream.read())
         except ClientError as exc:
-            if is_not_found(exc) or _changed(exc):
+            if is_not_found(exc) or is_precondition_failed(exc):
                 raise Gone from exc
             raise
 
@@ -130,7 +128,7 @@ class Delivery:
         except ClientError as exc:
             if is_not_found(exc):
                 return  # deleted by someone else: what we wanted
-            if _changed(exc):
+            if is_precondition_failed(exc):
                 raise Gone from exc
             if exc.response.get("Error", {}).get("Code") != "NotImplemented":
                 raise
@@ -141,7 +139,7 @@ class Delivery:
         try:
             await step
         except ClientError as exc:
-            if is_not_found(exc) or _changed(exc):
+            if is_not_found(exc) or is_precondition_failed(exc):
                 raise Gone from exc
             raise
 
@@ -185,9 +183,3 @@ class Delivery:
         abort = asyncio.ensure_future(self._send(targets_request({"method": "abort_multipart_upload", **upload}, b""), found, "#abort"))
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(abort), ABORT_TIMEOUT_SECONDS)
-
-
-def _changed(exc: ClientError) -> bool:
-    code = exc.response.get("Error", {}).get("Code")
-    status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-    return code in CHANGED or status == "412"

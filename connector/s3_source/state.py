@@ -27,16 +27,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from connector.s3.errors import is_not_found
-
-PRECONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
-
-
-def _lost_race(exc: ClientError) -> bool:
-    """A conditional write that another writer won (412), or ran at the same time (409)."""
-    error = exc.response.get("Error", {})
-    status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-    return error.get("Code") in PRECONDITION_FAILED or status in PRECONDITION_FAILED
+from connector.s3.errors import is_not_found, is_precondition_failed
 
 
 class Lease:
@@ -77,7 +68,7 @@ class Lease:
             await self.s3.put_object(Bucket=self.bucket, Key=self.key + ".probe", Body=b"", IfNoneMatch="*")
             await self.s3.put_object(Bucket=self.bucket, Key=self.key + ".probe", Body=b"", IfNoneMatch="*")
         except ClientError as exc:
-            if not _lost_race(exc):
+            if not is_precondition_failed(exc, or_conflict=True):
                 raise
             self.conditional = True
         else:
@@ -99,7 +90,7 @@ class Lease:
         try:
             written = await self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body, ContentType="application/json", **condition)
         except ClientError as exc:
-            if _lost_race(exc) or (is_not_found(exc) and "IfMatch" in condition):
+            if is_precondition_failed(exc, or_conflict=True) or (is_not_found(exc) and "IfMatch" in condition):
                 return False
             raise
         self._etag = written["ETag"]
