@@ -7,7 +7,7 @@ from bindings.registry import Registry
 from connector.embedded_broker import EmbeddedBrokerService, EmbeddedBrokerSettings
 from connector.product import IDENTITY
 from connector.s3 import SHARED_EMBEDDED_S3, S3Target
-from connector.s3.internals import BOTOCORE_PARTS
+from connector.s3.internals import AIOBOTOCORE_PARTS, BOTOCORE_PARTS
 from connector.s3_source import S3Source
 
 
@@ -17,6 +17,6 @@ def registry() -> Registry:
         [S3Target, *TARGETS],
         development_services=[EmbeddedBrokerService.offer, lambda _settings: SHARED_EMBEDDED_S3],
         identity=IDENTITY,
-        private_parts=[KUBEMQ_PARTS, BOTOCORE_PARTS],
+        private_parts=[KUBEMQ_PARTS, BOTOCORE_PARTS, AIOBOTOCORE_PARTS],
         settings=[EmbeddedBrokerSettings],
     )

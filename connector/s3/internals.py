@@ -1,10 +1,13 @@
-"""The private parts of botocore the S3 kinds use, reached only through here and checked at start-up.
+"""The private parts of botocore and aiobotocore the S3 kinds use, reached only through here and checked at start-up.
 
 botocore keeps two things private that the connector needs: a client's
 credentials object (``_get_credentials``), which the direct GetObject and
 PutObject calls sign with, and a refreshable credential's expiry
 (``_expiry_time``), which the health of temporary credentials reports.
-``BOTOCORE_PARTS`` declares both; the runtime checks them before it starts.
+aiobotocore keeps one: the aiohttp session its HTTP session class makes per
+proxy (``_get_session``), with the client's TLS, pool and timeouts, which the
+direct calls send on. ``BOTOCORE_PARTS`` and ``AIOBOTOCORE_PARTS`` declare
+them; the runtime checks them before it starts.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from aiobotocore.credentials import AioRefreshableCredentials
+from aiobotocore.httpsession import AIOHTTPSession
 from botocore.client import BaseClient
 
 from bindings.internals import Part, PrivateParts, attribute
@@ -28,6 +33,12 @@ def credentials_expiry(credentials: Any) -> datetime | None:
     """When refreshable credentials expire; None for static ones or when it cannot be told."""
     expiry = getattr(credentials, "_expiry_time", None)
     return expiry if isinstance(expiry, datetime) and expiry.tzinfo is not None else None
+
+
+async def aiohttp_session(http: AIOHTTPSession, proxy: str | None) -> aiohttp.ClientSession:
+    """The aiohttp session ``http`` sends through ``proxy`` (None: none), made on first use as its own ``send`` makes it."""
+    session: aiohttp.ClientSession = await http._get_session(proxy)
+    return session
 
 
 def _sample_refreshable() -> AioRefreshableCredentials:
@@ -46,4 +57,11 @@ BOTOCORE_PARTS = PrivateParts(
         attribute(BaseClient, "_get_credentials"),
         Part("AioRefreshableCredentials()._expiry_time", lambda: hasattr(_sample_refreshable(), "_expiry_time")),
     ),
+)
+
+AIOBOTOCORE_PARTS = PrivateParts(
+    library="aiobotocore",
+    supported="==2.25.1",
+    adapter="connector/s3/internals.py",
+    parts=(attribute(AIOHTTPSession, "_get_session"),),
 )

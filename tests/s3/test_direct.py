@@ -7,7 +7,9 @@ replies (or errors) must be the same, and so must what each asked the store.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import re
 from collections.abc import AsyncIterator
@@ -21,8 +23,9 @@ from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
 from bindings import tracing
 from bindings.errors import RequestError
 from connector.s3 import EmbeddedS3, S3Target
-from connector.s3.direct import parse_timestamp
+from connector.s3.output_headers import parse_timestamp
 from tests.fixtures.faulty_s3 import FOREVER, FaultyS3
+from tests.fixtures.kubemq import free_port
 from tests.fixtures.s3 import seaweed_properties
 from tests.fixtures.s3_targets import MakeTarget, StubS3
 from tests.s3.support import call
@@ -78,7 +81,7 @@ async def test_uploads_and_downloads_are_the_same_on_both_paths(pair: Pair, buck
     # The same requests reached the store, in the same form (the raw path is what was signed).
     assert pair.direct_store.requests == pair.botocore_store.requests
     assert pair.direct._client is not None and pair.direct._client.direct is not None
-    assert bucket in pair.direct._client.direct._prefixes, "the direct target's calls went the direct way"
+    assert bucket in pair.direct._client.direct._buckets, "the direct target's calls went the direct way"
 
 
 async def test_s3_errors_read_the_same_on_both_paths(pair: Pair, bucket: str) -> None:
@@ -136,6 +139,38 @@ async def test_a_redirect_is_left_to_botocores_redirector(stub_s3: StubS3, seawe
     got = await call(target, method="get_item", bucket_name="bucket", item_name="k")
     assert got.data == b"from botocore"
     assert [method for method, _, _ in stub_s3.requests] == ["GET", "GET"]
+
+
+async def _broken_store(mode: str) -> asyncio.Server:
+    """A store that fails below HTTP: it closes the connection once it has the request, or answers a line that is not HTTP."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            await reader.readuntil(b"\r\n\r\n")
+            if mode == "garbage":
+                writer.write(b"NOT-HTTP 200 nonsense\r\n\r\n")
+                await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(answer, "127.0.0.1", 0)
+
+
+@pytest.mark.parametrize("mode", ["refused", "closed", "garbage"])
+async def test_a_connection_that_fails_below_http_reads_the_same_on_both_paths(seaweed: EmbeddedS3, make_target: MakeTarget, mode: str) -> None:
+    server = None if mode == "refused" else await _broken_store(mode)
+    port = free_port() if server is None else server.sockets[0].getsockname()[1]
+    try:
+        properties = {**seaweed_properties(seaweed), "endpoint": f"http://127.0.0.1:{port}", "max_attempts": "2"}
+        direct, botocore = await make_target(**properties), await make_target(**properties)
+        assert direct._client is not None and direct._client.direct is not None and botocore._client is not None
+        botocore._client.direct = None
+        for metadata in ({"method": "get_item"}, {"method": "upload_item"}):
+            answers = [await outcome(target, FaultyS3(""), b"x", bucket_name="bucket", item_name="k", **metadata) for target in (direct, botocore)]
+            assert answers[0] == answers[1] and answers[0][0] == "error"
+        assert "bucket" in direct._client.direct._buckets, "the direct target's calls went the direct way"
+    finally:
+        if server is not None:
+            server.close()
 
 
 @pytest.mark.parametrize("value", ["Sun, 06 Dec 2026 13:56:35 GMT", "Mon, 01 Jan 2024 00:00:00 +0000", "Tue, 02 Jan 2024 10:00:00 -0000", "2026-12-06T13:56:35.123Z", "2030-01-01T00:00:00+02:00"])

@@ -14,12 +14,12 @@ from bindings.kubemq.sdk import KUBEMQ_PARTS
 from bindings.runtime import Runtime
 from connector.app import registry
 from connector.cli import main
-from connector.s3.internals import BOTOCORE_PARTS
+from connector.s3.internals import AIOBOTOCORE_PARTS, BOTOCORE_PARTS
 
 CONFIG = "apiPort: 0\nbindings: []\n"
 
 
-@pytest.mark.parametrize("declared", [KUBEMQ_PARTS, BOTOCORE_PARTS], ids=lambda parts: parts.library)
+@pytest.mark.parametrize("declared", [KUBEMQ_PARTS, BOTOCORE_PARTS, AIOBOTOCORE_PARTS], ids=lambda parts: parts.library)
 def test_every_private_part_an_adapter_uses_exists_in_the_pinned_version(declared: object) -> None:
     assert declared.missing() == []  # type: ignore[attr-defined]
 
@@ -47,7 +47,7 @@ def test_kubemq_s3_run_refuses_to_start_with_a_missing_botocore_part(tmp_path: P
     assert "pip install 'botocore>=1.40.46,<1.40.62'" in error
 
 
-@pytest.mark.parametrize("declared", [KUBEMQ_PARTS, BOTOCORE_PARTS], ids=lambda parts: parts.library)
+@pytest.mark.parametrize("declared", [KUBEMQ_PARTS, BOTOCORE_PARTS, AIOBOTOCORE_PARTS], ids=lambda parts: parts.library)
 def test_the_supported_version_an_adapter_names_is_the_pin_the_project_installs(declared: object) -> None:
     from packaging.requirements import Requirement
 

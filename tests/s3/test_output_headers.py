@@ -1,0 +1,93 @@
+"""The direct calls read GetObject's and PutObject's headers (connector/s3/output_headers.py) exactly as botocore's parser does.
+
+Generated responses carry any of the outputs' modeled headers, with values
+valid and not, user metadata and unmodeled headers; both readers must give
+the same output, key order included, or fail alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.parsers import RestXMLParser
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connector.s3.output_headers import OutputHeaders, parse_timestamp
+
+MODEL = botocore.session.get_session().get_service_model("s3")
+OPERATIONS = ["GetObject", "PutObject"]
+HEADERS = sorted(
+    {member.serialization["name"].lower() for name in OPERATIONS for member in MODEL.operation_model(name).output_shape.members.values() if member.serialization.get("location") == "header"}
+)
+VALUES = st.sampled_from(["", "true", "false", "True", "0", "1024", "-7", "12abc", " 5", "Sun, 06 Dec 2026 18:31:45 GMT", "2026-12-06T18:31:45.000Z", "nonsense", '"etag"', "bytes 0-9/10"])
+HEADER_SETS = st.dictionaries(
+    st.sampled_from(HEADERS) | st.sampled_from(["x-amz-request-id", "x-amzn-requestid", "x-amz-id-2", "server", "date"]) | st.from_regex(r"x-amz-meta-[a-z0-9-]{0,12}", fullmatch=True),
+    VALUES | st.text(max_size=12),
+    max_size=12,
+)
+
+
+class AnyCase(dict[str, str]):
+    """What the botocore path gave its parser: lowercased names looked up in any case."""
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(name.lower())
+
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return super().get(name.lower(), default)
+
+
+def botocores(operation: str, status: int, headers: dict[str, str]) -> Any:
+    try:
+        parsed = RestXMLParser(timestamp_parser=parse_timestamp).parse({"status_code": status, "headers": AnyCase(headers), "body": b""}, MODEL.operation_model(operation).output_shape)
+    except Exception as exc:  # noqa: BLE001 - a value botocore cannot convert: ours must fail alike
+        return ("raised", type(exc))
+    parsed.pop("Body", None)
+    return parsed
+
+
+def ours(operation: str, status: int, headers: dict[str, str]) -> Any:
+    try:
+        return OutputHeaders(MODEL.operation_model(operation).output_shape).read(status, headers)
+    except Exception as exc:  # noqa: BLE001 - compared with botocore's failure
+        return ("raised", type(exc))
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+@settings(max_examples=400, deadline=None)
+@given(headers=HEADER_SETS, status=st.sampled_from([200, 206]))
+def test_generated_headers_read_the_same_as_botocore_reads_them(operation: str, headers: dict[str, str], status: int) -> None:
+    mine, theirs = ours(operation, status, headers), botocores(operation, status, headers)
+    assert mine == theirs
+    if isinstance(mine, dict):
+        assert list(mine) == list(theirs), "the output's keys come in botocore's order"
+
+
+def test_a_typical_get_object_response_is_read_whole() -> None:
+    headers = {
+        "content-length": "1024",
+        "etag": '"0f343b09"',
+        "last-modified": "Sun, 06 Dec 2026 18:31:45 GMT",
+        "x-amz-request-id": "R1",
+        "x-amz-meta-owner": "ops",
+        "x-amz-tagging-count": "2",
+        "x-amz-delete-marker": "false",
+    }
+    read = ours("GetObject", 200, headers)
+    assert read == botocores("GetObject", 200, headers)
+    assert read["ContentLength"] == 1024 and read["Metadata"] == {"owner": "ops"} and read["TagCount"] == 2 and read["DeleteMarker"] is False
+    assert read["ResponseMetadata"] == {"RequestId": "R1", "HostId": "", "HTTPStatusCode": 200, "HTTPHeaders": headers}
+
+
+def test_a_member_of_a_type_it_does_not_convert_leaves_the_whole_response_to_botocore() -> None:
+    shape = MODEL.operation_model("GetObject").output_shape
+    reader = OutputHeaders(shape)
+    reader._members = [member._replace(convert=None) if member.name == "ETag" else member for member in reader._members]
+    headers = {"etag": '"x"', "content-length": "1"}
+    assert reader.read(200, headers) == botocores("GetObject", 200, headers)
