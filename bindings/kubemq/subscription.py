@@ -71,8 +71,8 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         self.status.connection = properties.connection
         self._slots = asyncio.Semaphore(properties.max_concurrency)
         self._clients: dict[int, ClientT] = {}
-        # Set when a subscription's current client is dropped, by index.
-        self._lost: dict[int, asyncio.Event] = {}
+        # The cut-offs of deliveries under way on each subscription's current client, by index: fired when it is dropped.
+        self._deliveries: dict[int, set[asyncio.Timeout]] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
         # Subscriptions not live now, by index, with why: the binding is ready only when none is.
@@ -198,7 +198,7 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         """
         client = self.new_client(self.properties.client_config(index))
         self._clients[index] = client
-        self._lost[index] = asyncio.Event()
+        self._deliveries[index] = set()
         timeout = self.properties.keepalive_timeout_seconds
         try:
             async with asyncio.timeout(timeout):
@@ -210,8 +210,9 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
 
     async def _drop_client(self, index: int, *, reachable: bool) -> None:
         client = self._clients.pop(index, None)
-        if index in self._lost:
-            self._lost.pop(index).set()  # deliveries waiting on it give up now
+        now = asyncio.get_running_loop().time()
+        for delivery in self._deliveries.pop(index, ()):
+            delivery.reschedule(now)  # deliveries under way on it give up now
         if client is not None:
             with contextlib.suppress(Exception):
                 await self.close_client(client, reachable=reachable)
@@ -388,18 +389,19 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
         timeout; it is cancelled as soon as the watchdog condemns that
         connection, and ``ConnectionLost`` raised instead.
         """
-        client, lost = self._clients.get(index), self._lost.get(index)
-        if client is None or lost is None or lost.is_set():
+        client, deliveries = self._clients.get(index), self._deliveries.get(index)
+        if client is None or deliveries is None:
             raise ConnectionLost("the connection to KubeMQ was lost and is not back yet")
-        delivery = asyncio.ensure_future(self.deliver(client, message, outcome))
-        condemned = asyncio.ensure_future(lost.wait())
+        # A cut-off without a deadline, which ``_drop_client`` fires: no task or wait per delivery.
+        cut_off = asyncio.timeout(None)
         try:
-            await asyncio.wait((delivery, condemned), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (delivery, condemned):
-                task.cancel()
-            await asyncio.gather(delivery, condemned, return_exceptions=True)
-        if not delivery.cancelled():
-            delivery.result()
-            return
-        raise ConnectionLost("the connection to KubeMQ was lost before the outcome was delivered")
+            async with cut_off:
+                deliveries.add(cut_off)
+                try:
+                    await self.deliver(client, message, outcome)
+                finally:
+                    deliveries.discard(cut_off)
+        except TimeoutError:
+            if cut_off.expired():
+                raise ConnectionLost("the connection to KubeMQ was lost before the outcome was delivered") from None
+            raise
