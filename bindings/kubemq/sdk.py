@@ -336,7 +336,9 @@ async def _call(transport: Any, method: str, request: bytes, timeout: int | None
     transport._ensure_connected()
     timeout = timeout or transport._config.default_timeout_seconds
     try:
-        return await asyncio.wait_for(_callables(transport)[method](request), timeout=timeout)
+        # A deadline on this task, not wait_for's: no task of its own per call.
+        async with asyncio.timeout(timeout):
+            return await _callables(transport)[method](request)
     except TimeoutError as exc:
         raise KubeMQTimeoutError(_SENDS[method][1].format(seconds=timeout)) from exc
     except grpc.aio.AioRpcError as exc:

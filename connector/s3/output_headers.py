@@ -12,27 +12,32 @@ to the same result over generated headers.
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER, RestXMLParser
 
+# IMF-fixdate, the one form S3 writes its HTTP dates in (RFC 9110): ``Sun, 06 Dec 2026 18:31:45 GMT``.
+# Years before 1000 are left to botocore's reader, which takes some of them as two-digit years.
+_HTTP_DATE = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d\d) ([A-Z][a-z]{2}) ([1-9]\d{3}) (\d\d):(\d\d):(\d\d) GMT", re.ASCII)
+_MONTHS = {name: number for number, name in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1)}
+
 
 def parse_timestamp(value: str) -> datetime:
-    """A header's HTTP date (``Last-Modified``) read by the standard library; anything else as botocore reads it.
+    """A header's HTTP date (``Last-Modified``) read directly; anything else as botocore reads it.
 
     botocore reads every timestamp with dateutil's general parser, the
     costliest step of reading a GetObject's headers. Both give the same UTC instant.
     """
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        return DEFAULT_TIMESTAMP_PARSER(value)  # type: ignore[no-any-return]
-    return parsed
+    fixed = _HTTP_DATE.fullmatch(value)
+    if fixed is not None and fixed[2] in _MONTHS:
+        day, _, year, hour, minute, second = fixed.groups()
+        with contextlib.suppress(ValueError):  # 31 Feb, a leap second: botocore's reader decides
+            return datetime(int(year), _MONTHS[fixed[2]], int(day), int(hour), int(minute), int(second), tzinfo=UTC)
+    return DEFAULT_TIMESTAMP_PARSER(value)  # type: ignore[no-any-return]
 
 
 def _boolean(value: str) -> bool:

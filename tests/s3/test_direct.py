@@ -18,12 +18,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
 
 from bindings import tracing
 from bindings.errors import RequestError
 from connector.s3 import EmbeddedS3, S3Target
-from connector.s3.output_headers import parse_timestamp
 from tests.fixtures.faulty_s3 import FOREVER, FaultyS3
 from tests.fixtures.kubemq import free_port
 from tests.fixtures.s3 import seaweed_properties
@@ -171,9 +169,3 @@ async def test_a_connection_that_fails_below_http_reads_the_same_on_both_paths(s
     finally:
         if server is not None:
             server.close()
-
-
-@pytest.mark.parametrize("value", ["Sun, 06 Dec 2026 13:56:35 GMT", "Mon, 01 Jan 2024 00:00:00 +0000", "Tue, 02 Jan 2024 10:00:00 -0000", "2026-12-06T13:56:35.123Z", "2030-01-01T00:00:00+02:00"])
-def test_timestamps_are_read_as_botocore_reads_them(value: str) -> None:
-    ours, botocores = parse_timestamp(value), DEFAULT_TIMESTAMP_PARSER(value)
-    assert ours == botocores and ours.utcoffset() == botocores.utcoffset()

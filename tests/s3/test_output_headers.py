@@ -11,7 +11,7 @@ from typing import Any
 
 import botocore.session
 import pytest
-from botocore.parsers import RestXMLParser
+from botocore.parsers import DEFAULT_TIMESTAMP_PARSER, RestXMLParser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -91,3 +91,29 @@ def test_a_member_of_a_type_it_does_not_convert_leaves_the_whole_response_to_bot
     reader._members = [member._replace(convert=None) if member.name == "ETag" else member for member in reader._members]
     headers = {"etag": '"x"', "content-length": "1"}
     assert reader.read(200, headers) == botocores("GetObject", 200, headers)
+
+
+def _read_by(parse: Any, value: str) -> Any:
+    try:
+        moment = parse(value)
+    except Exception:  # noqa: BLE001 - an unreadable date must be unreadable to both
+        return "unreadable"
+    return (moment, moment.utcoffset())
+
+
+HTTP_DATES = st.builds(
+    "{}, {:02d} {} {:04d} {:02d}:{:02d}:{:02d} GMT".format,
+    st.sampled_from(["Sun", "Mon", "Thu", "Xyz"]),
+    st.integers(0, 32),
+    st.sampled_from(["Jan", "Feb", "Jun", "Dec", "Foo"]),
+    st.integers(1, 9999),
+    st.integers(0, 24),
+    st.integers(0, 60),
+    st.integers(0, 61),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=HTTP_DATES | st.sampled_from(["Sun, 06 Dec 2026 13:56:35 +0000", "2026-12-06T13:56:35.123Z", "2030-01-01T00:00:00+02:00", "Sun,  6 Dec 2026 18:31:45 GMT"]))
+def test_http_dates_are_read_as_botocore_reads_them(value: str) -> None:
+    assert _read_by(parse_timestamp, value) == _read_by(DEFAULT_TIMESTAMP_PARSER, value)
