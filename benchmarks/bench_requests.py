@@ -6,7 +6,9 @@ logging, metrics, retry), ``minimal_responder.py`` and kubemq-targets' own
 sources in ``../shared/anchors/kubemq-targets-s3`` by its ``build.sh``; left
 out, saying so, where they are absent) each run in their own process, with
 ``floor_responder.py``: the SDK's subscription and reply with no S3 call, the
-floor under any Python responder; this
+floor under any Python responder, and ``floor_http_responder.py``: the same
+around one bare aiohttp exchange with the store (presigned, nothing parsed),
+the floor under any Python responder that calls S3; this
 process is the sender (the official SDK). Each round sends the same requests
 to each responder in turn (the order rotating), for ``get_item`` and
 ``upload_item`` of 1 KiB at concurrency 1 and 32 and a 1 MiB ``get_item`` at
@@ -140,8 +142,13 @@ async def main(requests: int, rounds: int) -> None:
                 await wait_until(lambda: _listening(broker_port), 30)
                 sizes = ",".join(f"{name}={size}" for size, name in OBJECTS.items())
                 floor = Responder("floor", "bench.floor", subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "floor_responder.py"), broker_address, "bench.floor", sizes], **quiet))
+                floor_http = Responder(
+                    "floor+HTTP",
+                    "bench.floor-http",
+                    subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "floor_http_responder.py"), broker_address, "bench.floor-http", s3.endpoint, s3.access_key, s3.secret_key], **quiet),
+                )
                 anchor = start_anchor(broker_address, s3, quiet)
-                responders = [connector, minimal, floor] + ([anchor] if anchor else [])
+                responders = [connector, minimal, floor, floor_http] + ([anchor] if anchor else [])
                 processes += [responder.process for responder in responders]
                 async with AsyncCQClient(address=broker_address, client_id="bench-sender") as client:
                     await wait_until(lambda: _create_bucket(client), 60)
