@@ -101,12 +101,12 @@ class OutputHeaders:
 
     def parse(self, status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
         """Any response (an error's too) read by botocore's parser itself, ``Body`` left out."""
-        output: dict[str, Any] = self._parser.parse({"status_code": status, "headers": _AnyCase(headers), "body": body}, self._shape)
+        output: dict[str, Any] = self._parser.parse({"status_code": status, "headers": AnyCase(headers), "body": body}, self._shape)
         output.pop("Body", None)
         return output
 
 
-class _AnyCase(dict[str, str]):
+class AnyCase(dict[str, str]):
     """Lowercased headers looked up in any case, as botocore's parser asks for them by their canonical names."""
 
     def __contains__(self, name: object) -> bool:

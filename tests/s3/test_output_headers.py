@@ -15,7 +15,7 @@ from botocore.parsers import DEFAULT_TIMESTAMP_PARSER, RestXMLParser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.s3.output_headers import OutputHeaders, parse_timestamp
+from connector.s3.output_headers import AnyCase, OutputHeaders, parse_timestamp
 
 MODEL = botocore.session.get_session().get_service_model("s3")
 OPERATIONS = ["GetObject", "PutObject"]
@@ -28,19 +28,6 @@ HEADER_SETS = st.dictionaries(
     VALUES | st.text(max_size=12),
     max_size=12,
 )
-
-
-class AnyCase(dict[str, str]):
-    """What the botocore path gave its parser: lowercased names looked up in any case."""
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and super().__contains__(name.lower())
-
-    def __getitem__(self, name: str) -> str:
-        return super().__getitem__(name.lower())
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return super().get(name.lower(), default)
 
 
 def botocores(operation: str, status: int, headers: dict[str, str]) -> Any:
