@@ -8,4 +8,4 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 logging.getLogger("kubemq").setLevel(logging.ERROR)
 
-pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.kubemq", "tests.fixtures.s3_targets"]
+pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.kubemq", "tests.fixtures.s3_targets", "tests.fixtures.certificates"]

@@ -22,6 +22,7 @@ import pytest_asyncio
 from bindings import tracing
 from bindings.errors import RequestError
 from connector.s3 import EmbeddedS3, S3Target
+from tests.fixtures.certificates import PKI, needs_openssl
 from tests.fixtures.faulty_s3 import FOREVER, FaultyS3
 from tests.fixtures.kubemq import free_port
 from tests.fixtures.s3 import seaweed_properties
@@ -169,3 +170,26 @@ async def test_a_connection_that_fails_below_http_reads_the_same_on_both_paths(s
     finally:
         if server is not None:
             server.close()
+
+
+@needs_openssl
+async def test_over_tls_both_paths_verify_the_store_and_answer_the_same(seaweed: EmbeddedS3, make_target: MakeTarget, pki: PKI, bucket: str) -> None:
+    async with FaultyS3(seaweed.endpoint, tls=(pki.server_cert, pki.server_key)) as direct_store, FaultyS3(seaweed.endpoint, tls=(pki.server_cert, pki.server_key)) as botocore_store:
+        properties = {**seaweed_properties(seaweed), "max_attempts": "2", "ca_file": pki.ca}
+        pair = Pair(await make_target(**{**properties, "endpoint": direct_store.endpoint}), await make_target(**{**properties, "endpoint": botocore_store.endpoint}), direct_store, botocore_store)
+        assert pair.botocore._client is not None and pair.direct._client is not None and pair.direct._client.direct is not None
+        pair.botocore._client.direct = None
+        # Over HTTPS an upload's payload goes unsigned, its CRC32 checked by the store (botocore's choice).
+        data = b"over tls " * 100
+        assert (await both(pair, data, method="upload_item", bucket_name=bucket, item_name="tls/k"))[0] == "reply"
+        assert (await both(pair, method="get_item", bucket_name=bucket, item_name="tls/k"))[2] == data
+        assert (await both(pair, method="get_item", bucket_name=bucket, item_name="tls/missing"))[2] == "NoSuchKey"
+        assert pair.direct_store.requests == pair.botocore_store.requests
+        assert bucket in pair.direct._client.direct._buckets, "the direct target's calls went the direct way"
+        # Without the CA neither path trusts the store, and both say so alike.
+        untrusting = {**seaweed_properties(seaweed), "max_attempts": "1", "endpoint": direct_store.endpoint}
+        direct, botocore = await make_target(**untrusting), await make_target(**untrusting)
+        assert botocore._client is not None
+        botocore._client.direct = None
+        refused = [await outcome(target, direct_store, method="get_item", bucket_name=bucket, item_name="tls/k") for target in (direct, botocore)]
+        assert refused[0] == refused[1] and refused[0][0] == "error" and "SSL" in refused[0][1]

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,43 +28,13 @@ from bindings.runtime import Runtime
 from connector.cli import main
 from devbroker import EmbeddedBroker
 from devbroker.server import ServerTLS
+from tests.fixtures.certificates import PKI, needs_openssl, openssl
 from tests.fixtures.configs import binding, config
 from tests.fixtures.kubemq import free_port
 from tests.fixtures.waiting import eventually
 from tests.sources.support import REGISTRY, printed_json
 
-OPENSSL = shutil.which("openssl")
-pytestmark = pytest.mark.skipif(OPENSSL is None, reason="the openssl command makes the test certificates")
-
-
-@dataclass(frozen=True)
-class PKI:
-    """A CA and the certificates it signed: paths of PEM files."""
-
-    ca: str
-    server_cert: str
-    server_key: str
-    client_cert: str
-    client_key: str
-
-
-def _openssl(directory: Path, *args: str) -> None:
-    assert OPENSSL is not None
-    subprocess.run([OPENSSL, *args], cwd=directory, check=True, capture_output=True, timeout=30)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
-    """EC keys (quick to make); the server certificate names 127.0.0.1 and localhost."""
-    directory = tmp_path_factory.mktemp("pki")
-    new_key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    _openssl(directory, "req", "-x509", *new_key, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=kubemq-s3 test CA")
-    extensions = {"server": "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n", "client": "extendedKeyUsage=clientAuth\n"}
-    for name, extension in extensions.items():
-        (directory / f"{name}.ext").write_text(extension)
-        _openssl(directory, "req", *new_key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN=kubemq-s3 test {name}")
-        _openssl(directory, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.crt")
-    return PKI(*(str(directory / name) for name in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key")))
+pytestmark = needs_openssl
 
 
 def key_body(path: str) -> str:
@@ -223,7 +190,7 @@ def test_tls_files_are_checked_at_config_time_and_shown_by_path_only(pki: PKI, t
     [other_key] = problems({"tls_cert_file": pki.client_cert, "tls_key_file": pki.server_key})
     assert f"tls_key_file is not the private key of tls_cert_file ({pki.server_key}, {pki.client_cert})" in other_key
     encrypted = tmp_path / "encrypted.key"
-    _openssl(tmp_path, "pkcs8", "-topk8", "-in", pki.client_key, "-out", str(encrypted), "-passout", "pass:hunter2")
+    openssl(tmp_path, "pkcs8", "-topk8", "-in", pki.client_key, "-out", str(encrypted), "-passout", "pass:hunter2")
     [locked] = problems({"tls_cert_file": pki.client_cert, "tls_key_file": str(encrypted)})
     assert f"the private key in {encrypted} is encrypted" in locked
 
