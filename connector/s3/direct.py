@@ -215,7 +215,11 @@ class DirectCalls:
                 parsed.setdefault("ResponseMetadata", {})["RetryAttempts"] = attempt - 1
                 code = parsed.get("Error", {}).get("Code", "")
                 raise self._client.exceptions.from_code(code)(parsed, operation.model.name)
-            output = operation.output.read(status, received)
+            try:
+                output = operation.output.read(status, received)
+            except BaseException:  # headers botocore cannot read either (a Content-Length of "abc"): the body is never read
+                response.close()
+                raise
             output["ResponseMetadata"]["RetryAttempts"] = attempt - 1
             return output, response, url
 

@@ -52,14 +52,15 @@ async def pair(seaweed: EmbeddedS3, make_target: MakeTarget) -> AsyncIterator[Pa
         yield Pair(direct, botocore, direct_store, botocore_store)
 
 
-async def outcome(target: S3Target, store: FaultyS3, data: bytes = b"", **metadata: str) -> tuple[Any, ...]:
-    """The reply, or the error's text, code and retryable flag; the store's address and its request and host ids left out."""
+async def outcome(target: S3Target, store: FaultyS3 | StubS3 | str, data: bytes = b"", **metadata: str) -> tuple[Any, ...]:
+    """The reply, or the error's text, code and retryable flag; the store's address (``store``'s endpoint, or the address given) and its request and host ids left out."""
     try:
         reply = await call(target, data, **metadata)
     except RequestError as exc:
         return ("error", re.sub(r"request id: [^,]*, host id: .*", "request id: <id>, host id: <id>", str(exc)), exc.code, exc.retryable)
-    shown = {name: value.replace(store.endpoint, "<store>") for name, value in reply.metadata.items()}
-    return ("reply", shown, (reply.data or b"").replace(store.endpoint.encode(), b"<store>"))
+    endpoint = store if isinstance(store, str) else store.endpoint
+    shown = {name: value.replace(endpoint, "<store>") for name, value in reply.metadata.items()}
+    return ("reply", shown, (reply.data or b"").replace(endpoint.encode(), b"<store>"))
 
 
 async def both(pair: Pair, data: bytes = b"", **metadata: str) -> tuple[Any, ...]:
@@ -140,6 +141,22 @@ async def test_a_redirect_is_left_to_botocores_redirector(stub_s3: StubS3, seawe
     assert [method for method, _, _ in stub_s3.requests] == ["GET", "GET"]
 
 
+async def test_headers_botocore_cannot_read_fail_alike_on_both_paths(stub_s3: StubS3, seaweed: EmbeddedS3, make_target: MakeTarget) -> None:
+    properties = {**seaweed_properties(seaweed), "endpoint": stub_s3.endpoint, "max_attempts": "1"}
+    direct, botocore = await make_target(**properties), await make_target(**properties)
+    assert botocore._client is not None and direct._client is not None and direct._client.direct is not None
+    botocore._client.direct = None
+    stub_s3.headers = {"x-amz-tagging-count": "many"}  # an integer member
+    unreadable = [await outcome(target, stub_s3, method="get_item", bucket_name="bucket", item_name="k") for target in (direct, botocore)]
+    assert unreadable[0] == unreadable[1] and unreadable[0][0] == "error"
+    # The direct path goes on serving the next call.
+    stub_s3.headers = {}
+    stub_s3.replies = [(200, b"fine")]
+    answer = await outcome(direct, stub_s3, method="get_item", bucket_name="bucket", item_name="k")
+    assert answer[2] == b"fine", answer
+    assert "bucket" in direct._client.direct._buckets
+
+
 async def _broken_store(mode: str) -> asyncio.Server:
     """A store that fails below HTTP: it closes the connection once it has the request, or answers a line that is not HTTP."""
 
@@ -164,7 +181,7 @@ async def test_a_connection_that_fails_below_http_reads_the_same_on_both_paths(s
         assert direct._client is not None and direct._client.direct is not None and botocore._client is not None
         botocore._client.direct = None
         for metadata in ({"method": "get_item"}, {"method": "upload_item"}):
-            answers = [await outcome(target, FaultyS3(""), b"x", bucket_name="bucket", item_name="k", **metadata) for target in (direct, botocore)]
+            answers = [await outcome(target, properties["endpoint"], b"x", bucket_name="bucket", item_name="k", **metadata) for target in (direct, botocore)]
             assert answers[0] == answers[1] and answers[0][0] == "error"
         assert "bucket" in direct._client.direct._buckets, "the direct target's calls went the direct way"
     finally:
