@@ -394,6 +394,8 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
             raise ConnectionLost("the connection to KubeMQ was lost and is not back yet")
         # A cut-off without a deadline, which ``_drop_client`` fires: no task or wait per delivery.
         cut_off = asyncio.timeout(None)
+        task = asyncio.current_task()
+        cancelling = task.cancelling() if task is not None else 0
         try:
             async with cut_off:
                 deliveries.add(cut_off)
@@ -405,3 +407,9 @@ class SubscriptionSource(Source, Generic[ClientT, MessageT]):
             if cut_off.expired():
                 raise ConnectionLost("the connection to KubeMQ was lost before the outcome was delivered") from None
             raise
+        except asyncio.CancelledError:
+            # gRPC raises CancelledError when the SDK closes the channel under a call (its reconnect):
+            # the connection is gone, not this task; only a cancellation of the task itself goes on.
+            if task is None or task.cancelling() > cancelling:
+                raise
+            raise ConnectionLost("the connection to KubeMQ was lost before the outcome was delivered") from None

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
+from unittest.mock import Mock
 
 import aiohttp
 import pytest
 from kubemq import AsyncCQClient, QueryMessage, RetryPolicy
 
 from bindings.kubemq.client import query
-from bindings.wire import Request
+from bindings.kubemq.connection import SubscriptionProperties
+from bindings.kubemq.query import QuerySource
+from bindings.kubemq.subscription import ConnectionLost
+from bindings.source import Outcome
+from bindings.wire import Request, Response
 from devbroker import EmbeddedBroker
 from tests.fixtures.echo_target import EchoTarget
 from tests.fixtures.kubemq import StartConnector
@@ -248,9 +254,55 @@ async def test_shutdown_during_a_reload_closes_the_prepared_replacement(broker: 
 
 def test_a_command_source_has_no_reply_size_limit() -> None:
     from bindings.kubemq.command import CommandSource
-    from bindings.kubemq.connection import SubscriptionProperties
-    from bindings.kubemq.query import QuerySource
 
     properties = SubscriptionProperties(address="127.0.0.1:50000", channel="c", max_message_size=2 * 1024 * 1024)
     assert CommandSource(properties, "b").max_reply_data is None
     assert QuerySource(properties, "b").max_reply_data == (2 * 1024 * 1024 - 64 * 1024) * 3 // 4
+
+
+class _Delivering(QuerySource):
+    """A query source whose delivery is scripted: what ``deliver`` does, on a client that is there."""
+
+    def __init__(self, deliver: Any) -> None:
+        super().__init__(SubscriptionProperties(address="localhost:50000", channel="cut"), "b")
+        self._scripted = deliver
+        self._clients[0] = Mock()
+        self._deliveries[0] = set()
+
+    async def deliver(self, client: Any, message: Any, outcome: Outcome) -> None:
+        await self._scripted()
+
+
+async def test_a_delivery_whose_call_grpc_cancels_is_a_lost_connection_and_the_task_goes_on() -> None:
+    async def cancelled_by_grpc() -> None:
+        await asyncio.sleep(0)
+        raise asyncio.CancelledError  # what grpc.aio raises when the SDK closes the channel under the call
+
+    source = _Delivering(cancelled_by_grpc)
+    with pytest.raises(ConnectionLost, match="lost before the outcome was delivered"):
+        await source._on_live_connection(0, Mock(), Outcome(Response.ok()))
+    assert not asyncio.current_task().cancelling()  # type: ignore[union-attr]
+
+
+async def test_a_delivery_cut_off_when_its_connection_is_dropped_is_a_lost_connection() -> None:
+    source = _Delivering(lambda: asyncio.sleep(30))
+    delivering = asyncio.create_task(source._on_live_connection(0, Mock(), Outcome(Response.ok())))
+    await eventually(lambda: bool(source._deliveries[0]), timeout=5, interval=0.01)  # the delivery registered its cut-off
+    await source._drop_client(0, reachable=False)
+    with pytest.raises(ConnectionLost, match="lost before the outcome was delivered"):
+        await asyncio.wait_for(delivering, 5)
+
+
+async def test_a_cancelled_delivery_task_stays_cancelled_and_a_delivery_timeout_stays_a_timeout() -> None:
+    slow = _Delivering(lambda: asyncio.sleep(30))
+    delivering = asyncio.create_task(slow._on_live_connection(0, Mock(), Outcome(Response.ok())))
+    await eventually(lambda: bool(slow._deliveries[0]), timeout=5, interval=0.01)  # the delivery registered its cut-off
+    delivering.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await delivering
+
+    async def timing_out() -> None:
+        raise TimeoutError("the SDK's own deadline")
+
+    with pytest.raises(TimeoutError, match="the SDK's own deadline"):
+        await _Delivering(timing_out)._on_live_connection(0, Mock(), Outcome(Response.ok()))
