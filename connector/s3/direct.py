@@ -44,6 +44,7 @@ from concurrent.futures import CancelledError as FutureCancelled
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 import aiohttp
 from aiobotocore.httpsession import AIOHTTPSession
@@ -51,18 +52,20 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    FlexibleChecksumError,
     HTTPClientError,
     ProxyConnectionError,
     ReadTimeoutError,
     SSLError,
 )
+from botocore.httpchecksum import resolve_response_checksum_algorithms
 from botocore.httpsession import ProxyConfiguration, mask_proxy_url
 from botocore.retries.standard import ExponentialBackoff, RetryContext, StandardRetryConditions
 from botocore.utils import ensure_boolean, get_environ_proxies, percent_encode, percent_encode_sequence
 from yarl import URL
 
 from bindings import tracing
-from connector.s3.internals import aiohttp_session, client_credentials
+from connector.s3.internals import aiohttp_session, checksum_class, client_credentials
 from connector.s3.output_headers import OutputHeaders
 from connector.s3.sigv4 import Origin, Signer, origin_of, payload_hash
 from connector.s3.transfer import READ_CHUNK, collect
@@ -88,6 +91,14 @@ class _Bucket(NamedTuple):
 class _Operation(NamedTuple):
     model: Any  # botocore's OperationModel: its name and errors, for the retry conditions
     output: OutputHeaders
+    # S3 may answer it 200 with an error document (not so an operation whose output is the body): botocore retries that as a 500.
+    may_hide_errors: bool
+
+
+def _operation(model: Any) -> _Operation:
+    payload = model.output_shape.serialization.get("payload")
+    whole_body = payload is not None and model.output_shape.members[payload].type_name in ("blob", "string")
+    return _Operation(model, OutputHeaders(model.output_shape), not whole_body)
 
 
 @dataclass(frozen=True)
@@ -107,7 +118,13 @@ class DirectCalls:
         self._proxies = ProxyConfiguration(proxies=get_environ_proxies(client.meta.endpoint_url))
         self._signer = Signer(client.meta.region_name)
         model = client.meta.service_model
-        self._get, self._put = (_Operation(operation, OutputHeaders(operation.output_shape)) for operation in map(model.operation_model, ("GetObject", "PutObject")))
+        self._get, self._put = (_operation(model.operation_model(name)) for name in ("GetObject", "PutObject"))
+        # As botocore's default (response_checksum_validation "when_supported"): ask for the stored checksum, check the body against it.
+        self._checksums: list[str] = []
+        if client.meta.config.response_checksum_validation == "when_supported":
+            request: dict[str, Any] = {"context": {}}
+            resolve_response_checksum_algorithms(request, self._get.model, {"ChecksumMode": "ENABLED"})
+            self._checksums = request["context"].get("checksum", {}).get("response_algorithms", [])
         self._retryable = StandardRetryConditions(max_attempts=max_attempts)
         self._backoff = ExponentialBackoff()
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
@@ -134,11 +151,22 @@ class DirectCalls:
             return None
         query = "" if version_id is None else percent_encode_sequence({"versionId": version_id})
         headers = {"Range": byte_range} if byte_range is not None else {}
+        if self._checksums:
+            headers["x-amz-checksum-mode"] = "ENABLED"
         answer = await self._send("GET", where, percent_encode(key, safe="/~"), query, headers, b"", self._get)
         if answer is None:
             return None
         output, response, url = answer
-        return output, functools.partial(_read, response, output["ResponseMetadata"]["HTTPHeaders"].get("content-length"), url=url)
+        received = output["ResponseMetadata"]["HTTPHeaders"]
+        return output, functools.partial(_read, response, received.get("content-length"), url=url, checksum=self._stored_checksum(received))
+
+    def _stored_checksum(self, headers: dict[str, str]) -> tuple[str, str] | None:
+        """The algorithm and value the body is checked against, as botocore picks them (a part-derived ``...-N`` one is skipped)."""
+        for algorithm in self._checksums:
+            value = headers.get(f"x-amz-checksum-{algorithm}")
+            if value is not None and "-" not in value:
+                return algorithm, value
+        return None
 
     async def put_object(self, bucket: str, key: str, body: bytes | bytearray | memoryview) -> dict[str, Any] | None:
         """PutObject of ``body`` with nothing else asked: no content type, metadata, encryption or digests."""
@@ -184,7 +212,6 @@ class DirectCalls:
         """
         url = where.prefix + path + ("?" + query if query else "")
         content_hash = payload_hash(where.origin, body, checksum_header=_CHECKSUM_HEADER in headers)
-        session = await aiohttp_session(self._http, where.proxy)
         attempt = 1
         while True:
             signed = self._signer.sign(method, where.origin, path, query, headers, content_hash, await self._credentials.get_frozen_credentials())
@@ -192,6 +219,7 @@ class DirectCalls:
                 signed["Content-Length"] = str(len(body))
             signed["Accept-Encoding"] = "identity"
             try:
+                session = await aiohttp_session(self._http, where.proxy)  # made on first use, its TLS set up then
                 response = await session.request(method, URL(url, encoded=True), headers=signed, data=body or None, proxy=where.proxy, proxy_headers=where.proxy_headers)
                 received = {name.decode().lower(): value.decode() for name, value in response.raw_headers}
                 if response.status >= 300 or method != "GET":
@@ -205,6 +233,8 @@ class DirectCalls:
                 attempt = await self._next_attempt(attempt)
                 continue
             status = response.status
+            if status == 200 and operation.may_hide_errors and content and _error_document(content):
+                status = 500
             if status in _REDIRECTS or (status == 400 and "x-amz-bucket-region" in received):
                 return None
             if status >= 300:
@@ -233,6 +263,17 @@ class DirectCalls:
         return bool(self._retryable.is_retryable(context))
 
 
+def _error_document(body: bytes) -> bool:
+    """An S3 error in a 200's body, or a body cut off mid-document: what botocore retries as a 500."""
+    parser = ElementTree.XMLParser(target=ElementTree.TreeBuilder(), encoding="utf-8")  # noqa: S314 - the store's own answer, read as botocore reads it
+    try:
+        parser.feed(body)
+        root = parser.close()
+    except ElementTree.ParseError:
+        return True
+    return bool(root.tag == "Error")
+
+
 def _botocore_error(exc: Exception, url: str, proxy: str | None) -> Any:  # botocore's exceptions are untyped
     """The botocore exception aiobotocore's HTTP session raises for ``exc``, which retries and replies read."""
     if isinstance(exc, aiohttp.ClientSSLError):
@@ -252,14 +293,22 @@ def _botocore_error(exc: Exception, url: str, proxy: str | None) -> Any:  # boto
     return HTTPClientError(error=exc)
 
 
-async def _read(response: aiohttp.ClientResponse, length: str | None, most: int | None = None, *, url: str) -> bytearray:
-    """The whole body of a GetObject response, as ``transfer.collect`` reads one.
+async def _read(response: aiohttp.ClientResponse, length: str | None, most: int | None = None, *, url: str, checksum: tuple[str, str] | None) -> bytearray:
+    """The whole body of a GetObject response, as ``transfer.collect`` reads one, checked against the stored checksum.
 
     A stall past the read timeout is botocore's ``ReadTimeoutError``, as on
-    aiobotocore's way; a connection left mid-body is closed, not pooled.
+    aiobotocore's way; a connection left mid-body is closed, not pooled. A
+    body that does not match its checksum fails with botocore's words.
     """
     try:
-        return await collect(response.content.iter_chunked(READ_CHUNK), int(length) if length is not None else None, most)
+        body = await collect(response.content.iter_chunked(READ_CHUNK), int(length) if length is not None else None, most)
+        if checksum is not None:
+            algorithm, expected = checksum
+            calculated = checksum_class(algorithm)()
+            calculated.update(body)
+            if calculated.digest() != base64.b64decode(expected):
+                raise FlexibleChecksumError(error_msg=f"Expected checksum {expected} did not match calculated checksum: {calculated.b64digest()}")
+        return body
     except TimeoutError as exc:
         raise ReadTimeoutError(endpoint_url=url, error=exc) from exc
     finally:

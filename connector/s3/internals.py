@@ -1,8 +1,10 @@
 """The private parts of botocore and aiobotocore the S3 kinds use, reached only through here and checked at start-up.
 
-botocore keeps two things private that the connector needs: a client's
+botocore keeps three things private that the connector needs: a client's
 credentials object (``_get_credentials``), which the direct GetObject and
-PutObject calls sign with, and a refreshable credential's expiry
+PutObject calls sign with, the checksum classes by algorithm
+(``httpchecksum._CHECKSUM_CLS``), which the direct GetObject validates a body
+with as botocore does, and a refreshable credential's expiry
 (``_expiry_time``), which the health of temporary credentials reports.
 aiobotocore keeps one: the aiohttp session its HTTP session class makes per
 proxy (``_get_session``), with the client's TLS, pool and timeouts, which the
@@ -18,6 +20,7 @@ from typing import Any
 import aiohttp
 from aiobotocore.credentials import AioRefreshableCredentials
 from aiobotocore.httpsession import AIOHTTPSession
+from botocore import httpchecksum
 from botocore.client import BaseClient
 
 from bindings.internals import Part, PrivateParts, attribute
@@ -33,6 +36,11 @@ def credentials_expiry(credentials: Any) -> datetime | None:
     """When refreshable credentials expire; None for static ones or when it cannot be told."""
     expiry = getattr(credentials, "_expiry_time", None)
     return expiry if isinstance(expiry, datetime) and expiry.tzinfo is not None else None
+
+
+def checksum_class(algorithm: str) -> Any:
+    """botocore's checksum class for a response algorithm (``crc32``, ``sha256`` ...): ``update``, ``digest``, ``b64digest``."""
+    return httpchecksum._CHECKSUM_CLS[algorithm]
 
 
 async def aiohttp_session(http: AIOHTTPSession, proxy: str | None) -> aiohttp.ClientSession:
@@ -55,6 +63,7 @@ BOTOCORE_PARTS = PrivateParts(
     adapter="connector/s3/internals.py",
     parts=(
         attribute(BaseClient, "_get_credentials"),
+        attribute(httpchecksum, "_CHECKSUM_CLS", label="botocore.httpchecksum._CHECKSUM_CLS"),
         Part("AioRefreshableCredentials()._expiry_time", lambda: hasattr(_sample_refreshable(), "_expiry_time")),
     ),
 )

@@ -67,10 +67,12 @@ class OutputHeaders:
         self._parser = RestXMLParser(timestamp_parser=parse_timestamp)
         self._members: list[_Member] = []  # in the model's order, which is the output's
         self._whole = False  # a member only botocore's parser reads, whatever the response
+        # botocore's S3 handler (handle_expires_header) adds the raw Expires as ExpiresString, and drops one it cannot read.
+        self._expires = any(name == "Expires" and member.serialization.get("name") == "Expires" for name, member in shape.members.items())
         for name, member in shape.members.items():
             location = member.serialization.get("location")
             if location == "header":
-                convert = None if member.metadata.get("jsonvalue") else _CONVERSIONS.get(member.type_name)
+                convert = None if member.serialization.get("jsonvalue") else _CONVERSIONS.get(member.type_name)
                 self._members.append(_Member(name, member.serialization.get("name", name).lower(), convert))
             elif location == "headers":
                 self._members.append(_Member(name, member.serialization.get("name", "").lower(), None, prefixed=True))
@@ -78,9 +80,10 @@ class OutputHeaders:
                 self._whole = True
 
     def read(self, status: int, headers: Mapping[str, str]) -> dict[str, Any]:
-        """The parsed output of a successful response without its body: what botocore's ``parse`` gives, ``Body`` left out."""
+        """The parsed output of a successful response without its body: what botocore gives, ``Body`` left out."""
+        headers, extra = self._expires_string(headers)
         if self._whole:
-            return self.parse(status, headers, b"")
+            return self.parse(status, headers, b"") | extra
         metadata: dict[str, Any] = {}
         if "x-amzn-requestid" in headers:
             metadata["RequestId"] = headers["x-amzn-requestid"]
@@ -93,17 +96,32 @@ class OutputHeaders:
                 output[name] = {key[len(header) :]: value for key, value in headers.items() if key.startswith(header)}
             elif header in headers:
                 if convert is None:
-                    return self.parse(status, headers, b"")
+                    return self._parsed(status, headers, b"") | extra
                 output[name] = convert(headers[header])
         metadata["HTTPStatusCode"] = status
         metadata["HTTPHeaders"] = dict(headers)
-        return output
+        return output | extra
 
     def parse(self, status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
-        """Any response (an error's too) read by botocore's parser itself, ``Body`` left out."""
+        """Any response (an error's too) read by botocore's parser itself and its S3 handler of Expires, ``Body`` left out."""
+        headers, extra = self._expires_string(headers)
+        return self._parsed(status, headers, body) | extra
+
+    def _parsed(self, status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
         output: dict[str, Any] = self._parser.parse({"status_code": status, "headers": AnyCase(headers), "body": body}, self._shape)
         output.pop("Body", None)
         return output
+
+    def _expires_string(self, headers: Mapping[str, str]) -> tuple[Mapping[str, str], dict[str, str]]:
+        """The headers to parse and what botocore adds for ``Expires``: the raw text, the header itself dropped when it is no date."""
+        expires = headers.get("expires") if self._expires else None
+        if not expires:
+            return headers, {}
+        try:
+            DEFAULT_TIMESTAMP_PARSER(expires)
+        except (ValueError, RuntimeError):
+            return {name: value for name, value in headers.items() if name != "expires"}, {"ExpiresString": expires}
+        return headers, {"ExpiresString": expires}
 
 
 class AnyCase(dict[str, str]):

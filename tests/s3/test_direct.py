@@ -12,8 +12,10 @@ import base64
 import contextlib
 import hashlib
 import re
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,7 +156,44 @@ async def test_headers_botocore_cannot_read_fail_alike_on_both_paths(stub_s3: St
     stub_s3.replies = [(200, b"fine")]
     answer = await outcome(direct, stub_s3, method="get_item", bucket_name="bucket", item_name="k")
     assert answer[2] == b"fine", answer
+    # An Expires that is no date is set aside by botocore's S3 handler (kept as ExpiresString), not a failure.
+    stub_s3.headers = {"Expires": "never"}
+    stub_s3.replies = [(200, b"fine"), (200, b"fine")]
+    expiring = [await outcome(target, stub_s3, method="get_item", bucket_name="bucket", item_name="k") for target in (direct, botocore)]
+    assert expiring[0] == expiring[1] and expiring[0][2] == b"fine"
     assert "bucket" in direct._client.direct._buckets
+
+
+async def test_a_body_is_checked_against_the_stored_checksum_alike_on_both_paths(stub_s3: StubS3, seaweed: EmbeddedS3, make_target: MakeTarget) -> None:
+    properties = {**seaweed_properties(seaweed), "endpoint": stub_s3.endpoint, "max_attempts": "1"}
+    direct, botocore = await make_target(**properties), await make_target(**properties)
+    assert botocore._client is not None and direct._client is not None and direct._client.direct is not None
+    botocore._client.direct = None
+    crc = base64.b64encode(zlib.crc32(b"fine").to_bytes(4, "big")).decode()
+    for stored, intact in ((crc, True), (base64.b64encode(b"\0\0\0\0").decode(), False), (f"{crc}-3", True)):  # a part-derived one is not checked
+        stub_s3.headers = {"x-amz-checksum-crc32": stored}
+        stub_s3.replies = [(200, b"fine"), (200, b"fine")]
+        answers = [await outcome(target, stub_s3, method="get_item", bucket_name="bucket", item_name="k") for target in (direct, botocore)]
+        assert answers[0] == answers[1]
+        assert (answers[0][2] == b"fine") if intact else ("did not match calculated checksum" in answers[0][1])
+    # Both asked the store for its checksum.
+    assert [headers.get("x-amz-checksum-mode") for headers in stub_s3.request_headers] == ["ENABLED"] * len(stub_s3.request_headers)
+
+
+async def test_an_s3_error_in_a_200_answer_to_an_upload_is_retried_alike_on_both_paths(stub_s3: StubS3, seaweed: EmbeddedS3, make_target: MakeTarget) -> None:
+    properties = {**seaweed_properties(seaweed), "endpoint": stub_s3.endpoint, "max_attempts": "2"}
+    direct, botocore = await make_target(**properties), await make_target(**properties)
+    assert botocore._client is not None and direct._client is not None and direct._client.direct is not None
+    botocore._client.direct = None
+    hidden = b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>'
+    for replies, failed in (([(200, hidden), (200, b"")], False), ([(200, hidden), (200, b"<Error><Code>Slow")], True)):
+        answers = []
+        for target in (direct, botocore):
+            stub_s3.replies = list(replies)
+            stub_s3.requests.clear()
+            answers.append(await outcome(target, stub_s3, b"data", method="upload_item", bucket_name="bucket", item_name="k"))
+            assert len(stub_s3.requests) == 2, "the hidden error was retried"
+        assert answers[0] == answers[1] and (answers[0][0] == "error") is failed
 
 
 async def _broken_store(mode: str) -> asyncio.Server:
@@ -210,3 +249,14 @@ async def test_over_tls_both_paths_verify_the_store_and_answer_the_same(seaweed:
         botocore._client.direct = None
         refused = [await outcome(target, direct_store, method="get_item", bucket_name=bucket, item_name="tls/k") for target in (direct, botocore)]
         assert refused[0] == refused[1] and refused[0][0] == "error" and "SSL" in refused[0][1]
+
+
+async def test_a_ca_file_that_holds_no_certificate_fails_alike_on_both_paths(seaweed: EmbeddedS3, make_target: MakeTarget, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.pem"
+    empty.write_text("not a certificate\n")
+    properties = {**seaweed_properties(seaweed), "max_attempts": "2", "ca_file": str(empty)}
+    direct, botocore = await make_target(**properties), await make_target(**properties)
+    assert botocore._client is not None and direct._client is not None and direct._client.direct is not None
+    botocore._client.direct = None
+    answers = [await outcome(target, seaweed.endpoint, method="get_item", bucket_name="bucket", item_name="k") for target in (direct, botocore)]
+    assert answers[0] == answers[1] and answers[0][0] == "error"
