@@ -60,7 +60,8 @@ from botocore.exceptions import (
 )
 from botocore.httpchecksum import resolve_response_checksum_algorithms
 from botocore.httpsession import ProxyConfiguration, mask_proxy_url
-from botocore.retries.standard import ExponentialBackoff, RetryContext, StandardRetryConditions
+from botocore.retries.quota import RetryQuota
+from botocore.retries.standard import ExponentialBackoff, RetryContext, RetryQuotaChecker, StandardRetryConditions
 from botocore.utils import ensure_boolean, get_environ_proxies, percent_encode, percent_encode_sequence
 from yarl import URL
 
@@ -126,6 +127,8 @@ class DirectCalls:
             resolve_response_checksum_algorithms(request, self._get.model, {"ChecksumMode": "ENABLED"})
             self._checksums = request["context"].get("checksum", {}).get("response_algorithms", [])
         self._retryable = StandardRetryConditions(max_attempts=max_attempts)
+        # Standard mode's retry budget, as botocore keeps one per client: a store failing for long stops being retried.
+        self._quota = RetryQuotaChecker(RetryQuota())
         self._backoff = ExponentialBackoff()
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
@@ -213,6 +216,7 @@ class DirectCalls:
         url = where.prefix + path + ("?" + query if query else "")
         content_hash = payload_hash(where.origin, body, checksum_header=_CHECKSUM_HEADER in headers)
         attempt = 1
+        spent: dict[str, Any] = {}  # the retry budget this call took, given back when it succeeds
         while True:
             signed = self._signer.sign(method, where.origin, path, query, headers, content_hash, await self._credentials.get_frozen_credentials())
             if body or method != "GET":
@@ -228,7 +232,7 @@ class DirectCalls:
                 raise
             except Exception as exc:
                 error = _botocore_error(exc, url, where.proxy)
-                if not self._retry(attempt, operation, None, None, error):
+                if not self._retry(attempt, operation, None, None, error, spent):
                     raise error from exc
                 attempt = await self._next_attempt(attempt)
                 continue
@@ -239,7 +243,7 @@ class DirectCalls:
                 return None
             if status >= 300:
                 parsed = operation.output.parse(status, received, content)
-                if self._retry(attempt, operation, parsed, _Status(status), None):
+                if self._retry(attempt, operation, parsed, _Status(status), None, spent):
                     attempt = await self._next_attempt(attempt)
                     continue
                 parsed.setdefault("ResponseMetadata", {})["RetryAttempts"] = attempt - 1
@@ -251,6 +255,7 @@ class DirectCalls:
                 response.close()
                 raise
             output["ResponseMetadata"]["RetryAttempts"] = attempt - 1
+            self._quota.release_retry_quota(spent, _Status(status))
             return output, response, url
 
     async def _next_attempt(self, attempt: int) -> int:
@@ -258,9 +263,10 @@ class DirectCalls:
         await asyncio.sleep(self._backoff.delay_amount(RetryContext(attempt_number=attempt)))
         return attempt + 1
 
-    def _retry(self, attempt: int, operation: _Operation, parsed: dict[str, Any] | None, response: _Status | None, exc: Exception | None) -> bool:
-        context = RetryContext(attempt_number=attempt, operation_model=operation.model, parsed_response=parsed, http_response=response, caught_exception=exc)
-        return bool(self._retryable.is_retryable(context))
+    def _retry(self, attempt: int, operation: _Operation, parsed: dict[str, Any] | None, response: _Status | None, exc: Exception | None, spent: dict[str, Any]) -> bool:
+        """Whether botocore's standard mode retries this attempt: a retryable failure, and room left in the retry budget."""
+        context = RetryContext(attempt_number=attempt, operation_model=operation.model, parsed_response=parsed, http_response=response, caught_exception=exc, request_context=spent)
+        return bool(self._retryable.is_retryable(context)) and bool(self._quota.acquire_retry_quota(context))
 
 
 def _error_document(body: bytes) -> bool:

@@ -260,3 +260,24 @@ async def test_a_ca_file_that_holds_no_certificate_fails_alike_on_both_paths(sea
     botocore._client.direct = None
     answers = [await outcome(target, seaweed.endpoint, method="get_item", bucket_name="bucket", item_name="k") for target in (direct, botocore)]
     assert answers[0] == answers[1] and answers[0][0] == "error"
+
+
+async def test_a_store_failing_for_long_exhausts_the_retry_budget_as_botocore_standard_mode_does(stub_s3: StubS3, seaweed: EmbeddedS3, make_target: MakeTarget) -> None:
+    target = await make_target(**{**seaweed_properties(seaweed), "endpoint": stub_s3.endpoint, "max_attempts": "3"})
+    assert target._client is not None and target._client.direct is not None
+    direct = target._client.direct
+    direct._backoff.delay_amount = lambda _: 0  # the budget, not the waits, is under test
+    failing = b"<Error><Code>InternalError</Code><Message>down</Message></Error>"
+    stub_s3.replies = [(500, failing)] * 1000
+    for _ in range(60):
+        answer = await outcome(target, stub_s3, method="get_item", bucket_name="bucket", item_name="k")
+        assert answer[0] == "error"
+    # A budget of 500, 5 per retry: 50 calls are retried twice, then calls get one attempt each.
+    assert len(stub_s3.requests) == 50 * 3 + 10
+    # A success gives budget back: one retried call works again after some do.
+    stub_s3.replies = [(200, b"ok")] * 20 + [(500, failing), (200, b"ok")]
+    for _ in range(20):
+        await outcome(target, stub_s3, method="get_item", bucket_name="bucket", item_name="k")
+    stub_s3.requests.clear()
+    assert (await outcome(target, stub_s3, method="get_item", bucket_name="bucket", item_name="k"))[2] == b"ok"
+    assert len(stub_s3.requests) == 2
