@@ -4,7 +4,7 @@ A call through aiobotocore costs about 0.9 ms of CPU for a 1 KiB object on
 the benchmark machine, most of it in the machinery around the HTTP exchange:
 the event hooks, the user-agent string, endpoint-rule resolution, parameter
 validation, the retry handler's bookkeeping, the signer's and the parser's
-general paths. The same exchange made here costs about an eighth of that.
+general paths. The same exchange made here costs about a sixth of that.
 What decides the bytes on the wire and the words of a reply stays botocore's,
 or is held to it by tests, so both paths send and read the same:
 
@@ -112,11 +112,11 @@ class _Status:
 class DirectCalls:
     """GetObject and PutObject without aiobotocore's per-call machinery (see the module's docstring)."""
 
-    def __init__(self, client: Any, credentials: Any, http: AIOHTTPSession, max_attempts: int) -> None:
+    def __init__(self, client: Any, credentials: Any, http: AIOHTTPSession, proxies: dict[str, str], max_attempts: int) -> None:
         self._client = client
         self._credentials = credentials
         self._http = http
-        self._proxies = ProxyConfiguration(proxies=get_environ_proxies(client.meta.endpoint_url))
+        self._proxies = ProxyConfiguration(proxies=proxies)  # the same the HTTP session was given: who goes through which proxy
         self._signer = Signer(client.meta.region_name)
         model = client.meta.service_model
         self._get, self._put = (_operation(model.operation_model(name)) for name in ("GetObject", "PutObject"))
@@ -138,9 +138,9 @@ class DirectCalls:
         credentials = client_credentials(client)
         if credentials is None or not hasattr(credentials, "get_frozen_credentials"):
             return None
-        endpoint = client.meta.endpoint_url
-        http = AIOHTTPSession(verify=verify, proxies=get_environ_proxies(endpoint), timeout=timeouts, max_pool_connections=pool_size)
-        return cls(client, credentials, http, max_attempts)
+        proxies = get_environ_proxies(client.meta.endpoint_url)
+        http = AIOHTTPSession(verify=verify, proxies=proxies, timeout=timeouts, max_pool_connections=pool_size)
+        return cls(client, credentials, http, proxies, max_attempts)
 
     async def close(self) -> None:
         await self._http.close()
@@ -222,6 +222,7 @@ class DirectCalls:
             if body or method != "GET":
                 signed["Content-Length"] = str(len(body))
             signed["Accept-Encoding"] = "identity"
+            content = b""  # a GET's body that is the object is left to read
             try:
                 session = await aiohttp_session(self._http, where.proxy)  # made on first use, its TLS set up then
                 response = await session.request(method, URL(url, encoded=True), headers=signed, data=body or None, proxy=where.proxy, proxy_headers=where.proxy_headers)
