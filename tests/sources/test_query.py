@@ -240,7 +240,7 @@ async def test_shutdown_during_a_reload_closes_the_prepared_replacement(broker: 
     running = await start_connector(echo_yaml("q.leak"), REGISTRY)
     old = running.runtime.engine.bindings["echo"]
     writing = asyncio.create_task(send(broker, "q.leak", {"method": "write", "milliseconds": "1500"}))
-    await asyncio.sleep(0.3)
+    await eventually(lambda: old.source.in_flight == 1, timeout=10)  # the old binding has the write (a busy machine connects the sender slowly)
     running.config_path.write_text(running.config_path.read_text().replace('prefix: "echo:"', 'prefix: "new:"'))
     reloading = asyncio.create_task(running.runtime.reload())
     await asyncio.sleep(0.3)  # the replacement's target is prepared; the old binding drains its write
