@@ -45,13 +45,18 @@ class Pair:
 @pytest_asyncio.fixture
 async def pair(seaweed: EmbeddedS3, make_target: MakeTarget) -> AsyncIterator[Pair]:
     async with FaultyS3(seaweed.endpoint) as direct_store, FaultyS3(seaweed.endpoint) as botocore_store:
-        properties = seaweed_properties(seaweed)
-        direct = await make_target(**{**properties, "endpoint": direct_store.endpoint, "max_attempts": "3"})
-        botocore = await make_target(**{**properties, "endpoint": botocore_store.endpoint, "max_attempts": "3"})
-        assert direct._client is not None and direct._client.direct is not None
-        assert botocore._client is not None
-        botocore._client.direct = None
+        properties = {**seaweed_properties(seaweed), "max_attempts": "3"}
+        direct, botocore = await both_ways(make_target, {**properties, "endpoint": direct_store.endpoint}, {**properties, "endpoint": botocore_store.endpoint})
         yield Pair(direct, botocore, direct_store, botocore_store)
+
+
+async def both_ways(make_target: MakeTarget, direct_properties: dict[str, str], botocore_properties: dict[str, str] | None = None) -> tuple[S3Target, S3Target]:
+    """Two targets: one making its direct calls, one whose every call takes aiobotocore's way."""
+    direct = await make_target(**direct_properties)
+    botocore = await make_target(**(direct_properties if botocore_properties is None else botocore_properties))
+    assert direct._client is not None and direct._client.direct is not None and botocore._client is not None
+    botocore._client.direct = None
+    return direct, botocore
 
 
 async def outcome(target: S3Target, store: FaultyS3 | StubS3 | str, data: bytes = b"", **metadata: str) -> tuple[Any, ...]:
@@ -145,9 +150,7 @@ async def test_a_redirect_is_left_to_botocores_redirector(stub_s3: StubS3, seawe
 
 async def test_headers_botocore_cannot_read_fail_alike_on_both_paths(stub_s3: StubS3, seaweed: EmbeddedS3, make_target: MakeTarget) -> None:
     properties = {**seaweed_properties(seaweed), "endpoint": stub_s3.endpoint, "max_attempts": "1"}
-    direct, botocore = await make_target(**properties), await make_target(**properties)
-    assert botocore._client is not None and direct._client is not None and direct._client.direct is not None
-    botocore._client.direct = None
+    direct, botocore = await both_ways(make_target, properties)
     stub_s3.headers = {"x-amz-tagging-count": "many"}  # an integer member
     unreadable = [await outcome(target, stub_s3, method="get_item", bucket_name="bucket", item_name="k") for target in (direct, botocore)]
     assert unreadable[0] == unreadable[1] and unreadable[0][0] == "error"
@@ -166,9 +169,7 @@ async def test_headers_botocore_cannot_read_fail_alike_on_both_paths(stub_s3: St
 
 async def test_a_body_is_checked_against_the_stored_checksum_alike_on_both_paths(stub_s3: StubS3, seaweed: EmbeddedS3, make_target: MakeTarget) -> None:
     properties = {**seaweed_properties(seaweed), "endpoint": stub_s3.endpoint, "max_attempts": "1"}
-    direct, botocore = await make_target(**properties), await make_target(**properties)
-    assert botocore._client is not None and direct._client is not None and direct._client.direct is not None
-    botocore._client.direct = None
+    direct, botocore = await both_ways(make_target, properties)
     crc = base64.b64encode(zlib.crc32(b"fine").to_bytes(4, "big")).decode()
     for stored, intact in ((crc, True), (base64.b64encode(b"\0\0\0\0").decode(), False), (f"{crc}-3", True)):  # a part-derived one is not checked
         stub_s3.headers = {"x-amz-checksum-crc32": stored}
@@ -182,9 +183,7 @@ async def test_a_body_is_checked_against_the_stored_checksum_alike_on_both_paths
 
 async def test_an_s3_error_in_a_200_answer_to_an_upload_is_retried_alike_on_both_paths(stub_s3: StubS3, seaweed: EmbeddedS3, make_target: MakeTarget) -> None:
     properties = {**seaweed_properties(seaweed), "endpoint": stub_s3.endpoint, "max_attempts": "2"}
-    direct, botocore = await make_target(**properties), await make_target(**properties)
-    assert botocore._client is not None and direct._client is not None and direct._client.direct is not None
-    botocore._client.direct = None
+    direct, botocore = await both_ways(make_target, properties)
     hidden = b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>'
     for replies, failed in (([(200, hidden), (200, b"")], False), ([(200, hidden), (200, b"<Error><Code>Slow")], True)):
         answers = []
@@ -216,9 +215,7 @@ async def test_a_connection_that_fails_below_http_reads_the_same_on_both_paths(s
     port = free_port() if server is None else server.sockets[0].getsockname()[1]
     try:
         properties = {**seaweed_properties(seaweed), "endpoint": f"http://127.0.0.1:{port}", "max_attempts": "2"}
-        direct, botocore = await make_target(**properties), await make_target(**properties)
-        assert direct._client is not None and direct._client.direct is not None and botocore._client is not None
-        botocore._client.direct = None
+        direct, botocore = await both_ways(make_target, properties)
         for metadata in ({"method": "get_item"}, {"method": "upload_item"}):
             answers = [await outcome(target, properties["endpoint"], b"x", bucket_name="bucket", item_name="k", **metadata) for target in (direct, botocore)]
             assert answers[0] == answers[1] and answers[0][0] == "error"
@@ -232,9 +229,8 @@ async def test_a_connection_that_fails_below_http_reads_the_same_on_both_paths(s
 async def test_over_tls_both_paths_verify_the_store_and_answer_the_same(seaweed: EmbeddedS3, make_target: MakeTarget, pki: PKI, bucket: str) -> None:
     async with FaultyS3(seaweed.endpoint, tls=(pki.server_cert, pki.server_key)) as direct_store, FaultyS3(seaweed.endpoint, tls=(pki.server_cert, pki.server_key)) as botocore_store:
         properties = {**seaweed_properties(seaweed), "max_attempts": "2", "ca_file": pki.ca}
-        pair = Pair(await make_target(**{**properties, "endpoint": direct_store.endpoint}), await make_target(**{**properties, "endpoint": botocore_store.endpoint}), direct_store, botocore_store)
-        assert pair.botocore._client is not None and pair.direct._client is not None and pair.direct._client.direct is not None
-        pair.botocore._client.direct = None
+        pair = Pair(*await both_ways(make_target, {**properties, "endpoint": direct_store.endpoint}, {**properties, "endpoint": botocore_store.endpoint}), direct_store, botocore_store)
+        assert pair.direct._client is not None and pair.direct._client.direct is not None
         # Over HTTPS an upload's payload goes unsigned, its CRC32 checked by the store (botocore's choice).
         data = b"over tls " * 100
         assert (await both(pair, data, method="upload_item", bucket_name=bucket, item_name="tls/k"))[0] == "reply"
@@ -244,9 +240,7 @@ async def test_over_tls_both_paths_verify_the_store_and_answer_the_same(seaweed:
         assert bucket in pair.direct._client.direct._buckets, "the direct target's calls went the direct way"
         # Without the CA neither path trusts the store, and both say so alike.
         untrusting = {**seaweed_properties(seaweed), "max_attempts": "1", "endpoint": direct_store.endpoint}
-        direct, botocore = await make_target(**untrusting), await make_target(**untrusting)
-        assert botocore._client is not None
-        botocore._client.direct = None
+        direct, botocore = await both_ways(make_target, untrusting)
         refused = [await outcome(target, direct_store, method="get_item", bucket_name=bucket, item_name="tls/k") for target in (direct, botocore)]
         assert refused[0] == refused[1] and refused[0][0] == "error" and "SSL" in refused[0][1]
 
@@ -255,9 +249,7 @@ async def test_a_ca_file_that_holds_no_certificate_fails_alike_on_both_paths(sea
     empty = tmp_path / "empty.pem"
     empty.write_text("not a certificate\n")
     properties = {**seaweed_properties(seaweed), "max_attempts": "2", "ca_file": str(empty)}
-    direct, botocore = await make_target(**properties), await make_target(**properties)
-    assert botocore._client is not None and direct._client is not None and direct._client.direct is not None
-    botocore._client.direct = None
+    direct, botocore = await both_ways(make_target, properties)
     answers = [await outcome(target, seaweed.endpoint, method="get_item", bucket_name="bucket", item_name="k") for target in (direct, botocore)]
     assert answers[0] == answers[1] and answers[0][0] == "error"
 
